@@ -1,0 +1,32 @@
+// Package calls turns the raw Asterisk event stream (AMI or ARI, through two thin
+// adapters into one internal event type) into facts: exactly one Connected per call and
+// agent, and one Ended per call. It knows nothing of HTTP or databases.
+package calls
+
+import "time"
+
+// Connected says a call reached an agent. It is emitted once per (call, agent).
+type Connected struct {
+	CallID           string // OMLUNIQUEID / OMLCALLID, else the Linkedid
+	LinkedID         string
+	AgentID          int // ominicontacto_app_agenteprofile.id; 0 when unresolved
+	AgentChannel     string
+	CustomerChannel  string
+	CampaignID       int
+	CampaignType     int // 1 manual, 2 dialer, 3 inbound, 4 preview
+	Phone            string
+	ContactID        string // OMLCODCLI as set; "-1" when none
+	RecordingFile    string // base name with ".wav"
+	CallWaitDuration time.Duration
+	// Dialplan holds dialplan data; keys compare case-insensitively (use Lookup).
+	Dialplan map[string]string
+	At       time.Time
+	// Missing names the fields that were still unknown after the lazy variable reads.
+	Missing []string
+}
+
+// Ended says the last channel of a call hung up.
+type Ended struct {
+	CallID string
+	At     time.Time
+}

@@ -1,0 +1,82 @@
+// Command oml-crm runs beside Asterisk in an OMniLeads contact center and makes every
+// call that connects to an agent invoke the campaign's external CRM. This package only
+// parses the command line and wires the other packages together.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// command is one subcommand. run returns the process exit code.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) int
+}
+
+// commands is the subcommand table; each subcommand lives in its own cmd_<name>.go file.
+func commands() map[string]command {
+	return map[string]command{
+		"run":        {"run the daemon (Asterisk events in, CRM requests out)", runRun},
+		"demo":       {"run the whole pipeline on the embedded demo (no Asterisk, no PostgreSQL)", runDemo},
+		"check":      {"validate the configuration and every active campaign's CRM set-up", runCheck},
+		"render":     {"print the CRM request a campaign would produce, as JSON", runRender},
+		"deliveries": {"list, show and retry server-trigger deliveries", runDeliveries},
+		"token":      {"mint an agent websocket token", runToken},
+		"loadtest":   {"drive a bounded load through the pipeline on loopback and report latencies", runLoadtest},
+		"version":    {"print the version", runVersion},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr, cmds)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	c, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "oml-crm: unknown command %q\n\n", args[0])
+		usage(stderr, cmds)
+		return 2
+	}
+	return c.run(ctx, args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer, cmds map[string]command) {
+	fmt.Fprintln(w, "usage: oml-crm <command> [flags]")
+	fmt.Fprintln(w)
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-11s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintln(w, "\nRun 'oml-crm <command> --help' for the flags of a command.")
+}
+
+// notYet is the placeholder of a subcommand whose package is still being built.
+func notYet(name string, stderr io.Writer) int {
+	fmt.Fprintf(stderr, "oml-crm %s: not implemented yet\n", name)
+	return 2
+}

@@ -1,0 +1,60 @@
+// Package crmnotify turns a call connected to an agent into the HTTP request the
+// campaign's CRM expects (Render, a pure function), and carries it: server-trigger sites
+// through the durable delivery queue (package crmnotify/delivery), agent and automatic
+// sites to the agent's browser (package agentws).
+package crmnotify
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/omlcrm/oml-crm/catalog"
+)
+
+// CallData is what the call itself tells about the connect (from calls.Connected).
+type CallData struct {
+	CallID           string // OMniLeads call id (OMLUNIQUEID / OMLCALLID)
+	AgentID          int
+	Phone            string
+	ContactID        string // as the dialplan set it (OMLCODCLI): "-1" when unknown
+	RecFilename      string // recording base name, with ".wav" when known
+	CallWaitDuration string // seconds, as a decimal string; "" when unknown
+	At               time.Time
+	// Dialplan holds dialplan data (Omlcrm* variables, OMLCUSTOMDIALPLANVARS headers).
+	// Keys are matched case-insensitively.
+	Dialplan map[string]string
+}
+
+// Input is everything Render needs. Contact and Agent may be nil (no contact identified,
+// agent unknown): their parameters render empty.
+type Input struct {
+	Campaign *catalog.Campaign // with Site, Params and ContactDatabase
+	Contact  *catalog.Contact
+	Agent    *catalog.Agent
+	Call     CallData
+}
+
+// Field is one rendered (name, value) pair, in parameter order.
+type Field struct {
+	Name  string
+	Value string
+}
+
+// Request is the rendered CRM request: exactly what is sent (server trigger) or what the
+// browser is asked to open (agent/automatic triggers).
+type Request struct {
+	Method string // "GET" or "POST"
+	// URL is the final URL: holders filled and, for GET, the query appended.
+	URL string
+	// Header holds headers the request needs beyond Content-Type (none today; delivery
+	// adds auth, idempotency and signature headers).
+	Header http.Header
+	// ContentType is the full Content-Type of Body ("" for GET), with the multipart
+	// boundary when multipart.
+	ContentType string
+	// Body is the POST body; nil for GET.
+	Body []byte
+	// Fields are the non-holder parameters in order (what went into the query or body),
+	// for the browser client, which rebuilds the form itself.
+	Fields []Field
+}
