@@ -5,6 +5,9 @@
 package crmnotify
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -57,4 +60,26 @@ type Request struct {
 	// Fields are the non-holder parameters in order (what went into the query or body),
 	// for the browser client, which rebuilds the form itself.
 	Fields []Field
+}
+
+// Notification is one rendered CRM invocation for one (call, agent, site): what the
+// dispatcher hands to the delivery queue (server trigger) or to the agent hub
+// (agent/automatic triggers).
+type Notification struct {
+	// ID is stable for (call, agent, site): NotificationID. Deliveries and pops are
+	// deduplicated by it, also across instances.
+	ID          string
+	CallID      string
+	AgentID     int
+	Campaign    *catalog.Campaign // ID, Name, Type are what consumers show
+	Site        *catalog.Site     // Trigger, Target, Auth, ID (signing secrets are keyed by site id)
+	Request     Request
+	ConnectedAt time.Time // when the call connected (calls.Connected.At): latency is measured from here
+}
+
+// NotificationID derives the stable id of (call, agent, site): the same inputs give the
+// same id on every instance and every retry.
+func NotificationID(callID string, agentID, siteID int) string {
+	h := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%d\x00%d", callID, agentID, siteID)))
+	return hex.EncodeToString(h[:16])
 }
