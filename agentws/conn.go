@@ -1,0 +1,355 @@
+package agentws
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Close codes used by the hub.
+const (
+	statusNormal          = websocket.StatusNormalClosure
+	statusGoingAway       = websocket.StatusGoingAway
+	statusPolicyViolation = websocket.StatusPolicyViolation
+	statusTryAgainLater   = websocket.StatusTryAgainLater
+)
+
+// sentMemory is how many recent pop ids a connection remembers, so that a pop arriving
+// live while the same pop is being replayed is written once.
+const sentMemory = 16
+
+// outMsg is one queued server → client message.
+type outMsg struct {
+	data []byte
+	kind uint8 // msgOther, msgPop, msgReplay: what to count when written
+}
+
+const (
+	msgOther uint8 = iota
+	msgPop
+	msgReplay
+)
+
+// conn is one agent page. The HTTP handler goroutine reads; a writer goroutine owns every
+// write, the pings and the close handshake. The hub's deliver only enqueues.
+type conn struct {
+	hub     *Hub
+	ws      *websocket.Conn
+	id      string
+	agentID int
+	queue   chan outMsg
+
+	done      chan struct{} // closed by closeWith: the writer closes the websocket
+	closeOnce sync.Once
+	code      websocket.StatusCode // set once, before done is closed
+	reason    string
+	metric    string
+
+	lastSeen atomic.Int64 // unix nanoseconds of the last message or pong
+
+	sentMu sync.Mutex
+	sent   []string // ring of recent pop ids
+	sentAt int
+}
+
+// serveWS authenticates, upgrades and runs one agent connection.
+func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
+	if !h.originAllowed(r) {
+		h.refuse(w, r, http.StatusForbidden, "origin", "origin "+strconv.Quote(r.Header.Get("Origin"))+" is not allowed (agentws.allowed_origins)")
+		return
+	}
+	agentID, err := h.authenticate(r)
+	if err != nil {
+		if errors.Is(err, errUnavailable) {
+			h.log.Error().Err(err).Msg("cannot check agent credentials")
+			h.refuse(w, r, http.StatusServiceUnavailable, "unavailable", "cannot check credentials now, retry later")
+			return
+		}
+		h.refuse(w, r, http.StatusUnauthorized, "credentials", err.Error())
+		return
+	}
+	c := &conn{
+		hub:     h,
+		id:      h.instance + "-" + strconv.FormatUint(h.connSeq.Add(1), 10),
+		agentID: agentID,
+		queue:   make(chan outMsg, h.opts.SendQueue),
+		done:    make(chan struct{}),
+	}
+	if status, msg := h.register(c); status != 0 {
+		h.refuse(w, r, status, "limit", msg)
+		return
+	}
+	defer h.unregister(c)
+
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:       []string{Subprotocol},
+		InsecureSkipVerify: true, // origin already checked above, with our own rules
+		CompressionMode:    websocket.CompressionDisabled,
+		OnPongReceived:     func(context.Context, []byte) { c.touch() },
+	})
+	if err != nil {
+		h.log.Debug().Err(err).Msg("websocket upgrade failed")
+		return
+	}
+	c.ws = ws
+	ws.SetReadLimit(h.opts.MaxFrame)
+	c.touch()
+	log := h.log.With().Int("agent", agentID).Str("conn", c.id).Logger()
+	log.Debug().Str("remote", r.RemoteAddr).Msg("agent connected")
+
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+
+	hello, _ := json.Marshal(map[string]any{"type": TypeHello, "agent_id": agentID, "server_version": h.opts.Version})
+	c.send(outMsg{data: hello})
+	c.replay()
+	c.readLoop()
+
+	c.closeWith(statusNormal, "", "client closed")
+	<-writerDone
+	h.metrics.disconnects.WithLabelValues(c.metric).Inc()
+	log.Debug().Str("reason", c.reason).Str("cause", c.metric).Msg("agent disconnected")
+}
+
+// replay sends the agent's live pops on connect.
+func (c *conn) replay() {
+	ctx, cancel := context.WithTimeout(c.hub.ctx, c.hub.opts.AuthTimeout)
+	defer cancel()
+	pops, err := c.hub.store.live(ctx, c.agentID, time.Now())
+	if err != nil {
+		c.hub.log.Error().Err(err).Int("agent", c.agentID).Msg("cannot replay pending pops")
+		return
+	}
+	for _, p := range pops {
+		var m PopMessage
+		if err := json.Unmarshal(p.Payload, &m); err != nil {
+			continue
+		}
+		m.Replay, m.Opened = true, p.Opened
+		b, err := json.Marshal(m)
+		if err != nil {
+			continue
+		}
+		c.sendPop(p.ID, b, true)
+	}
+}
+
+func (c *conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
+
+// sendPop queues a pop unless this connection already got that id.
+func (c *conn) sendPop(id string, payload []byte, replay bool) {
+	c.sentMu.Lock()
+	for _, s := range c.sent {
+		if s == id {
+			c.sentMu.Unlock()
+			return
+		}
+	}
+	if len(c.sent) < sentMemory {
+		c.sent = append(c.sent, id)
+	} else {
+		c.sent[c.sentAt] = id
+		c.sentAt = (c.sentAt + 1) % sentMemory
+	}
+	c.sentMu.Unlock()
+	kind := msgPop
+	if replay {
+		kind = msgReplay
+	}
+	c.send(outMsg{data: payload, kind: kind})
+}
+
+// send queues m without blocking; a full queue closes the connection (slow client).
+func (c *conn) send(m outMsg) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	select {
+	case c.queue <- m:
+	default:
+		c.closeWith(statusTryAgainLater, "send queue full: client too slow", "slow client")
+	}
+}
+
+// closeWith asks the writer to close the connection with code and reason; the first call wins.
+func (c *conn) closeWith(code websocket.StatusCode, reason, metric string) {
+	c.closeOnce.Do(func() {
+		c.code, c.reason, c.metric = code, reason, metric
+		close(c.done)
+	})
+}
+
+// writeLoop writes queued messages and pings, and closes the websocket when done.
+func (c *conn) writeLoop() {
+	opts := &c.hub.opts
+	ping := time.NewTicker(opts.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-c.done:
+			c.finish()
+			return
+		case m := <-c.queue:
+			if !c.write(m) {
+				c.finish()
+				return
+			}
+		case <-ping.C:
+			if !c.ping() {
+				c.finish()
+				return
+			}
+		}
+	}
+}
+
+func (c *conn) write(m outMsg) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), c.hub.opts.WriteTimeout)
+	defer cancel()
+	if err := c.ws.Write(ctx, websocket.MessageText, m.data); err != nil {
+		if ctx.Err() != nil {
+			c.closeWith(statusTryAgainLater, "write timeout: client too slow", "slow client")
+		} else {
+			c.closeWith(statusGoingAway, "", "write error")
+		}
+		return false
+	}
+	switch m.kind {
+	case msgPop:
+		c.hub.metrics.popsSent.Inc()
+	case msgReplay:
+		c.hub.metrics.popsReplayed.Inc()
+	}
+	return true
+}
+
+// ping checks the peer is alive: a connection silent (no message, no pong) for
+// IdleTimeout is closed.
+func (c *conn) ping() bool {
+	opts := &c.hub.opts
+	silent := time.Since(time.Unix(0, c.lastSeen.Load()))
+	wait := opts.IdleTimeout - silent
+	if wait <= 0 {
+		c.closeWith(statusPolicyViolation, "idle timeout", "idle timeout")
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	select {
+	case <-c.done: // do not hold a close behind a ping
+		return false
+	default:
+	}
+	if err := c.ws.Ping(ctx); err != nil {
+		if ctx.Err() != nil {
+			c.closeWith(statusPolicyViolation, "idle timeout", "idle timeout")
+		} else {
+			c.closeWith(statusGoingAway, "", "ping error")
+		}
+		return false
+	}
+	return true
+}
+
+// finish runs the close handshake with the recorded code and reason (bounded by the
+// websocket library's own timeouts), then drops the TCP connection.
+func (c *conn) finish() {
+	c.closeWith(statusGoingAway, "", "write error") // no-op when a reason is already set
+	_ = c.ws.Close(c.code, c.reason)
+	_ = c.ws.CloseNow()
+}
+
+// readLoop handles client messages until the connection fails or closes.
+func (c *conn) readLoop() {
+	bad := 0
+	for {
+		// Not the hub's context: the writer's close handshake ends the read.
+		typ, data, err := c.ws.Read(context.Background())
+		if err != nil {
+			switch {
+			case errors.Is(err, websocket.ErrMessageTooBig):
+				c.closeWith(websocket.StatusMessageTooBig, "frame too large", "frame too large")
+			case websocket.CloseStatus(err) != -1:
+				c.closeWith(statusNormal, "", "client closed")
+			default:
+				select {
+				case <-c.done: // we are closing: the reason is already recorded
+				default:
+					c.closeWith(statusGoingAway, "", "connection lost")
+				}
+			}
+			return
+		}
+		c.touch()
+		if problem := c.handle(typ, data); problem != "" {
+			bad++
+			if bad >= c.hub.opts.MaxBadMessages {
+				c.closeWith(statusPolicyViolation, "too many invalid messages", "invalid messages")
+				// Keep reading so the close handshake completes.
+				continue
+			}
+			msg, _ := json.Marshal(map[string]string{"type": TypeError, "error": problem})
+			c.send(outMsg{data: msg})
+		}
+	}
+}
+
+// handle processes one client message and returns what was wrong with it ("" = fine).
+func (c *conn) handle(typ websocket.MessageType, data []byte) string {
+	if typ != websocket.MessageText {
+		return "binary messages are not accepted"
+	}
+	var m clientMessage
+	if err := json.Unmarshal(data, &m); err != nil {
+		return "message is not a JSON object"
+	}
+	switch m.Type {
+	case TypePing:
+		b, _ := json.Marshal(map[string]string{"type": TypePong})
+		c.send(outMsg{data: b})
+		return ""
+	case TypeAck, TypeOpened:
+		if m.ID == "" || len(m.ID) > 128 {
+			return m.Type + " needs the pop id"
+		}
+		opened := m.Type == TypeOpened
+		ctx, cancel := context.WithTimeout(c.hub.ctx, c.hub.opts.AuthTimeout)
+		defer cancel()
+		res, err := c.hub.store.mark(ctx, c.agentID, m.ID, opened)
+		if err != nil {
+			c.hub.log.Error().Err(err).Int("agent", c.agentID).Msg("cannot record " + m.Type)
+			return ""
+		}
+		switch {
+		case res == markUnknown:
+			// A page may ack a pop whose call just ended; that is not abuse. Nothing is
+			// said either way, so another agent's pop ids cannot be probed.
+			return ""
+		case res == markFirst && opened:
+			c.hub.metrics.popsOpened.Inc()
+		case res == markFirst:
+			c.hub.metrics.popsAcked.Inc()
+		}
+		if opened {
+			if err := c.hub.publish(ctx, event{Kind: eventOpened, Agent: c.agentID, ID: m.ID, Origin: c.id}); err != nil {
+				c.hub.log.Error().Err(err).Msg("cannot tell the agent's other pages a pop was opened")
+			}
+		}
+		return ""
+	case "":
+		return "message has no type"
+	}
+	return "unknown message type " + strconv.Quote(m.Type)
+}

@@ -1,0 +1,51 @@
+package agentws
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// metrics are the hub's Prometheus collectors (omlcrm_agentws_*).
+type metrics struct {
+	connections  prometheus.Gauge
+	agents       prometheus.Gauge
+	popsSent     prometheus.Counter
+	popsReplayed prometheus.Counter
+	popsAcked    prometheus.Counter
+	popsOpened   prometheus.Counter
+	popsDropped  *prometheus.CounterVec // reason: expired | duplicate
+	disconnects  *prometheus.CounterVec // reason
+	refused      *prometheus.CounterVec // reason: origin | credentials | limit | unavailable
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const ns, sub = "omlcrm", "agentws"
+	m := &metrics{
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "connections", Help: "Open agent websocket connections on this instance."}),
+		agents: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "connected_agents", Help: "Distinct agents with at least one open connection on this instance."}),
+		popsSent: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "pops_sent_total", Help: "crm.pop messages written to agent connections (live, not replayed)."}),
+		popsReplayed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "pops_replayed_total", Help: "crm.pop messages re-sent to a connecting agent."}),
+		popsAcked: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "pops_acked_total", Help: "Pops acknowledged by the browser (first ack of each pop)."}),
+		popsOpened: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "pops_opened_total", Help: "Pops whose CRM the browser opened (first opened of each pop)."}),
+		popsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "pops_dropped_total", Help: "Pops not delivered, by reason (expired, duplicate: id already popped or call ended)."},
+			[]string{"reason"}),
+		disconnects: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "disconnects_total", Help: "Agent connections closed, by reason."}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "refused_total", Help: "Websocket upgrades refused, by reason."}, []string{"reason"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.connections, m.agents, m.popsSent, m.popsReplayed,
+		m.popsAcked, m.popsOpened, m.popsDropped, m.disconnects, m.refused} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,402 @@
+package ami
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Default limits (see Limits).
+const (
+	DefaultMaxLine    = 64 << 10
+	DefaultMaxMessage = 1 << 20
+	DefaultMaxHeaders = 1024
+)
+
+// maxLimit keeps offsets inside a message representable in the reader's int32 spans.
+const maxLimit = 1<<31 - 1
+
+// Limits bound what one message may cost. Zero fields take the defaults.
+type Limits struct {
+	MaxLine    int // bytes in one line, its line ending excluded (default 64 KiB)
+	MaxMessage int // bytes in one message, line endings and the closing empty line included (default 1 MiB)
+	MaxHeaders int // header lines in one message (default 1024)
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxLine <= 0 {
+		l.MaxLine = DefaultMaxLine
+	}
+	if l.MaxMessage <= 0 {
+		l.MaxMessage = DefaultMaxMessage
+	}
+	if l.MaxHeaders <= 0 {
+		l.MaxHeaders = DefaultMaxHeaders
+	}
+	l.MaxLine = min(l.MaxLine, maxLimit-2)
+	l.MaxMessage = min(l.MaxMessage, maxLimit)
+	return l
+}
+
+// LimitError reports a message that broke one of the Limits. It is a protocol error: the
+// stream position is mid-message afterwards, so the connection must be dropped.
+type LimitError struct {
+	What string // "line", "message" or "headers"
+	Size int    // the offending size; the reader stops at the limit, so the real size is at least this
+	Max  int    // the limit
+}
+
+func (e *LimitError) Error() string {
+	unit := " bytes"
+	if e.What == "headers" {
+		unit = ""
+	}
+	return fmt.Sprintf("ami: %s too long: at least %d%s, limit %d%s", e.What, e.Size, unit, e.Max, unit)
+}
+
+// ProtocolError reports bytes that are not the AMI protocol (for example a bad banner).
+type ProtocolError struct {
+	Msg  string
+	Line string // the offending line, shortened
+}
+
+func (e *ProtocolError) Error() string {
+	return "ami: protocol error: " + e.Msg + ": " + strconv.Quote(e.Line)
+}
+
+func protocolError(msg string, line []byte) *ProtocolError {
+	const show = 80
+	s := string(line[:min(len(line), show)])
+	if len(line) > show {
+		s += "…"
+	}
+	return &ProtocolError{Msg: msg, Line: s}
+}
+
+// errNoProgress mirrors io.ErrNoProgress for a source that keeps returning (0, nil).
+var errNoProgress = io.ErrNoProgress
+
+// Reader reads AMI messages from a byte stream: the banner line, then messages made of
+// `Key: Value` lines closed by an empty line. It accepts CRLF and bare LF, `Key:Value`
+// without the space, empty values, lines without a colon (kept with an empty Key),
+// channel names with a colon inside `ChanVariable(...)` keys, empty lines between
+// messages, and the legacy `Response: Follows` command output that ends with
+// `--END COMMAND--` (its lines become `Output` headers, as Asterisk 14+ sends them).
+//
+// It owns one buffer of MaxLine+2 bytes (at least 64 KiB) and a scratch area bounded by
+// MaxMessage; memory never grows past that whatever the peer sends. A Reader is not safe
+// for concurrent use.
+type Reader struct {
+	rd    io.Reader
+	buf   []byte
+	r, w  int   // unread data is buf[r:w]
+	err   error // sticky error from rd, returned once the buffered data is used up
+	lim   Limits
+	spans []span // headers of the message being read, as offsets into it
+	pend  []byte // bytes of the message being read that were moved out of buf to refill it
+	n     int64  // bytes read from rd
+}
+
+// span locates one header inside a message's bytes. k0 < 0 marks an `Output` header
+// synthesised from a legacy `Response: Follows` line, whose key is not in the bytes.
+type span struct{ k0, k1, v0, v1 int32 }
+
+// NewReader returns a Reader over rd with the given limits (zero fields take defaults).
+func NewReader(rd io.Reader, lim Limits) *Reader {
+	lim = lim.withDefaults()
+	size := max(lim.MaxLine+2, 64<<10)
+	return &Reader{rd: rd, buf: make([]byte, size), lim: lim}
+}
+
+// Limits returns the limits in force (defaults filled in).
+func (r *Reader) Limits() Limits { return r.lim }
+
+// BytesRead returns how many bytes the Reader has read from its source so far.
+func (r *Reader) BytesRead() int64 { return r.n }
+
+// ReadBanner reads the greeting line Asterisk sends on connect, for example
+// `Asterisk Call Manager/11.0.0`, and returns it without its line ending. A line that is
+// not an Asterisk Call Manager banner is a *ProtocolError.
+func (r *Reader) ReadBanner() (string, error) {
+	for {
+		i := bytes.IndexByte(r.buf[r.r:r.w], '\n')
+		if i < 0 {
+			start := r.r
+			if err := r.more(&start); err != nil {
+				if err == io.EOF && r.w > r.r {
+					err = io.ErrUnexpectedEOF
+				}
+				return "", fmt.Errorf("ami: reading the banner: %w", err)
+			}
+			continue
+		}
+		line := trimCR(r.buf[r.r : r.r+i])
+		r.r += i + 1
+		if len(line) > r.lim.MaxLine {
+			return "", &LimitError{What: "line", Size: len(line), Max: r.lim.MaxLine}
+		}
+		if !bytes.HasPrefix(line, []byte("Asterisk Call Manager")) {
+			return "", protocolError("not an Asterisk Call Manager banner", line)
+		}
+		return string(line), nil
+	}
+}
+
+// BannerVersion returns the protocol version of a banner (`11.0.0` for
+// `Asterisk Call Manager/11.0.0`), or "" when it has none.
+func BannerVersion(banner string) string {
+	_, v, ok := strings.Cut(banner, "/")
+	if !ok {
+		return ""
+	}
+	return strings.TrimSpace(v)
+}
+
+// ReadMessage reads the next message into m, reusing m's Headers storage. It returns
+// io.EOF when the stream ends cleanly between messages, io.ErrUnexpectedEOF when it ends
+// inside one, and a *LimitError when the message breaks a limit.
+func (r *Reader) ReadMessage(m *Message) error {
+	_, err := r.read(m, nil)
+	return err
+}
+
+// ReadMessageFiltered is ReadMessage that can skip unwanted events without parsing or
+// allocating: when the message's first header is `Event:`, keep is called with the event
+// name (valid only during the call; comparing it with a map lookup `set[string(name)]`
+// does not allocate). If keep returns false the rest of the message is discarded in place
+// (still checked against the limits), m is left empty and kept is false. Responses and
+// messages whose first header is not `Event:` are always read.
+func (r *Reader) ReadMessageFiltered(m *Message, keep func(event []byte) bool) (kept bool, err error) {
+	return r.read(m, keep)
+}
+
+func (r *Reader) read(m *Message, keep func(event []byte) bool) (bool, error) {
+	m.Headers = m.Headers[:0]
+	m.raw = ""
+	r.spans = r.spans[:0]
+	r.pend = r.pend[:0]
+	size := 0    // bytes of the message's complete lines so far
+	start := r.r // first byte of the message still in buf (earlier ones are in pend)
+	follows := false
+	for {
+		i := bytes.IndexByte(r.buf[r.r:r.w], '\n')
+		if i < 0 {
+			if err := r.more(&start); err != nil {
+				if err == io.EOF && (size > 0 || r.w > r.r) {
+					err = io.ErrUnexpectedEOF
+				}
+				return false, err
+			}
+			continue
+		}
+		line := trimCR(r.buf[r.r : r.r+i])
+		r.r += i + 1
+		if len(line) > r.lim.MaxLine {
+			return false, &LimitError{What: "line", Size: len(line), Max: r.lim.MaxLine}
+		}
+		off := size
+		size += i + 1
+		if size > r.lim.MaxMessage {
+			return false, &LimitError{What: "message", Size: size, Max: r.lim.MaxMessage}
+		}
+		if len(line) == 0 && !follows {
+			if off == 0 { // empty line between messages
+				size, start = 0, r.r
+				continue
+			}
+			break
+		}
+		if len(r.spans) == r.lim.MaxHeaders {
+			return false, &LimitError{What: "headers", Size: len(r.spans) + 1, Max: r.lim.MaxHeaders}
+		}
+		if follows {
+			if r.followsLine(line, off) {
+				follows = false
+			}
+			continue
+		}
+		sp := splitHeader(line, off)
+		if len(r.spans) == 0 {
+			key, val := line[:sp.k1-sp.k0], line[sp.v0-int32(off):]
+			if keep != nil && equalFoldBytes(key, "Event") && !keep(val) {
+				return false, r.skipRest(size)
+			}
+			follows = equalFoldBytes(key, "Response") && equalFoldBytes(val, "Follows")
+		}
+		r.spans = append(r.spans, sp)
+	}
+
+	var s string
+	if len(r.pend) == 0 {
+		s = string(r.buf[start:r.r])
+	} else {
+		r.pend = append(r.pend, r.buf[start:r.r]...)
+		s = string(r.pend)
+	}
+	m.raw = s
+	if cap(m.Headers) < len(r.spans) {
+		m.Headers = make([]Header, 0, len(r.spans)+len(r.spans)/2)
+	}
+	for _, sp := range r.spans {
+		key := "Output"
+		if sp.k0 >= 0 {
+			key = s[sp.k0:sp.k1]
+		}
+		m.Headers = append(m.Headers, Header{Key: key, Value: s[sp.v0:sp.v1]})
+	}
+	return true, nil
+}
+
+// followsLine handles one line of a legacy `Response: Follows` command response: headers
+// (Privilege, ActionID) before the output, then raw output lines until `--END COMMAND--`.
+// It reports whether the end marker was seen.
+func (r *Reader) followsLine(line []byte, off int) bool {
+	const marker = "--END COMMAND--"
+	if bytes.HasSuffix(line, []byte(marker)) {
+		if n := len(line) - len(marker); n > 0 { // output not ended by a newline
+			r.spans = append(r.spans, span{k0: -1, v0: int32(off), v1: int32(off + n)})
+		}
+		return true
+	}
+	if !r.hasOutput() {
+		sp := splitHeader(line, off)
+		key := line[:sp.k1-sp.k0]
+		if equalFoldBytes(key, "Privilege") || equalFoldBytes(key, "ActionID") {
+			r.spans = append(r.spans, sp)
+			return false
+		}
+	}
+	r.spans = append(r.spans, span{k0: -1, v0: int32(off), v1: int32(off + len(line))})
+	return false
+}
+
+func (r *Reader) hasOutput() bool {
+	n := len(r.spans)
+	return n > 0 && r.spans[n-1].k0 < 0
+}
+
+// skipRest discards the rest of a message whose first line has been read, checking the
+// limits as it goes. It copies nothing.
+func (r *Reader) skipRest(size int) error {
+	headers := 1
+	for {
+		i := bytes.IndexByte(r.buf[r.r:r.w], '\n')
+		if i < 0 {
+			start := r.r
+			if err := r.more(&start); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+			continue
+		}
+		n := i
+		if n > 0 && r.buf[r.r+n-1] == '\r' {
+			n--
+		}
+		r.r += i + 1
+		if n > r.lim.MaxLine {
+			return &LimitError{What: "line", Size: n, Max: r.lim.MaxLine}
+		}
+		size += i + 1
+		if size > r.lim.MaxMessage {
+			return &LimitError{What: "message", Size: size, Max: r.lim.MaxMessage}
+		}
+		if n == 0 {
+			return nil
+		}
+		if headers == r.lim.MaxHeaders {
+			return &LimitError{What: "headers", Size: headers + 1, Max: r.lim.MaxHeaders}
+		}
+		headers++
+	}
+}
+
+// more reads more data into buf. Bytes of the message being read, buf[*start:r.r], are
+// kept: when buf must be compacted they move to pend and *start is reset. It fails with a
+// *LimitError when the unfinished line is already longer than MaxLine.
+func (r *Reader) more(start *int) error {
+	if r.w-r.r > r.lim.MaxLine+1 { // +1: a CR may still be followed by its LF
+		return &LimitError{What: "line", Size: r.w - r.r, Max: r.lim.MaxLine}
+	}
+	if r.err != nil {
+		return r.err
+	}
+	if len(r.buf)-r.w < len(r.buf)/8 {
+		if *start < r.r {
+			r.pend = append(r.pend, r.buf[*start:r.r]...)
+		}
+		n := copy(r.buf, r.buf[r.r:r.w])
+		r.r, r.w, *start = 0, n, 0
+	}
+	for range 100 {
+		n, err := r.rd.Read(r.buf[r.w:])
+		if n < 0 || n > len(r.buf)-r.w {
+			return errors.New("ami: the source returned an invalid byte count")
+		}
+		r.w += n
+		r.n += int64(n)
+		if err != nil {
+			r.err = err
+			if n > 0 {
+				return nil
+			}
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return errNoProgress
+}
+
+// splitHeader splits one line (at offset off in its message) at its first colon, or for
+// a `ChanVariable(<channel>)` style key whose channel name holds a colon, at the colon
+// after the closing parenthesis. One space after the colon is part of the separator.
+func splitHeader(line []byte, off int) span {
+	c := bytes.IndexByte(line, ':')
+	if c < 0 {
+		return span{k0: int32(off), k1: int32(off), v0: int32(off), v1: int32(off + len(line))}
+	}
+	if key := line[:c]; bytes.IndexByte(key, '(') >= 0 && bytes.IndexByte(key, ')') < 0 {
+		if j := bytes.Index(line[c:], []byte("):")); j >= 0 {
+			c += j + 1
+		}
+	}
+	v := c + 1
+	if v < len(line) && line[v] == ' ' {
+		v++
+	}
+	return span{k0: int32(off), k1: int32(off + c), v0: int32(off + v), v1: int32(off + len(line))}
+}
+
+func trimCR(line []byte) []byte {
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		return line[:n-1]
+	}
+	return line
+}
+
+// equalFoldBytes compares b with the ASCII word s, case-insensitively.
+func equalFoldBytes(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		cb, cs := b[i], s[i]
+		if 'A' <= cb && cb <= 'Z' {
+			cb += 'a' - 'A'
+		}
+		if 'A' <= cs && cs <= 'Z' {
+			cs += 'a' - 'A'
+		}
+		if cb != cs {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,376 @@
+// Package ari is a small client of Asterisk's REST Interface (ARI): the /ari/events websocket,
+// decoded into typed events, and the few REST calls the daemon needs (Asterisk info, channels,
+// channel variables).
+//
+// The events websocket is kept up for the life of the Client: it reconnects with exponential
+// backoff and jitter, detects a stalled connection with pings, bounds every message, and hands
+// each event to Config.Handler synchronously, in arrival order, so nothing is dropped and a
+// slow consumer pushes back on the socket. The package ari/aritest provides a fake Asterisk
+// for tests.
+package ari
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/rs/zerolog"
+)
+
+// Client is a connection to one Asterisk's ARI. Its methods are safe for concurrent use.
+type Client struct {
+	cfg     Config
+	log     zerolog.Logger
+	base    *url.URL
+	http    *http.Client
+	ownHTTP bool
+	metrics *Metrics
+
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu        sync.Mutex
+	connected bool
+	lastErr   error
+	changed   chan struct{} // closed and replaced on every state change
+	closed    bool
+}
+
+// Dial validates cfg and starts the events loop, which connects in the background and
+// reconnects until ctx ends or Close is called. Dial does not wait for the connection: use
+// WaitConnected, or OnState. It fails only on an invalid Config.
+func Dial(ctx context.Context, cfg Config) (*Client, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	base, err := cfg.baseURL()
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	c := &Client{
+		cfg:     cfg,
+		log:     cfg.Logger.With().Str("component", "ari").Str("app", cfg.App).Logger(),
+		base:    base,
+		http:    cfg.HTTPClient,
+		metrics: cfg.Metrics,
+		done:    make(chan struct{}),
+		changed: make(chan struct{}),
+	}
+	if c.http == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 8
+		c.http = &http.Client{Transport: tr}
+		c.ownHTTP = true
+	}
+	loopCtx, cancel := context.WithCancel(ctx)
+	c.cancel = cancel
+	go c.run(loopCtx)
+	return c, nil
+}
+
+// Close stops the events loop and waits for it (and for a running Handler call) to end.
+// It must not be called from Handler or OnState.
+func (c *Client) Close() error {
+	c.cancel()
+	<-c.done
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.changed)
+		c.changed = make(chan struct{})
+	}
+	c.mu.Unlock()
+	if c.ownHTTP {
+		c.http.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Connected reports whether the events websocket is up now.
+func (c *Client) Connected() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.connected
+}
+
+// WaitConnected blocks until the events websocket is up. It fails when ctx ends (the error
+// then wraps the last connection error, e.g. ErrUnauthorized) or the client is closed.
+func (c *Client) WaitConnected(ctx context.Context) error {
+	for {
+		c.mu.Lock()
+		up, closed, ch, last := c.connected, c.closed, c.changed, c.lastErr
+		c.mu.Unlock()
+		switch {
+		case up:
+			return nil
+		case closed:
+			return ErrClosed
+		}
+		select {
+		case <-ch:
+		case <-c.done:
+			c.mu.Lock()
+			closed := c.closed
+			c.mu.Unlock()
+			if !closed {
+				// The loop ended because the Dial context ended.
+				return fmt.Errorf("%w (the Dial context ended)", ErrClosed)
+			}
+		case <-ctx.Done():
+			if last != nil {
+				return fmt.Errorf("ari: waiting for the events websocket: %w (last attempt: %w)", ctx.Err(), last)
+			}
+			return fmt.Errorf("ari: waiting for the events websocket: %w", ctx.Err())
+		}
+	}
+}
+
+func (c *Client) setState(up bool, err error) {
+	c.mu.Lock()
+	changed := c.connected != up
+	c.connected = up
+	if err != nil {
+		c.lastErr = err
+	}
+	if changed || err != nil {
+		close(c.changed)
+		c.changed = make(chan struct{})
+	}
+	c.mu.Unlock()
+	if !changed {
+		return
+	}
+	c.metrics.setConnected(up)
+	if c.cfg.OnState != nil {
+		if up {
+			c.cfg.OnState(StateConnected, nil)
+		} else {
+			c.cfg.OnState(StateDisconnected, err)
+		}
+	}
+}
+
+// run owns the events loop: connect, read until the connection fails, wait, repeat.
+func (c *Client) run(ctx context.Context) {
+	defer close(c.done)
+	delay := c.cfg.MinBackoff
+	var buf bytes.Buffer
+	for {
+		start := time.Now()
+		wasUp, err := c.session(ctx, &buf)
+		if ctx.Err() != nil {
+			if wasUp {
+				c.setState(false, ErrClosed)
+			}
+			return
+		}
+		if wasUp {
+			c.setState(false, err)
+			c.log.Warn().Err(err).Dur("connected_for", time.Since(start)).Msg("ARI events websocket lost; reconnecting")
+			if time.Since(start) >= c.cfg.MaxBackoff {
+				delay = c.cfg.MinBackoff
+			}
+		} else {
+			c.setState(false, err)
+			ev := c.log.Warn()
+			if errors.Is(err, ErrUnauthorized) {
+				ev = c.log.Error()
+			}
+			ev.Err(err).Dur("retry_in", delay).Msg("ARI events websocket connect failed")
+		}
+		// Jitter in [delay/2, delay] keeps a fleet of daemons from reconnecting in step.
+		wait := delay/2 + rand.N(delay/2+1)
+		delay = min(delay*2, c.cfg.MaxBackoff)
+		c.metrics.reconnect()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// eventsURL is the websocket URL; safe is the same without the api_key, for logs.
+func (c *Client) eventsURL() (full, safe string) {
+	u := *c.base
+	u.Path += "/events"
+	q := url.Values{}
+	q.Set("app", c.cfg.App)
+	if c.cfg.SubscribeAll {
+		q.Set("subscribeAll", "true")
+	}
+	u.RawQuery = q.Encode()
+	safe = u.String()
+	if c.cfg.Username == "" {
+		q.Set("api_key", c.cfg.APIKey)
+		u.RawQuery = q.Encode()
+	}
+	return u.String(), safe
+}
+
+// activity is shared by the reader and the keepalive goroutine of one session.
+type activity struct {
+	last     atomic.Int64 // unix nanos of the last message or pong
+	messages atomic.Uint64
+	busy     atomic.Bool // Handler is running: the reader is not reading, by design
+	stalled  atomic.Bool
+}
+
+// session dials, then reads until the connection fails. wasUp tells whether it connected.
+func (c *Client) session(ctx context.Context, buf *bytes.Buffer) (wasUp bool, err error) {
+	full, safe := c.eventsURL()
+	act := &activity{}
+	header := http.Header{}
+	if c.cfg.Username != "" {
+		header.Set("Authorization", basicAuth(c.cfg.Username, c.cfg.Password))
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+	conn, resp, err := websocket.Dial(dctx, full, &websocket.DialOptions{
+		HTTPClient:      c.http,
+		HTTPHeader:      header,
+		CompressionMode: websocket.CompressionDisabled,
+		OnPongReceived: func(context.Context, []byte) {
+			act.last.Store(time.Now().UnixNano())
+		},
+	})
+	cancel()
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			return false, httpErrorFrom(resp, "GET", eventsPath(safe))
+		}
+		return false, fmt.Errorf("ari: connecting to %s: %w", safe, scrubURLError(err))
+	}
+	conn.SetReadLimit(int64(c.cfg.MaxMessage))
+	c.log.Info().Str("url", safe).Msg("ARI events websocket connected")
+	c.setState(true, nil)
+
+	sctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.keepalive(sctx, conn, act)
+	}()
+	err = c.read(sctx, conn, act, buf)
+	stop()
+	conn.CloseNow()
+	wg.Wait()
+	if act.stalled.Load() {
+		err = fmt.Errorf("%w: no reply to a ping within %s", ErrStalled, c.cfg.StallTimeout)
+	}
+	return true, err
+}
+
+// read delivers messages until the connection fails. Only an oversize message or a
+// transport error ends it; a message that does not decode is logged and skipped.
+func (c *Client) read(ctx context.Context, conn *websocket.Conn, act *activity, buf *bytes.Buffer) error {
+	for {
+		typ, r, err := conn.Reader(ctx)
+		if err != nil {
+			return fmt.Errorf("ari: reading events: %w", err)
+		}
+		if buf.Cap() > 256<<10 && buf.Len() < 64<<10 {
+			*buf = bytes.Buffer{} // let a buffer grown by one large message go
+		}
+		buf.Reset()
+		n, err := buf.ReadFrom(r)
+		if err != nil {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				c.metrics.oversizeMessage()
+				c.log.Error().Int64("read_bytes", n).Int("max_message", c.cfg.MaxMessage).
+					Msg("ARI event message over the size limit (MaxMessage); resetting the connection")
+				return fmt.Errorf("ari: protocol error: event message larger than %d bytes (MaxMessage)", c.cfg.MaxMessage)
+			}
+			return fmt.Errorf("ari: reading events: %w", err)
+		}
+		act.last.Store(time.Now().UnixNano())
+		act.messages.Add(1)
+		data := buf.Bytes()
+		if typ != websocket.MessageText {
+			c.metrics.malformedEvent(len(data))
+			c.log.Warn().Int("bytes", len(data)).Msg("ARI sent a binary websocket message; skipped")
+			continue
+		}
+		ev, err := DecodeEvent(data)
+		if err != nil {
+			c.metrics.malformedEvent(len(data))
+			c.log.Warn().Err(err).Int("bytes", len(data)).Str("sample", sample(data)).Msg("ARI event not decoded; skipped")
+			continue
+		}
+		c.metrics.event(ev.EventType(), len(data))
+		if c.cfg.Handler != nil {
+			act.busy.Store(true)
+			c.cfg.Handler(ev)
+			act.busy.Store(false)
+		}
+	}
+}
+
+// keepalive pings a silent connection and closes it when the ping goes unanswered while the
+// reader is waiting for data (a stall). A ping that times out while Handler runs proves
+// nothing: the pong is simply not read yet.
+func (c *Client) keepalive(ctx context.Context, conn *websocket.Conn, act *activity) {
+	act.last.Store(time.Now().UnixNano())
+	t := time.NewTicker(c.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if act.busy.Load() || time.Since(time.Unix(0, act.last.Load())) < c.cfg.PingInterval {
+			continue
+		}
+		seen := act.messages.Load()
+		pctx, cancel := context.WithTimeout(ctx, c.cfg.StallTimeout)
+		err := conn.Ping(pctx)
+		cancel()
+		if err == nil || ctx.Err() != nil {
+			continue
+		}
+		if act.busy.Load() || act.messages.Load() != seen {
+			continue
+		}
+		act.stalled.Store(true)
+		c.log.Error().Dur("stall_timeout", c.cfg.StallTimeout).Msg("ARI events websocket stalled (ping unanswered); reconnecting")
+		conn.CloseNow()
+		return
+	}
+}
+
+// sample is the start of a bad message for the log, bounded.
+func sample(b []byte) string {
+	const max = 256
+	if len(b) > max {
+		return string(b[:max]) + "…"
+	}
+	return string(b)
+}
+
+// scrubURLError drops the request URL (which may hold an api_key) from HTTP client errors.
+func scrubURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func eventsPath(safe string) string {
+	if u, err := url.Parse(safe); err == nil {
+		return u.RequestURI()
+	}
+	return "/ari/events"
+}

@@ -1,0 +1,166 @@
+package ari
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Defaults applied by Dial to zero Config fields.
+const (
+	DefaultRequestTimeout = 5 * time.Second
+	DefaultMaxMessage     = 1 << 20
+	DefaultMaxResponse    = 16 << 20
+	DefaultPingInterval   = 5 * time.Second
+	DefaultStallTimeout   = 5 * time.Second
+	DefaultMinBackoff     = 100 * time.Millisecond
+	DefaultMaxBackoff     = 10 * time.Second
+)
+
+// Config configures a Client. URL, App and credentials are required.
+type Config struct {
+	// URL is Asterisk's HTTP server, e.g. http://127.0.0.1:8088 (https for TLS). The /ari
+	// prefix is added unless the URL already ends with it. Credentials never go in the URL.
+	URL string
+	// Username and Password are an ari.conf user (HTTP basic auth).
+	Username, Password string
+	// APIKey ("user:password") is sent as the api_key query parameter instead of basic auth;
+	// used only when Username is empty.
+	APIKey string
+	// App is the Stasis application name the events websocket registers.
+	App string
+	// SubscribeAll asks Asterisk for every event of the system, not only those of channels in
+	// App (subscribeAll=true). The daemon observes dialplan calls, so it sets this.
+	SubscribeAll bool
+
+	// Handler receives every event, in arrival order, synchronously from the reader goroutine:
+	// while it runs nothing more is read, so a slow consumer slows the socket (back-pressure)
+	// and no event is dropped. It must not call Close. Nil discards events.
+	Handler func(ev Event)
+	// OnState is told, from the same goroutine as Handler, when the events websocket comes up
+	// (StateConnected, nil) and goes down (StateDisconnected, cause). After a reconnect the
+	// consumer should resynchronise (Channels) because events were missed while down.
+	OnState func(s State, err error)
+
+	// RequestTimeout bounds each REST request and the websocket handshake (default 5 s).
+	RequestTimeout time.Duration
+	// MaxMessage is the largest event message accepted (default 1 MiB). A larger one is a
+	// protocol error: the connection is reset and re-established.
+	MaxMessage int
+	// MaxResponse is the largest REST reply body read (default 16 MiB).
+	MaxResponse int
+	// PingInterval: after this long without any message, a websocket ping is sent (default 5 s).
+	PingInterval time.Duration
+	// StallTimeout: a ping unanswered this long, with nothing else received, marks the
+	// connection stalled and it is re-established (default 5 s).
+	StallTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the reconnect delay, which doubles per failed attempt
+	// with jitter (defaults 100 ms and 10 s).
+	MinBackoff, MaxBackoff time.Duration
+
+	// HTTPClient is used for REST and the websocket handshake; nil uses a private client.
+	HTTPClient *http.Client
+	Logger     zerolog.Logger
+	// Metrics records events, bytes, reconnects and REST latency; nil records nothing.
+	Metrics *Metrics
+}
+
+// State is the events websocket's connection state.
+type State int
+
+const (
+	// StateDisconnected: the events websocket is down (reconnecting).
+	StateDisconnected State = iota
+	// StateConnected: the events websocket is up.
+	StateConnected
+)
+
+func (s State) String() string {
+	switch s {
+	case StateConnected:
+		return "connected"
+	case StateDisconnected:
+		return "disconnected"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+func (cfg *Config) withDefaults() Config {
+	c := *cfg
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.MaxMessage <= 0 {
+		c.MaxMessage = DefaultMaxMessage
+	}
+	if c.MaxResponse <= 0 {
+		c.MaxResponse = DefaultMaxResponse
+	}
+	if c.PingInterval <= 0 {
+		c.PingInterval = DefaultPingInterval
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = DefaultStallTimeout
+	}
+	if c.MinBackoff <= 0 {
+		c.MinBackoff = DefaultMinBackoff
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = DefaultMaxBackoff
+	}
+	if c.MaxBackoff < c.MinBackoff {
+		c.MaxBackoff = c.MinBackoff
+	}
+	return c
+}
+
+// baseURL validates cfg.URL and returns it with the /ari prefix.
+func (cfg *Config) baseURL() (*url.URL, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("ari: config: URL is required (e.g. http://127.0.0.1:8088)")
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil {
+		return nil, fmt.Errorf("ari: config: URL: %w", err)
+	}
+	switch u.Scheme {
+	case "http", "https":
+	case "ws":
+		u.Scheme = "http"
+	case "wss":
+		u.Scheme = "https"
+	default:
+		return nil, fmt.Errorf("ari: config: URL %q: scheme must be http or https", u.Redacted())
+	}
+	if u.Host == "" {
+		return nil, fmt.Errorf("ari: config: URL %q has no host", u.Redacted())
+	}
+	if u.User != nil {
+		return nil, errors.New("ari: config: URL must not carry credentials: set Username/Password or APIKey")
+	}
+	u.RawQuery, u.Fragment = "", ""
+	u.Path = strings.TrimRight(u.Path, "/")
+	if !strings.HasSuffix(u.Path, "/ari") {
+		u.Path += "/ari"
+	}
+	u.RawPath = ""
+	return u, nil
+}
+
+func (cfg *Config) validate() error {
+	if cfg.App == "" {
+		return errors.New("ari: config: App (the Stasis application name) is required")
+	}
+	if cfg.Username == "" && cfg.APIKey == "" {
+		return errors.New("ari: config: Username/Password or APIKey is required")
+	}
+	if cfg.Username == "" && !strings.Contains(cfg.APIKey, ":") {
+		return errors.New("ari: config: APIKey must be user:password")
+	}
+	return nil
+}

@@ -1,0 +1,112 @@
+package calls
+
+import (
+	"context"
+
+	"github.com/omlcrm/oml-crm/ari"
+)
+
+// HandleARI feeds one ARI event (an ari.Config.Handler can call it directly). ARI
+// channels carry no Linkedid: the tracker ties a call's channels together through Local
+// channel pairs, Dial caller/peer and the OMLCALLID / OMLUNIQUEID value (the mother
+// channel's id).
+func (t *Tracker) HandleARI(e ari.Event) {
+	t.mu.Lock()
+	ev := &t.ariScratch
+	if t.eventFromARI(e, ev) {
+		t.handleLocked(ev)
+	}
+	ev.Vars, ev.PeerVars = ev.Vars[:0], ev.PeerVars[:0]
+	t.mu.Unlock()
+}
+
+func ariRef(c *ari.Channel) ChannelRef { return ChannelRef{ID: c.ID, Name: c.Name} }
+
+func appendVarMap(vars []Var, m map[string]string) []Var {
+	for k, v := range m {
+		if v != "" {
+			vars = append(vars, Var{Name: k, Value: v})
+		}
+	}
+	return vars
+}
+
+// eventFromARI is the ARI adapter.
+func (t *Tracker) eventFromARI(e ari.Event, ev *Event) bool {
+	vars, peerVars := ev.Vars[:0], ev.PeerVars[:0]
+	*ev = Event{}
+	var ch *ari.Channel
+	switch x := e.(type) {
+	case *ari.ChannelCreated:
+		ev.Kind, ch = KindChannel, &x.Channel
+	case *ari.StasisStart:
+		ev.Kind, ch = KindChannel, &x.Channel
+	case *ari.ChannelVarset:
+		if x.Channel.ID == "" {
+			return false // a global variable
+		}
+		name, _ := stripInherit(x.Variable)
+		if !t.interesting(name) {
+			return false
+		}
+		ev.Kind, ch = KindVar, &x.Channel
+		ev.Name, ev.Value = x.Variable, x.Value
+	case *ari.DialEvent:
+		if x.Dialstatus != "ANSWER" || x.Caller.ID == "" {
+			return false // not answered, or an originate (no caller): not a connect
+		}
+		ev.Kind, ch = KindDialAnswer, &x.Caller
+		ev.Peer = ariRef(&x.Peer)
+		peerVars = appendVarMap(peerVars, x.Peer.ChannelVars)
+	case *ari.ChannelEnteredBridge:
+		ev.Kind, ch = KindBridgeEnter, &x.Channel
+		ev.Bridge = x.Bridge.ID
+	case *ari.ChannelLeftBridge:
+		ev.Kind, ch = KindBridgeLeave, &x.Channel
+		ev.Bridge = x.Bridge.ID
+	case *ari.ChannelDestroyed:
+		ev.Kind, ch = KindHangup, &x.Channel
+	case *ari.StasisEnd:
+		// Only the owning application gets StasisEnd, and an application that does
+		// not subscribe to everything hears nothing more of the channel: it is gone
+		// for us.
+		ev.Kind, ch = KindHangup, &x.Channel
+	default:
+		ev.Vars, ev.PeerVars = vars, peerVars
+		return false
+	}
+	ev.Channel = ariRef(ch)
+	ev.Vars = appendVarMap(vars, ch.ChannelVars)
+	ev.PeerVars = peerVars
+	ev.At = e.EventBase().Timestamp
+	return true
+}
+
+// SnapshotFromARI turns GET /ari/channels into a Resync snapshot. ARI channels do not
+// say which bridge they are in, so a connect made entirely while the websocket was down
+// is not rebuilt from an ARI snapshot (channels that hung up meanwhile still end their
+// calls, and connects already emitted are still never repeated).
+func SnapshotFromARI(chs []ari.Channel) []SnapshotChannel {
+	out := make([]SnapshotChannel, 0, len(chs))
+	for i := range chs {
+		c := &chs[i]
+		s := SnapshotChannel{ChannelRef: ariRef(c), App: c.Dialplan.AppName}
+		s.Vars = appendVarMap(nil, c.ChannelVars)
+		out = append(out, s)
+	}
+	return out
+}
+
+// ARIVariabler is what ARIVarReader needs of an ARI client (*ari.Client has it).
+type ARIVariabler interface {
+	Variable(ctx context.Context, channelID, name string) (string, error)
+}
+
+// ARIVarReader reads variables lazily with GET /ari/channels/{id}/variable.
+func ARIVarReader(c ARIVariabler) VarReader { return ariVars{c} }
+
+type ariVars struct{ c ARIVariabler }
+
+func (a ariVars) Getvar(ctx context.Context, ch ChannelRef, name string) (string, error) {
+	return a.c.Variable(ctx, ch.ID, name)
+}

@@ -1,0 +1,193 @@
+// Package callsim generates realistic simulated OMniLeads calls as Asterisk 22 reports
+// them: the AMI event stream (header names and order as Asterisk writes them) and the
+// ARI /events JSON, together with the Connected facts a correct tracker derives. Tests,
+// the demo and the load test use it to drive the fake Asterisk servers with any number
+// of interleaved calls.
+//
+// A Call is a list of Steps, each at an offset from the call's start. Calls are built
+// with an IDs sequence (unique ids and Local channel numbers, as Asterisk allocates
+// them) so many calls can be generated and interleaved (Merge) without clashes.
+// Rendering is streaming: Step.AppendAMI / Step.AppendARI append one event to a buffer.
+package callsim
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/omlcrm/oml-crm/calls"
+)
+
+// Scenario is a kind of OMniLeads call.
+type Scenario int
+
+// The scenarios.
+const (
+	// InboundQueue: a customer calls a DID, goes through an inbound campaign's queue and
+	// an agent answers (AgentConnect).
+	InboundQueue Scenario = iota + 1
+	// DialerQueue: the predictive dialer's call is answered by the customer and queued
+	// to an agent.
+	DialerQueue
+	// Preview: click-to-call from a preview campaign: the agent's phone is originated
+	// first (the mother channel), then Dial()s the customer.
+	Preview
+	// Manual: click-to-call from a manual campaign (as Preview).
+	Manual
+	// Abandon: inbound; the customer hangs up while the agent's phone rings.
+	Abandon
+	// BlindTransfer: inbound to Agent, who blind-transfers the customer to a queue
+	// answered by SecondAgent (campaign transfer: OMLCAMPTRANSFERID).
+	BlindTransfer
+	// AttendedTransfer: inbound to Agent, who consults SecondAgent then completes the
+	// transfer.
+	AttendedTransfer
+	// HoldUnhold: inbound; the agent puts the customer on hold (the customer leaves the
+	// bridge for a holding bridge) and takes it back.
+	HoldUnhold
+)
+
+var scenarioNames = map[Scenario]string{
+	InboundQueue: "inbound-queue", DialerQueue: "dialer-queue", Preview: "preview", Manual: "manual",
+	Abandon: "abandon", BlindTransfer: "blind-transfer", AttendedTransfer: "attended-transfer", HoldUnhold: "hold-unhold",
+}
+
+// String returns the scenario's name ("inbound-queue", …).
+func (s Scenario) String() string {
+	if n, ok := scenarioNames[s]; ok {
+		return n
+	}
+	return "scenario(" + strconv.Itoa(int(s)) + ")"
+}
+
+// ParseScenario is the inverse of String.
+func ParseScenario(name string) (Scenario, error) {
+	for s, n := range scenarioNames {
+		if n == name {
+			return s, nil
+		}
+	}
+	return 0, fmt.Errorf("callsim: unknown scenario %q", name)
+}
+
+// Scenarios lists every scenario.
+func Scenarios() []Scenario {
+	return []Scenario{InboundQueue, DialerQueue, Preview, Manual, Abandon, BlindTransfer, AttendedTransfer, HoldUnhold}
+}
+
+// Naming selects which OMniLeads variable names the dialplan sets.
+type Naming int
+
+const (
+	// NamingBoth sets both namings, as the Set 2 captures do (default).
+	NamingBoth Naming = iota
+	// NamingOML2 sets only OMLUNIQUEID, OMLCODCLI, OMLCAMPRECFILENAME (OMniLeads 2.x).
+	NamingOML2
+	// NamingCallID sets only OMLCALLID, OMLCONTACTID, OMLRECFILENAME.
+	NamingCallID
+)
+
+// Agent is an OMniLeads agent: its id and SIP extension (1000+ID when empty).
+type Agent struct {
+	ID        int
+	Extension string
+}
+
+func (a Agent) ext() string {
+	if a.Extension != "" {
+		return a.Extension
+	}
+	return strconv.Itoa(1000 + a.ID)
+}
+
+// Var is one dialplan variable (name as the dialplan author wrote it).
+type Var struct{ Name, Value string }
+
+// Params describe one call. Zero fields take realistic defaults.
+type Params struct {
+	Scenario     Scenario
+	CampaignID   int // default: 7 inbound, 9 dialer, 115 preview, 11 manual
+	CampaignType int // default from the scenario (1 manual, 2 dialer, 3 inbound, 4 preview)
+	Agent        Agent
+	SecondAgent  Agent  // transfers
+	TransferCamp int    // BlindTransfer: the campaign of the transfer queue (default 9)
+	Phone        string // default 3415550000+n
+	ContactID    string // default "-1"
+	// Dialplan is the dialplan data set on the mother channel (inherited); default
+	// OMLCRM_ticket=T-<n> and OMLCRMORIGIN="web ñ & más". Their names are listed in
+	// OMLCUSTOMDIALPLANVARS.
+	Dialplan  []Var
+	Recording string // base name without .wav; default "<prefix>-<camp>-<date>[-<agent>]-<phone>-<uniqueid>"
+	Naming    Naming
+	// AgentPJSIP names the agent's leg PJSIP/<ext>-xxxxxxxx (a real OMniLeads agent)
+	// instead of the captures' Local/<ext>@oml-agent-xxxxxxxx;1.
+	AgentPJSIP bool
+	// NoAgentID leaves OMLAGENTID unset (the tracker must resolve the extension).
+	NoAgentID bool
+	// Omit lists variables the dialplan does not announce with VarSet (they exist on the
+	// channel; the tracker must read them lazily). Use Getvars to answer those reads.
+	Omit []string
+	// ChanVars adds manager.conf / ari.conf channelvars to every channel event.
+	ChanVars []string
+	// Noise adds the Newexten / unrelated VarSet traffic Asterisk sends (most of a real
+	// stream's volume). Default on; set Quiet to drop it.
+	Quiet bool
+	// Talk is how long the connected call lasts (default 8 s).
+	Talk time.Duration
+}
+
+// Call is one generated call.
+type Call struct {
+	Params
+	CallID   string // OMLCALLID / OMLUNIQUEID (the mother's unique id)
+	LinkedID string
+	Steps    []Step
+	// Expected are the Connected facts a correct tracker emits (At, CallWaitDuration
+	// and Missing are left zero).
+	Expected []calls.Connected
+	// Getvars answers lazy reads: channel name → variable → value (every variable set
+	// on the channel, announced or not).
+	Getvars map[string]map[string]string
+	// Live lists the channels alive after the connect (a CoreShowChannels snapshot
+	// taken mid-call).
+	Live []LiveChannel
+	// Duration is the offset of the last step.
+	Duration time.Duration
+}
+
+// LiveChannel is one entry of a mid-call channel listing.
+type LiveChannel struct {
+	Name, Uniqueid, Linkedid, Context, Exten, Application, ApplicationData, BridgeID string
+	State                                                                            int
+	CallerIDNum, CallerIDName                                                        string
+}
+
+// IDs allocates Asterisk unique ids ("<epoch>.<sequence>"), Local channel numbers and
+// bridge ids, as one Asterisk process does. Not safe for concurrent use.
+type IDs struct {
+	Epoch  int64
+	seq    int
+	local  int
+	bridge int
+}
+
+// NewIDs starts a sequence at epoch (Unix seconds).
+func NewIDs(epoch int64) *IDs { return &IDs{Epoch: epoch} }
+
+func (s *IDs) uniqueid() string {
+	id := strconv.FormatInt(s.Epoch, 10) + "." + strconv.Itoa(s.seq)
+	s.seq++
+	return id
+}
+
+func (s *IDs) localSuffix() string {
+	n := s.local
+	s.local++
+	return fmt.Sprintf("%08x", n)
+}
+
+func (s *IDs) bridgeID() string {
+	n := s.bridge
+	s.bridge++
+	return fmt.Sprintf("%08x-5ca1-4e00-9000-%012x", s.Epoch&0xffffffff, n)
+}

@@ -1,0 +1,345 @@
+package omldb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/omlcrm/oml-crm/catalog"
+)
+
+// campaignSQL reads campaigns with their site, the site's authentication and the contact
+// database. OMniLeads' ids are integer; formato and objetivo are nullable.
+const campaignSQL = `
+SELECT c.id, c.nombre, c.type, c.tipo_interaccion, c.estado,
+       s.id, s.nombre, s.url, s.oculto, s.disparador, s.metodo, s.formato, s.objetivo,
+       a.id, a.nombre, a.url, a.username, a.password, a.campo_token, a.duracion, a.campo_duracion, a.ssl_estricto,
+       b.id, b.nombre, b.metadata
+FROM ominicontacto_app_campana c
+LEFT JOIN ominicontacto_app_sitioexterno s ON s.id = c.sitio_externo_id
+LEFT JOIN ominicontacto_app_autenticacionsitioexterno a ON a.id = s.autenticacion_id
+LEFT JOIN ominicontacto_app_basedatoscontacto b ON b.id = c.bd_contacto_id
+WHERE $1::integer IS NULL OR c.id = $1
+ORDER BY c.id`
+
+// paramSQL reads CRM parameters in their configured order (OMniLeads orders them by id).
+const paramSQL = `
+SELECT campana_id, tipo, valor, nombre
+FROM ominicontacto_app_parametroscrm
+WHERE $1::integer IS NULL OR campana_id = $1
+ORDER BY campana_id, id`
+
+// loadCampaigns reads one campaign (id != nil) or all of them, in one round trip.
+func (c *Catalog) loadCampaigns(ctx context.Context, id *int) ([]*catalog.Campaign, error) {
+	batch := &pgx.Batch{}
+	batch.Queue(campaignSQL, id)
+	batch.Queue(paramSQL, id)
+	br := c.pool.SendBatch(ctx, batch)
+	defer br.Close()
+
+	rows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	var out []*catalog.Campaign
+	byID := map[int]*catalog.Campaign{}
+	for rows.Next() {
+		var (
+			cp                                      catalog.Campaign
+			siteID, trigger, method, format, target *int
+			siteName, siteURL                       *string
+			hidden                                  *bool
+			authID, authDuration                    *int
+			authName, authURL, authUser, authPass   *string
+			authTokenField, authDurationField       *string
+			authStrict                              *bool
+			dbID                                    *int
+			dbName, dbMeta                          *string
+			ctype, interaction                      int
+		)
+		if err := rows.Scan(&cp.ID, &cp.Name, &ctype, &interaction, &cp.State,
+			&siteID, &siteName, &siteURL, &hidden, &trigger, &method, &format, &target,
+			&authID, &authName, &authURL, &authUser, &authPass, &authTokenField, &authDuration, &authDurationField, &authStrict,
+			&dbID, &dbName, &dbMeta); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("scan campaign: %w", err)
+		}
+		cp.Type = catalog.CampaignType(ctype)
+		cp.Interaction = catalog.Interaction(interaction)
+		if siteID != nil {
+			cp.Site = &catalog.Site{
+				ID: *siteID, Name: deref(siteName), URL: deref(siteURL), Hidden: derefBool(hidden),
+				Trigger: catalog.Trigger(derefInt(trigger)), Method: catalog.Method(derefInt(method)),
+				Target: catalog.Target(derefInt(target)),
+			}
+			// OMniLeads stores formato=1 on GET sites; the format means something for POST only.
+			if cp.Site.Method == catalog.MethodPOST {
+				cp.Site.Format = catalog.Format(derefInt(format))
+			}
+			if authID != nil {
+				cp.Site.Auth = &catalog.SiteAuth{
+					ID: *authID, Name: deref(authName), URL: deref(authURL), Username: deref(authUser),
+					Password: catalog.Secret(deref(authPass)), TokenField: deref(authTokenField),
+					Duration: derefInt(authDuration), DurationField: deref(authDurationField),
+					StrictTLS: derefBool(authStrict),
+				}
+			}
+		}
+		if dbID != nil {
+			layout := c.parseLayout(*dbID, deref(dbName), dbMeta)
+			cp.ContactDatabase = layout.db
+			c.databases.put(strconv.Itoa(*dbID), layout)
+		}
+		p := &cp
+		out = append(out, p)
+		byID[cp.ID] = p
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read campaigns: %w", err)
+	}
+
+	prows, err := br.Query()
+	if err != nil {
+		return nil, err
+	}
+	defer prows.Close()
+	for prows.Next() {
+		var campaignID, family int
+		var prm catalog.Param
+		if err := prows.Scan(&campaignID, &family, &prm.Source, &prm.Name); err != nil {
+			return nil, fmt.Errorf("scan CRM parameter: %w", err)
+		}
+		prm.Family = catalog.Family(family)
+		if cp := byID[campaignID]; cp != nil {
+			cp.Params = append(cp.Params, prm)
+		}
+	}
+	if err := prows.Err(); err != nil {
+		return nil, fmt.Errorf("read CRM parameters: %w", err)
+	}
+	return out, nil
+}
+
+// contactLayout is a contact database's columns and where the phone and external id sit.
+type contactLayout struct {
+	db       *catalog.ContactDatabase
+	phoneIdx int // index of the main phone column (first of cols_telefono); -1 when none
+	extIdx   int // index of the external id column (col_id_externo); -1 when none
+}
+
+// layoutMetadata is the part of BaseDatosContacto.metadata oml-crm reads.
+type layoutMetadata struct {
+	Columns      []string `json:"nombres_de_columnas"`
+	PhoneColumns []int    `json:"cols_telefono"`
+	LegacyPhone  *int     `json:"col_telefono"` // rows from releases before cols_telefono
+	ExternalID   *int     `json:"col_id_externo"`
+}
+
+// parseLayout decodes the metadata JSON. Bad metadata yields a database without columns
+// (logged) rather than an error: the campaign still works for non-contact parameters.
+func (c *Catalog) parseLayout(id int, name string, metadata *string) *contactLayout {
+	l := &contactLayout{db: &catalog.ContactDatabase{ID: id, Name: name}, phoneIdx: -1, extIdx: -1}
+	if metadata == nil || *metadata == "" {
+		c.log.Warn().Int("contact_database", id).Msg("contact database has no metadata: its columns are unknown")
+		return l
+	}
+	var m layoutMetadata
+	if err := json.Unmarshal([]byte(*metadata), &m); err != nil {
+		c.log.Warn().Err(err).Int("contact_database", id).Msg("contact database metadata is not valid JSON: its columns are unknown")
+		return l
+	}
+	l.db.Columns = m.Columns
+	switch {
+	case len(m.PhoneColumns) > 0:
+		// The first listed phone column is the main one (OMniLeads lists them in file order).
+		l.phoneIdx = m.PhoneColumns[0]
+	case m.LegacyPhone != nil:
+		l.phoneIdx = *m.LegacyPhone
+	}
+	if m.ExternalID != nil {
+		l.extIdx = *m.ExternalID
+	}
+	if l.phoneIdx >= len(m.Columns) || l.extIdx >= len(m.Columns) || l.phoneIdx == l.extIdx && l.phoneIdx >= 0 {
+		c.log.Warn().Int("contact_database", id).Int("phone_index", l.phoneIdx).Int("external_id_index", l.extIdx).
+			Int("columns", len(m.Columns)).Msg("contact database metadata has inconsistent column indexes")
+	}
+	return l
+}
+
+func (c *Catalog) layout(ctx context.Context, id int) (*contactLayout, error) {
+	return c.databases.get(ctx, strconv.Itoa(id), func(ctx context.Context) (*contactLayout, error) {
+		var name string
+		var meta *string
+		err := c.pool.QueryRow(ctx,
+			`SELECT nombre, metadata FROM ominicontacto_app_basedatoscontacto WHERE id = $1`, id).Scan(&name, &meta)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil, fmt.Errorf("contact database %d: %w", id, catalog.ErrNotFound)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read contact database %d: %w", id, err)
+		}
+		return c.parseLayout(id, name, meta), nil
+	}, c.staleLogger("contact_database", id))
+}
+
+// Contact reads the contact (one query; plus one for its database layout when that is
+// not cached) and rebuilds every column: OMniLeads stores the main phone and the
+// external id apart from the other values (datos, a JSON list).
+func (c *Catalog) Contact(ctx context.Context, id int) (*catalog.Contact, error) {
+	qctx, cancel := context.WithTimeout(ctx, c.opts.QueryTimeout)
+	defer cancel()
+	var (
+		ct     = &catalog.Contact{ID: id}
+		datos  string
+		dbID   *int
+		extern *string
+	)
+	err := c.pool.QueryRow(qctx,
+		`SELECT telefono, datos, bd_contacto_id, id_externo FROM ominicontacto_app_contacto WHERE id = $1`, id).
+		Scan(&ct.Phone, &datos, &dbID, &extern)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("contact %d: %w", id, catalog.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read contact %d: %w", id, err)
+	}
+	ct.ExternalID = deref(extern)
+	ct.Fields = map[string]string{}
+	if dbID == nil {
+		return ct, nil
+	}
+	ct.DatabaseID = *dbID
+	l, err := c.layout(ctx, *dbID)
+	if err != nil {
+		return nil, fmt.Errorf("contact %d: %w", id, err)
+	}
+	values, err := decodeDatos(datos)
+	if err != nil {
+		c.log.Warn().Err(err).Int("contact", id).Msg("contact datos is not a JSON list: only phone and external id are known")
+	}
+	row := rebuildRow(values, ct.Phone, extern, l.phoneIdx, l.extIdx)
+	if len(row) != len(l.db.Columns) {
+		c.log.Warn().Int("contact", id).Int("values", len(row)).Int("columns", len(l.db.Columns)).
+			Msg("contact has a different number of values than its database has columns")
+	}
+	for i, col := range l.db.Columns {
+		if i < len(row) {
+			ct.Fields[col] = row[i]
+		} else {
+			ct.Fields[col] = ""
+		}
+	}
+	return ct, nil
+}
+
+// decodeDatos decodes Contacto.datos: a JSON list of strings (OMniLeads writes strings;
+// numbers or nulls from other writers are kept as their text, null as "").
+func decodeDatos(datos string) ([]string, error) {
+	var raw []json.RawMessage
+	if err := json.Unmarshal([]byte(datos), &raw); err != nil {
+		return nil, err
+	}
+	out := make([]string, len(raw))
+	for i, r := range raw {
+		var s string
+		if err := json.Unmarshal(r, &s); err == nil {
+			out[i] = s
+			continue
+		}
+		if t := strings.TrimSpace(string(r)); t != "null" {
+			out[i] = t
+		}
+	}
+	return out, nil
+}
+
+// rebuildRow inserts the phone and the external id at their column indexes, the lower
+// index first (as OMniLeads' Contacto.lista_de_datos_completa does), so the result lines
+// up with nombres_de_columnas. An index past the end appends.
+func rebuildRow(values []string, phone string, extern *string, phoneIdx, extIdx int) []string {
+	type ins struct {
+		idx int
+		val string
+	}
+	var todo []ins
+	if phoneIdx >= 0 {
+		todo = append(todo, ins{phoneIdx, phone})
+	}
+	if extIdx >= 0 && extIdx != phoneIdx {
+		todo = append(todo, ins{extIdx, deref(extern)})
+	}
+	if len(todo) == 2 && todo[1].idx < todo[0].idx {
+		todo[0], todo[1] = todo[1], todo[0]
+	}
+	row := make([]string, 0, len(values)+len(todo))
+	row = append(row, values...)
+	for _, in := range todo {
+		i := min(in.idx, len(row))
+		row = append(row, "")
+		copy(row[i+1:], row[i:])
+		row[i] = in.val
+	}
+	return row
+}
+
+// agentDirectory is every agent by id and by SIP extension.
+type agentDirectory struct {
+	byID        map[int]*catalog.Agent
+	byExtension map[string]*catalog.Agent
+}
+
+// agentDirectory returns the cached agent list, reading all agents (a few hundred rows at
+// most) when it expired: a lookup of an unknown id or extension then costs no query.
+func (c *Catalog) agentDirectory(ctx context.Context) (*agentDirectory, error) {
+	return c.agents.get(ctx, "agents", func(ctx context.Context) (*agentDirectory, error) {
+		rows, err := c.pool.Query(ctx, `
+SELECT a.id, u.id, u.username, u.first_name, u.last_name, a.sip_extension
+FROM ominicontacto_app_agenteprofile a
+JOIN ominicontacto_app_user u ON u.id = a.user_id
+WHERE NOT a.borrado AND NOT u.borrado
+ORDER BY a.id`)
+		if err != nil {
+			return nil, fmt.Errorf("read agents: %w", err)
+		}
+		defer rows.Close()
+		dir := &agentDirectory{byID: map[int]*catalog.Agent{}, byExtension: map[string]*catalog.Agent{}}
+		for rows.Next() {
+			var a catalog.Agent
+			var first, last string
+			var ext int
+			if err := rows.Scan(&a.ID, &a.UserID, &a.Username, &first, &last, &ext); err != nil {
+				return nil, fmt.Errorf("scan agent: %w", err)
+			}
+			a.Name = strings.TrimSpace(first + " " + last)
+			a.SIPExtension = strconv.Itoa(ext)
+			dir.byID[a.ID] = &a
+			dir.byExtension[a.SIPExtension] = &a
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read agents: %w", err)
+		}
+		return dir, nil
+	}, c.staleLogger("agents", 0))
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func derefInt(i *int) int {
+	if i == nil {
+		return 0
+	}
+	return *i
+}
+
+func derefBool(b *bool) bool { return b != nil && *b }

@@ -1,0 +1,262 @@
+// Package config is oml-crm's one typed configuration: defaults, a YAML file, OMLCRM_*
+// environment variables and command-line flags, in increasing precedence (flags win).
+//
+// Every key is documented on its field below as `key (default)`. The environment name of a
+// key is OMLCRM_ followed by the key upper-cased with dots replaced by underscores:
+// asterisk.ami.secret → OMLCRM_ASTERISK_AMI_SECRET. Lists in the environment are
+// comma-separated. delivery.sites (a map) can only be set in the file.
+//
+// Secrets are typed (catalog.Secret, SecretURL) so that printing a Config with %v, %+v,
+// %#v or encoding/json never shows them, and Validate never quotes them.
+package config
+
+import (
+	"time"
+
+	"github.com/omlcrm/oml-crm/catalog"
+)
+
+// Config is the whole configuration of the daemon and its subcommands.
+type Config struct {
+	Log      Log      `mapstructure:"log" json:"log"`
+	HTTP     HTTP     `mapstructure:"http" json:"http"`
+	Asterisk Asterisk `mapstructure:"asterisk" json:"asterisk"`
+	Calls    Calls    `mapstructure:"calls" json:"calls"`
+	Catalog  Catalog  `mapstructure:"catalog" json:"catalog"`
+	Database Database `mapstructure:"database" json:"database"`
+	Delivery Delivery `mapstructure:"delivery" json:"delivery"`
+	AgentWS  AgentWS  `mapstructure:"agentws" json:"agentws"`
+	Cluster  Cluster  `mapstructure:"cluster" json:"cluster"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is log.level (info): trace, debug, info, warn, error, fatal, panic or disabled.
+	Level string `mapstructure:"level" json:"level"`
+	// Format is log.format (auto): json, console, or auto (console on a terminal, else json).
+	Format string `mapstructure:"format" json:"format"`
+}
+
+// HTTP configures the daemon's HTTP server (agent websocket, oml-crm.js, metrics, health).
+type HTTP struct {
+	// Listen is http.listen (127.0.0.1:8090): host:port to listen on.
+	Listen string `mapstructure:"listen" json:"listen"`
+	// TLSCert is http.tls_cert (""): PEM certificate file; set together with http.tls_key to serve HTTPS.
+	TLSCert string `mapstructure:"tls_cert" json:"tls_cert"`
+	// TLSKey is http.tls_key (""): PEM private key file for http.tls_cert.
+	TLSKey string `mapstructure:"tls_key" json:"tls_key"`
+	// ShutdownTimeout is http.shutdown_timeout (15s): how long a graceful shutdown waits for
+	// open connections before closing them.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout" json:"shutdown_timeout"`
+}
+
+// Asterisk selects and configures the event source.
+type Asterisk struct {
+	// Source is asterisk.source (ami): where call events come from, ami or ari.
+	Source string `mapstructure:"source" json:"source"`
+	AMI    AMI    `mapstructure:"ami" json:"ami"`
+	ARI    ARI    `mapstructure:"ari" json:"ari"`
+}
+
+// AMI configures the Asterisk Manager Interface connection (asterisk.source=ami).
+type AMI struct {
+	// Address is asterisk.ami.address (127.0.0.1:5038): host:port of the manager interface.
+	Address string `mapstructure:"address" json:"address"`
+	// Username is asterisk.ami.username (omlcrm): the manager.conf user. It needs its own
+	// section without OMniLeads' eventfilter lines, which suppress the call events.
+	Username string `mapstructure:"username" json:"username"`
+	// Secret is asterisk.ami.secret (""): that user's secret. Required with source=ami.
+	Secret catalog.Secret `mapstructure:"secret" json:"secret"`
+	// Auth is asterisk.ami.auth (plain): plain (Login with Secret) or md5 (Challenge/Key).
+	Auth string `mapstructure:"auth" json:"auth"`
+	// TLS is asterisk.ami.tls (false): connect with TLS (manager.conf tlsenable).
+	TLS bool `mapstructure:"tls" json:"tls"`
+	// Events is asterisk.ami.events (DefaultAMIEvents): the event names to receive; other
+	// events are dropped by Asterisk (server-side Filter) before they cross the wire.
+	Events []string `mapstructure:"events" json:"events"`
+	// Filters is asterisk.ami.filters ([]): extra server-side Filter rules sent after login,
+	// in manager.conf eventfilter syntax (e.g. "!Event: RTCP*").
+	Filters []string `mapstructure:"filters" json:"filters"`
+	// ActionTimeout is asterisk.ami.action_timeout (5s): how long an action waits for its response.
+	ActionTimeout time.Duration `mapstructure:"action_timeout" json:"action_timeout"`
+	// PingInterval is asterisk.ami.ping_interval (20s): keep-alive Ping period; a missed
+	// reply forces a reconnect.
+	PingInterval time.Duration `mapstructure:"ping_interval" json:"ping_interval"`
+}
+
+// DefaultAMIEvents are the AMI events the call tracker consumes.
+var DefaultAMIEvents = []string{
+	"Newchannel", "Newstate", "NewConnectedLine", "Hangup",
+	"DialBegin", "DialEnd", "BridgeEnter", "BridgeLeave", "VarSet",
+	"QueueCallerJoin", "QueueCallerLeave", "AgentCalled", "AgentConnect", "AgentComplete",
+	"UserEvent", "FullyBooted",
+}
+
+// ARI configures the Asterisk REST Interface connection (asterisk.source=ari).
+type ARI struct {
+	// URL is asterisk.ari.url (http://127.0.0.1:8088): the Asterisk HTTP server (http or https).
+	URL string `mapstructure:"url" json:"url"`
+	// Username is asterisk.ari.username (""): the ari.conf user. Required with source=ari.
+	Username string `mapstructure:"username" json:"username"`
+	// Password is asterisk.ari.password (""): that user's password. Required with source=ari.
+	Password catalog.Secret `mapstructure:"password" json:"password"`
+	// App is asterisk.ari.app (omlcrm): the Stasis application name subscribed to.
+	App string `mapstructure:"app" json:"app"`
+	// RequestTimeout is asterisk.ari.request_timeout (5s): timeout of each REST call.
+	RequestTimeout time.Duration `mapstructure:"request_timeout" json:"request_timeout"`
+}
+
+// Calls configures the call tracker.
+type Calls struct {
+	// DialplanPrefixes is calls.dialplan_prefixes ([Omlcrm]): channel variables whose name
+	// starts with one of these (case-insensitively) are collected as dialplan data.
+	DialplanPrefixes []string `mapstructure:"dialplan_prefixes" json:"dialplan_prefixes"`
+	// MaxChannels is calls.max_channels (50000): bound on tracked channels; beyond it the
+	// oldest are evicted (and counted in a metric) rather than growing without limit.
+	MaxChannels int `mapstructure:"max_channels" json:"max_channels"`
+	// LazyVarTimeout is calls.lazy_var_timeout (500ms): how long to wait for a channel
+	// variable fetched on demand (Getvar / ARI variable) at connect time.
+	LazyVarTimeout time.Duration `mapstructure:"lazy_var_timeout" json:"lazy_var_timeout"`
+}
+
+// Catalog selects where campaigns, sites, contacts and agents are read from.
+type Catalog struct {
+	// Source is catalog.source (omldb): omldb (the OMniLeads PostgreSQL database at
+	// database.url) or file (the YAML catalog at catalog.file).
+	Source string `mapstructure:"source" json:"source"`
+	// File is catalog.file (""): path of the YAML catalog; required with source=file.
+	File string `mapstructure:"file" json:"file"`
+	// CacheTTL is catalog.cache_ttl (10s): how long campaign, site, parameter, contact
+	// database and agent reads are cached; a campaign edited in OMniLeads takes effect
+	// within this time.
+	CacheTTL time.Duration `mapstructure:"cache_ttl" json:"cache_ttl"`
+}
+
+// Database is the OMniLeads PostgreSQL database.
+type Database struct {
+	// URL is database.url (postgres://omlcrm@127.0.0.1:5432/omnileads?sslmode=disable):
+	// the OMniLeads database (read-only use). Its password never prints.
+	URL SecretURL `mapstructure:"url" json:"url"`
+}
+
+// Delivery configures the durable server-trigger delivery queue.
+type Delivery struct {
+	// Store is delivery.store (sqlite): sqlite (single node) or postgres (several instances).
+	Store string `mapstructure:"store" json:"store"`
+	// SQLitePath is delivery.sqlite_path (/var/lib/oml-crm/deliveries.db).
+	SQLitePath string `mapstructure:"sqlite_path" json:"sqlite_path"`
+	// PostgresURL is delivery.postgres_url (database.url): the queue database with
+	// store=postgres. Load fills it with database.url when empty.
+	PostgresURL SecretURL `mapstructure:"postgres_url" json:"postgres_url"`
+	// PostgresSchema is delivery.postgres_schema (oml_crm): the schema holding the queue tables.
+	PostgresSchema string `mapstructure:"postgres_schema" json:"postgres_schema"`
+	// Timeout is delivery.timeout (10s): per-attempt HTTP timeout.
+	Timeout time.Duration `mapstructure:"timeout" json:"timeout"`
+	// MaxAge is delivery.max_age (24h): retries stop and the delivery is dead-lettered after this.
+	MaxAge time.Duration `mapstructure:"max_age" json:"max_age"`
+	// Workers is delivery.workers (64): concurrent deliveries.
+	Workers int `mapstructure:"workers" json:"workers"`
+	// Sites is delivery.sites ({}): per-site settings keyed by the site id
+	// (delivery.sites.<id>.signing_secret). File only.
+	Sites map[string]DeliverySite `mapstructure:"sites" json:"sites"`
+}
+
+// DeliverySite holds the per-site delivery settings.
+type DeliverySite struct {
+	// SigningSecret is delivery.sites.<id>.signing_secret (""): when set (≥16 bytes), each
+	// delivery to the site carries an HMAC-SHA256 signature over timestamp and body.
+	SigningSecret catalog.Secret `mapstructure:"signing_secret" json:"signing_secret"`
+}
+
+// AgentWS configures the agent websocket.
+type AgentWS struct {
+	// Auth is agentws.auth (token): token (HMAC-signed agent id + expiry) or django-session
+	// (the OMniLeads session cookie looked up in database.url).
+	Auth string `mapstructure:"auth" json:"auth"`
+	// TokenSecret is agentws.token_secret (""): HMAC key of agent tokens; required (≥16
+	// bytes) with auth=token.
+	TokenSecret catalog.Secret `mapstructure:"token_secret" json:"token_secret"`
+	// SessionCookie is agentws.session_cookie (sessionid): the Django session cookie name.
+	SessionCookie string `mapstructure:"session_cookie" json:"session_cookie"`
+	// DjangoSecretKey is agentws.django_secret_key (""): OMniLeads' Django SECRET_KEY, only
+	// needed to verify the session data's signature (optional).
+	DjangoSecretKey catalog.Secret `mapstructure:"django_secret_key" json:"django_secret_key"`
+	// AllowedOrigins is agentws.allowed_origins ([]): Origin values (scheme://host[:port])
+	// or host patterns allowed to open the websocket besides the daemon's own host.
+	AllowedOrigins []string `mapstructure:"allowed_origins" json:"allowed_origins"`
+	// PopTTL is agentws.pop_ttl (2m): how long an unacknowledged pop is replayed to a
+	// reconnecting agent.
+	PopTTL time.Duration `mapstructure:"pop_ttl" json:"pop_ttl"`
+	// SendQueue is agentws.send_queue (64): per-connection outgoing queue; a client that
+	// lets it fill is disconnected.
+	SendQueue int `mapstructure:"send_queue" json:"send_queue"`
+	// MaxFrame is agentws.max_frame (64KiB): largest frame accepted from a client
+	// (a byte count or a size such as 64KiB, 1MiB).
+	MaxFrame ByteSize `mapstructure:"max_frame" json:"max_frame"`
+	// PingInterval is agentws.ping_interval (20s): websocket ping period.
+	PingInterval time.Duration `mapstructure:"ping_interval" json:"ping_interval"`
+	// IdleTimeout is agentws.idle_timeout (60s): a connection silent for this long is
+	// closed; must exceed agentws.ping_interval.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout" json:"idle_timeout"`
+}
+
+// Cluster configures multi-instance operation.
+type Cluster struct {
+	// RedisURL is cluster.redis_url (""): redis://… used to fan pops out across instances;
+	// empty = single instance.
+	RedisURL SecretURL `mapstructure:"redis_url" json:"redis_url"`
+}
+
+// DefaultDatabaseURL is the default database.url: the OMniLeads database on this host.
+const DefaultDatabaseURL = "postgres://omlcrm@127.0.0.1:5432/omnileads?sslmode=disable"
+
+// Default returns the configuration with every default applied.
+func Default() *Config {
+	return &Config{
+		Log:  Log{Level: "info", Format: "auto"},
+		HTTP: HTTP{Listen: "127.0.0.1:8090", ShutdownTimeout: 15 * time.Second},
+		Asterisk: Asterisk{
+			Source: "ami",
+			AMI: AMI{
+				Address:       "127.0.0.1:5038",
+				Username:      "omlcrm",
+				Auth:          "plain",
+				Events:        append([]string(nil), DefaultAMIEvents...),
+				Filters:       []string{},
+				ActionTimeout: 5 * time.Second,
+				PingInterval:  20 * time.Second,
+			},
+			ARI: ARI{
+				URL:            "http://127.0.0.1:8088",
+				App:            "omlcrm",
+				RequestTimeout: 5 * time.Second,
+			},
+		},
+		Calls: Calls{
+			DialplanPrefixes: []string{"Omlcrm"},
+			MaxChannels:      50000,
+			LazyVarTimeout:   500 * time.Millisecond,
+		},
+		Catalog:  Catalog{Source: "omldb", CacheTTL: 10 * time.Second},
+		Database: Database{URL: DefaultDatabaseURL},
+		Delivery: Delivery{
+			Store:          "sqlite",
+			SQLitePath:     "/var/lib/oml-crm/deliveries.db",
+			PostgresSchema: "oml_crm",
+			Timeout:        10 * time.Second,
+			MaxAge:         24 * time.Hour,
+			Workers:        64,
+			Sites:          map[string]DeliverySite{},
+		},
+		AgentWS: AgentWS{
+			Auth:           "token",
+			SessionCookie:  "sessionid",
+			AllowedOrigins: []string{},
+			PopTTL:         2 * time.Minute,
+			SendQueue:      64,
+			MaxFrame:       64 << 10,
+			PingInterval:   20 * time.Second,
+			IdleTimeout:    60 * time.Second,
+		},
+	}
+}

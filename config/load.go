@@ -1,0 +1,288 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"reflect"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"gopkg.in/yaml.v3"
+)
+
+// EnvPrefix prefixes every environment variable: OMLCRM_LOG_LEVEL sets log.level.
+const EnvPrefix = "OMLCRM"
+
+// flagKeys maps the common flag names (RegisterFlags) to their configuration keys.
+// Load binds any of them that the FlagSet defines, so a subcommand may define only some.
+var flagKeys = map[string]string{
+	"log-level":       "log.level",
+	"log-format":      "log.format",
+	"http-listen":     "http.listen",
+	"asterisk-source": "asterisk.source",
+}
+
+// ConfigFlag is the name of the flag holding the configuration file path.
+const ConfigFlag = "config"
+
+// RegisterFlags adds the common flags to fs: --config and the flags that override
+// log.level, log.format, http.listen and asterisk.source. Secrets have no flag: a flag
+// value is visible in the process list.
+func RegisterFlags(fs *pflag.FlagSet) {
+	d := Default()
+	fs.String(ConfigFlag, "", "YAML configuration file (keys: see oml-crm.example.yaml; env OMLCRM_* overrides it, flags override both)")
+	fs.String("log-level", d.Log.Level, "log level: trace|debug|info|warn|error|disabled (log.level)")
+	fs.String("log-format", d.Log.Format, "log format: auto|json|console (log.format)")
+	fs.String("http-listen", d.HTTP.Listen, "host:port of the HTTP server (http.listen)")
+	fs.String("asterisk-source", d.Asterisk.Source, "event source: ami|ari (asterisk.source)")
+}
+
+// Load builds the configuration from the defaults, the YAML file at path (none when path
+// is empty), OMLCRM_* environment variables and the flags of flags (may be nil) that were
+// set on the command line, in that increasing precedence. Keys in the file that oml-crm
+// does not know are errors naming the file, line and key. Load does not Validate.
+//
+// delivery.postgres_url, when empty after loading, is filled with database.url.
+func Load(path string, flags *pflag.FlagSet) (*Config, error) {
+	v := viper.New()
+	defaults := map[string]any{}
+	collectLeaves(reflect.ValueOf(Default()).Elem(), "", defaults)
+	for k, val := range defaults {
+		v.SetDefault(k, val)
+	}
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("read config file: %w", err)
+		}
+		if err := checkFileKeys(path, data, defaults); err != nil {
+			return nil, err
+		}
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
+			return nil, fmt.Errorf("parse config file %s: %w", path, err)
+		}
+	}
+
+	if flags != nil {
+		for name, key := range flagKeys {
+			if f := flags.Lookup(name); f != nil {
+				if err := v.BindPFlag(key, f); err != nil {
+					return nil, fmt.Errorf("bind flag --%s: %w", name, err)
+				}
+			}
+		}
+	}
+
+	cfg := &Config{}
+	hook := viper.DecodeHook(mapstructure.ComposeDecodeHookFunc(
+		mapstructure.TextUnmarshallerHookFunc(),
+		mapstructure.StringToTimeDurationHookFunc(),
+		mapstructure.StringToSliceHookFunc(","),
+	))
+	if err := v.Unmarshal(cfg, hook); err != nil {
+		return nil, fmt.Errorf("decode configuration: %w", err)
+	}
+	if cfg.Delivery.PostgresURL == "" {
+		cfg.Delivery.PostgresURL = cfg.Database.URL
+	}
+	if cfg.Delivery.Sites == nil {
+		cfg.Delivery.Sites = map[string]DeliverySite{}
+	}
+	return cfg, nil
+}
+
+// Keys returns every configuration key, sorted (delivery.sites stands for its
+// delivery.sites.<id>.signing_secret entries).
+func Keys() []string {
+	m := map[string]any{}
+	collectLeaves(reflect.ValueOf(Default()).Elem(), "", m)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// EnvName returns the environment variable that sets key.
+func EnvName(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+var durationType = reflect.TypeFor[time.Duration]()
+
+// collectLeaves records every leaf key of the struct value v with its value.
+func collectLeaves(v reflect.Value, prefix string, out map[string]any) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := f.Tag.Get("mapstructure")
+		if tag == "" || tag == "-" {
+			continue
+		}
+		key := tag
+		if prefix != "" {
+			key = prefix + "." + tag
+		}
+		fv := v.Field(i)
+		if fv.Kind() == reflect.Struct && fv.Type() != durationType {
+			collectLeaves(fv, key, out)
+			continue
+		}
+		out[key] = fv.Interface()
+	}
+}
+
+// siteKeys are the keys allowed under delivery.sites.<id>.
+var siteKeys = map[string]bool{"signing_secret": true}
+
+// checkFileKeys reports every key of the YAML document that is not a configuration key.
+func checkFileKeys(path string, data []byte, leaves map[string]any) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return fmt.Errorf("parse config file %s: %w", path, err)
+	}
+	if len(doc.Content) == 0 {
+		return nil // empty file
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s:%d: the configuration must be a mapping of keys", path, root.Line)
+	}
+	// Section prefixes (log, asterisk, asterisk.ami, …) are valid intermediate keys.
+	sections := map[string]bool{}
+	for k := range leaves {
+		parts := strings.Split(k, ".")
+		for i := 1; i < len(parts); i++ {
+			sections[strings.Join(parts[:i], ".")] = true
+		}
+	}
+	var probs Problems
+	var walk func(n *yaml.Node, prefix string)
+	walk = func(n *yaml.Node, prefix string) {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			kn, vn := n.Content[i], n.Content[i+1]
+			key := strings.ToLower(kn.Value)
+			if prefix != "" {
+				key = prefix + "." + key
+			}
+			pos := fmt.Sprintf("%s:%d", path, kn.Line)
+			switch {
+			case key == "delivery.sites":
+				if vn.Kind == yaml.ScalarNode && vn.Tag == "!!null" {
+					continue
+				}
+				if vn.Kind != yaml.MappingNode {
+					probs = append(probs, Problem{Pos: pos, Key: key, Message: "must be a mapping of site id to settings"})
+					continue
+				}
+				for j := 0; j+1 < len(vn.Content); j += 2 {
+					id, sv := vn.Content[j], vn.Content[j+1]
+					if sv.Kind != yaml.MappingNode {
+						probs = append(probs, Problem{Pos: fmt.Sprintf("%s:%d", path, id.Line), Key: key + "." + id.Value, Message: "must be a mapping (signing_secret)"})
+						continue
+					}
+					for k := 0; k+1 < len(sv.Content); k += 2 {
+						if sk := sv.Content[k]; !siteKeys[sk.Value] {
+							probs = append(probs, Problem{Pos: fmt.Sprintf("%s:%d", path, sk.Line), Key: key + "." + id.Value + "." + sk.Value, Message: "unknown key"})
+						}
+					}
+				}
+			case sections[key]:
+				if vn.Kind == yaml.MappingNode {
+					walk(vn, key)
+				} else if !(vn.Kind == yaml.ScalarNode && vn.Tag == "!!null") {
+					probs = append(probs, Problem{Pos: pos, Key: key, Message: "must be a mapping of keys"})
+				}
+			default:
+				if _, ok := leaves[key]; !ok {
+					probs = append(probs, Problem{Pos: pos, Key: key, Message: "unknown key" + suggest(key, leaves)})
+				}
+			}
+		}
+	}
+	walk(root, "")
+	if len(probs) > 0 {
+		return probs
+	}
+	return nil
+}
+
+// suggest names the closest known key, for typos.
+func suggest(key string, leaves map[string]any) string {
+	best, bestD := "", 4
+	for k := range leaves {
+		if d := editDistance(key, k); d < bestD || d == bestD && k < best {
+			best, bestD = k, d
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// Problem is one configuration error, naming its key.
+type Problem struct {
+	Pos     string // "file:line" when the problem comes from the file, else ""
+	Key     string // e.g. asterisk.ami.address
+	Message string // never quotes a secret
+}
+
+func (p Problem) Error() string {
+	if p.Pos != "" {
+		return p.Pos + ": " + p.Key + ": " + p.Message
+	}
+	return p.Key + ": " + p.Message
+}
+
+// Problems is every problem found at once; it is the error returned by Validate and by
+// Load for unknown keys. Use errors.As to get at the list.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap exposes each problem to errors.Is/As.
+func (ps Problems) Unwrap() []error {
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		errs[i] = p
+	}
+	return errs
+}

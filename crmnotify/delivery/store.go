@@ -1,0 +1,572 @@
+package delivery
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+)
+
+// store is the outbox: one implementation over database/sql, with a dialect for
+// SQLite and PostgreSQL.
+type store interface {
+	insert(ctx context.Context, d *Delivery, owner string, leaseUntil time.Time) (bool, error)
+	release(ctx context.Context, id, owner string) error
+	releaseAll(ctx context.Context, owner string) (int, error)
+	claimDue(ctx context.Context, now time.Time, limit int, owner string, lease time.Duration) ([]*Delivery, error)
+	finish(ctx context.Context, id, owner string, attempts []Attempt, r result) error
+	list(ctx context.Context, f Filter, since time.Time) ([]Delivery, error)
+	get(ctx context.Context, id string) (*Delivery, error)
+	retry(ctx context.Context, id string, now, expires time.Time) (bool, error)
+	retryDead(ctx context.Context, now, expires time.Time) (int, error)
+	stats(ctx context.Context, now time.Time) (Stats, error)
+	prune(ctx context.Context, before time.Time) (int, error)
+	close() error
+}
+
+// StoreKind tells the store apart in an Options.Store value.
+func storeKind(spec string) (kind, target string) {
+	switch {
+	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
+		return "postgres", spec
+	case strings.HasPrefix(spec, "sqlite:"):
+		return "sqlite", strings.TrimPrefix(spec, "sqlite:")
+	}
+	return "sqlite", spec
+}
+
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+func openStore(ctx context.Context, o Options) (store, error) {
+	kind, target := storeKind(o.Store)
+	if target == "" {
+		return nil, errors.New("delivery store: empty (set delivery.store and delivery.sqlite_path or delivery.postgres_url)")
+	}
+	if kind == "postgres" {
+		return openPostgres(ctx, target, o)
+	}
+	return openSQLite(ctx, target)
+}
+
+// dialect is what differs between SQLite and PostgreSQL.
+type dialect struct {
+	pg                   bool
+	deliveries, attempts string // table names, schema-qualified on PostgreSQL
+	skipLocked           string // row-locking clause of the claim
+}
+
+// sql fills {D} and {A} with the table names and numbers ? placeholders for PostgreSQL.
+func (d dialect) sql(q string) string {
+	q = strings.ReplaceAll(strings.ReplaceAll(q, "{D}", d.deliveries), "{A}", d.attempts)
+	q = strings.ReplaceAll(q, "{SKIP_LOCKED}", d.skipLocked)
+	if !d.pg {
+		return q
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range q {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// ts encodes a time: timestamptz on PostgreSQL, Unix microseconds on SQLite (integers
+// compare and index correctly there, text timestamps do not). Zero is NULL.
+func (d dialect) ts(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	if d.pg {
+		return t.UTC()
+	}
+	return t.UnixMicro()
+}
+
+// dbTime scans either encoding of ts.
+type dbTime struct{ t time.Time }
+
+func (x *dbTime) Scan(v any) error {
+	switch t := v.(type) {
+	case nil:
+		x.t = time.Time{}
+	case time.Time:
+		x.t = t
+	case int64:
+		x.t = time.UnixMicro(t)
+	default:
+		return fmt.Errorf("scan time: unexpected %T", v)
+	}
+	return nil
+}
+
+type sqlStore struct {
+	d      dialect
+	w      *sql.DB // writes (SQLite: the one writer connection)
+	r      *sql.DB // reads (SQLite: WAL readers; PostgreSQL: the same pool)
+	closeF func() error
+}
+
+func openSQLite(ctx context.Context, path string) (*sqlStore, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
+		}
+	}
+	// WAL: readers (CLI, stats) never block the writer. synchronous=FULL: a committed
+	// Enqueue survives a power cut, not only kill -9. busy_timeout: the CLI writing
+	// (retry) waits for the daemon's transaction instead of failing.
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
+	}
+	w.SetMaxOpenConns(1) // SQLite has one writer: serialise here rather than on SQLITE_BUSY
+	w.SetConnMaxIdleTime(0)
+	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
+	}
+	r.SetMaxOpenConns(4)
+	s := &sqlStore{d: dialect{deliveries: "deliveries", attempts: "delivery_attempts"}, w: w, r: r,
+		closeF: func() error { return errors.Join(r.Close(), w.Close()) }}
+	if err := s.migrate(ctx, sqliteMigrations); err != nil {
+		s.close()
+		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
+	}
+	return s, nil
+}
+
+func openPostgres(ctx context.Context, url string, o Options) (*sqlStore, error) {
+	if !schemaName.MatchString(o.Schema) {
+		return nil, fmt.Errorf("delivery.postgres_schema %q: want a lower-case SQL identifier", o.Schema)
+	}
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		// pgx errors may quote the URL: do not.
+		return nil, errors.New("delivery.postgres_url: not a valid PostgreSQL URL")
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(o.PostgresMaxConns)
+	db.SetMaxIdleConns(o.PostgresMaxConns)
+	q := `"` + o.Schema + `".`
+	s := &sqlStore{
+		d:      dialect{pg: true, deliveries: q + "deliveries", attempts: q + "delivery_attempts", skipLocked: "FOR UPDATE SKIP LOCKED"},
+		w:      db,
+		r:      db,
+		closeF: db.Close,
+	}
+	pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := db.PingContext(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("delivery store: connect to PostgreSQL at %s (delivery.postgres_url): %w", redactPG(cfg), err)
+	}
+	if err := s.migrate(pctx, postgresMigrations(o.Schema)); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("delivery store: PostgreSQL schema %s (delivery.postgres_schema): %w", o.Schema, err)
+	}
+	return s, nil
+}
+
+func redactPG(c *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s@%s:%d/%s", c.User, c.Host, c.Port, c.Database)
+}
+
+// Migrations are append-only: step i brings the schema to version i+1.
+var sqliteMigrations = []string{`
+CREATE TABLE IF NOT EXISTS deliveries (
+	id              TEXT PRIMARY KEY,
+	campaign_id     INTEGER NOT NULL,
+	campaign_name   TEXT NOT NULL,
+	site_id         INTEGER NOT NULL,
+	call_id         TEXT NOT NULL,
+	agent_id        INTEGER NOT NULL,
+	status          TEXT NOT NULL CHECK (status IN ('pending','failed','dead','delivered')),
+	method          TEXT NOT NULL,
+	url             TEXT NOT NULL,
+	headers         TEXT NOT NULL,
+	content_type    TEXT NOT NULL,
+	body            BLOB,
+	site_auth       BOOLEAN NOT NULL,
+	insecure_tls    BOOLEAN NOT NULL,
+	connected_at    INTEGER NOT NULL,
+	created_at      INTEGER NOT NULL,
+	expires_at      INTEGER NOT NULL,
+	next_attempt_at INTEGER NOT NULL,
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	last_status     INTEGER NOT NULL DEFAULT 0,
+	last_error      TEXT NOT NULL DEFAULT '',
+	delivered_at    INTEGER,
+	latency_us      INTEGER,
+	lease_owner     TEXT,
+	lease_until     INTEGER
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (next_attempt_at) WHERE status IN ('pending','failed');
+CREATE INDEX IF NOT EXISTS deliveries_status_created ON deliveries (status, created_at);
+CREATE INDEX IF NOT EXISTS deliveries_created ON deliveries (created_at);
+CREATE TABLE IF NOT EXISTS delivery_attempts (
+	delivery_id TEXT NOT NULL REFERENCES deliveries(id) ON DELETE CASCADE,
+	n           INTEGER NOT NULL,
+	at          INTEGER NOT NULL,
+	status      INTEGER NOT NULL,
+	latency_us  INTEGER NOT NULL,
+	error       TEXT NOT NULL,
+	response    TEXT NOT NULL,
+	PRIMARY KEY (delivery_id, n)
+);`}
+
+func postgresMigrations(schema string) []string {
+	s := `"` + schema + `"`
+	return []string{`
+CREATE TABLE IF NOT EXISTS ` + s + `.deliveries (
+	id              text PRIMARY KEY,
+	campaign_id     integer NOT NULL,
+	campaign_name   text NOT NULL,
+	site_id         integer NOT NULL,
+	call_id         text NOT NULL,
+	agent_id        integer NOT NULL,
+	status          text NOT NULL CHECK (status IN ('pending','failed','dead','delivered')),
+	method          text NOT NULL,
+	url             text NOT NULL,
+	headers         text NOT NULL,
+	content_type    text NOT NULL,
+	body            bytea,
+	site_auth       boolean NOT NULL,
+	insecure_tls    boolean NOT NULL,
+	connected_at    timestamptz NOT NULL,
+	created_at      timestamptz NOT NULL,
+	expires_at      timestamptz NOT NULL,
+	next_attempt_at timestamptz NOT NULL,
+	attempts        integer NOT NULL DEFAULT 0,
+	last_status     integer NOT NULL DEFAULT 0,
+	last_error      text NOT NULL DEFAULT '',
+	delivered_at    timestamptz,
+	latency_us      bigint,
+	lease_owner     text,
+	lease_until     timestamptz
+);
+CREATE INDEX IF NOT EXISTS deliveries_due ON ` + s + `.deliveries (next_attempt_at) WHERE status IN ('pending','failed');
+CREATE INDEX IF NOT EXISTS deliveries_status_created ON ` + s + `.deliveries (status, created_at);
+CREATE INDEX IF NOT EXISTS deliveries_created ON ` + s + `.deliveries (created_at);
+CREATE TABLE IF NOT EXISTS ` + s + `.delivery_attempts (
+	delivery_id text NOT NULL REFERENCES ` + s + `.deliveries(id) ON DELETE CASCADE,
+	n           integer NOT NULL,
+	at          timestamptz NOT NULL,
+	status      integer NOT NULL,
+	latency_us  bigint NOT NULL,
+	error       text NOT NULL,
+	response    text NOT NULL,
+	PRIMARY KEY (delivery_id, n)
+);`}
+}
+
+// migrate applies the steps not yet applied, recorded in delivery_schema_version. On
+// PostgreSQL an advisory lock keeps instances starting together from racing.
+func (s *sqlStore) migrate(ctx context.Context, steps []string) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin migration: %w", err)
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	versionTable := "delivery_schema_version"
+	if s.d.pg {
+		schema := strings.TrimSuffix(s.d.deliveries, ".deliveries")
+		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext('oml-crm delivery migrate'))`); err != nil {
+			return fmt.Errorf("lock migration: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+schema); err != nil {
+			return fmt.Errorf("create schema: %w", err)
+		}
+		versionTable = schema + "." + versionTable
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS `+versionTable+` (version integer NOT NULL)`); err != nil {
+		return fmt.Errorf("create version table: %w", err)
+	}
+	var version int
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM `+versionTable).Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(steps) {
+		return fmt.Errorf("outbox schema version %d is newer than this oml-crm knows (%d): upgrade oml-crm", version, len(steps))
+	}
+	for i := version; i < len(steps); i++ {
+		if _, err := tx.ExecContext(ctx, steps[i]); err != nil {
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+	}
+	if version < len(steps) {
+		if _, err := tx.ExecContext(ctx, s.d.sql(`DELETE FROM `+versionTable)); err != nil {
+			return fmt.Errorf("record schema version: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.d.sql(`INSERT INTO `+versionTable+` (version) VALUES (?)`), len(steps)); err != nil {
+			return fmt.Errorf("record schema version: %w", err)
+		}
+	}
+	return tx.Commit()
+}
+
+func (s *sqlStore) close() error { return s.closeF() }
+
+const deliveryColumns = `id, campaign_id, campaign_name, site_id, call_id, agent_id, status, method, url, headers,
+	content_type, body, site_auth, insecure_tls, connected_at, created_at, expires_at, next_attempt_at,
+	attempts, last_status, last_error, delivered_at, latency_us`
+
+func (s *sqlStore) insert(ctx context.Context, d *Delivery, owner string, leaseUntil time.Time) (bool, error) {
+	headers, err := json.Marshal(d.Header)
+	if err != nil {
+		return false, fmt.Errorf("encode headers: %w", err)
+	}
+	res, err := s.w.ExecContext(ctx, s.d.sql(`INSERT INTO {D} (`+deliveryColumns+`, lease_owner, lease_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, '', NULL, NULL, ?, ?)
+		ON CONFLICT (id) DO NOTHING`),
+		d.ID, d.CampaignID, d.CampaignName, d.SiteID, d.CallID, d.AgentID, string(d.Status), d.Method, d.URL, string(headers),
+		d.ContentType, d.Body, d.SiteAuth, d.InsecureTLS, s.d.ts(d.ConnectedAt), s.d.ts(d.CreatedAt), s.d.ts(d.ExpiresAt),
+		s.d.ts(d.NextAttemptAt), owner, s.d.ts(leaseUntil))
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
+}
+
+func (s *sqlStore) release(ctx context.Context, id, owner string) error {
+	_, err := s.w.ExecContext(ctx, s.d.sql(`UPDATE {D} SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?`), id, owner)
+	return err
+}
+
+// releaseAll drops the claims an earlier run of this instance held (it was killed):
+// its deliveries are due again at once instead of after the lease.
+func (s *sqlStore) releaseAll(ctx context.Context, owner string) (int, error) {
+	q := `UPDATE {D} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?`
+	args := []any{owner}
+	if !s.d.pg {
+		// SQLite is single-node: every claim in the file is a dead process's.
+		q, args = `UPDATE {D} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL`, nil
+	}
+	res, err := s.w.ExecContext(ctx, s.d.sql(q), args...)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+func (s *sqlStore) claimDue(ctx context.Context, now time.Time, limit int, owner string, lease time.Duration) ([]*Delivery, error) {
+	rows, err := s.w.QueryContext(ctx, s.d.sql(`UPDATE {D} SET lease_owner = ?, lease_until = ?
+		WHERE id IN (SELECT id FROM {D}
+			WHERE status IN ('pending','failed') AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+			ORDER BY next_attempt_at LIMIT ? {SKIP_LOCKED})
+		RETURNING `+deliveryColumns), owner, s.d.ts(now.Add(lease)), s.d.ts(now), s.d.ts(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) finish(ctx context.Context, id, owner string, attempts []Attempt, r result) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	var latency any
+	if r.status == StatusDelivered {
+		latency = r.latency.Microseconds()
+	}
+	var total int
+	// A delivery another instance already delivered (it took our expired lease) is
+	// never downgraded; our attempts are still logged.
+	err = tx.QueryRowContext(ctx, s.d.sql(`UPDATE {D} SET status = ?, attempts = attempts + ?,
+		next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?, last_error = ?, delivered_at = ?, latency_us = ?,
+		lease_owner = NULL, lease_until = NULL
+		WHERE id = ? AND status <> 'delivered' RETURNING attempts`),
+		string(r.status), len(attempts), s.d.ts(r.next), r.lastStatus, r.lastError, s.d.ts(r.deliveredAt), latency, id).Scan(&total)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.QueryRowContext(ctx, s.d.sql(`UPDATE {D} SET attempts = attempts + ? WHERE id = ? RETURNING attempts`), len(attempts), id).Scan(&total)
+	}
+	if err != nil {
+		return err
+	}
+	for i, a := range attempts {
+		if _, err := tx.ExecContext(ctx, s.d.sql(`INSERT INTO {A} (delivery_id, n, at, status, latency_us, error, response) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+			id, total-len(attempts)+i+1, s.d.ts(a.At), a.Status, a.Latency.Microseconds(), a.Error, a.Response); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanDelivery(row scanner) (*Delivery, error) {
+	var (
+		d                                            Delivery
+		status, headers                              string
+		connected, created, expires, next, delivered dbTime
+		latency                                      sql.NullInt64
+	)
+	if err := row.Scan(&d.ID, &d.CampaignID, &d.CampaignName, &d.SiteID, &d.CallID, &d.AgentID, &status, &d.Method, &d.URL, &headers,
+		&d.ContentType, &d.Body, &d.SiteAuth, &d.InsecureTLS, &connected, &created, &expires, &next,
+		&d.Attempts, &d.LastStatus, &d.LastError, &delivered, &latency); err != nil {
+		return nil, err
+	}
+	d.Status = Status(status)
+	d.ConnectedAt, d.CreatedAt, d.ExpiresAt, d.NextAttemptAt, d.DeliveredAt = connected.t, created.t, expires.t, next.t, delivered.t
+	if latency.Valid {
+		d.Latency = time.Duration(latency.Int64) * time.Microsecond
+	}
+	if headers != "" && headers != "null" {
+		d.Header = http.Header{}
+		if err := json.Unmarshal([]byte(headers), &d.Header); err != nil {
+			return nil, fmt.Errorf("delivery %s: decode headers: %w", d.ID, err)
+		}
+	}
+	return &d, nil
+}
+
+func (s *sqlStore) list(ctx context.Context, f Filter, since time.Time) ([]Delivery, error) {
+	var where []string
+	var args []any
+	if f.Status != "" {
+		where, args = append(where, "status = ?"), append(args, string(f.Status))
+	}
+	if f.CampaignID != 0 {
+		where, args = append(where, "campaign_id = ?"), append(args, f.CampaignID)
+	}
+	if !since.IsZero() {
+		where, args = append(where, "created_at >= ?"), append(args, s.d.ts(since))
+	}
+	q := `SELECT ` + deliveryColumns + ` FROM {D}`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY created_at DESC, id LIMIT ?"
+	args = append(args, f.Limit)
+	rows, err := s.r.QueryContext(ctx, s.d.sql(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list deliveries: %w", err)
+		}
+		out = append(out, *d)
+	}
+	return out, rows.Err()
+}
+
+func (s *sqlStore) get(ctx context.Context, id string) (*Delivery, error) {
+	d, err := scanDelivery(s.r.QueryRowContext(ctx, s.d.sql(`SELECT `+deliveryColumns+` FROM {D} WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read delivery %s: %w", id, err)
+	}
+	rows, err := s.r.QueryContext(ctx, s.d.sql(`SELECT n, at, status, latency_us, error, response FROM {A} WHERE delivery_id = ? ORDER BY n`), id)
+	if err != nil {
+		return nil, fmt.Errorf("read attempts of delivery %s: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var a Attempt
+		var at dbTime
+		var us int64
+		if err := rows.Scan(&a.N, &at, &a.Status, &us, &a.Error, &a.Response); err != nil {
+			return nil, fmt.Errorf("read attempts of delivery %s: %w", id, err)
+		}
+		a.At, a.Latency = at.t, time.Duration(us)*time.Microsecond
+		d.AttemptLog = append(d.AttemptLog, a)
+	}
+	return d, rows.Err()
+}
+
+func (s *sqlStore) retry(ctx context.Context, id string, now, expires time.Time) (bool, error) {
+	res, err := s.w.ExecContext(ctx, s.d.sql(`UPDATE {D} SET status = 'pending', next_attempt_at = ?, expires_at = ?,
+		lease_owner = NULL, lease_until = NULL WHERE id = ? AND status IN ('failed','dead')`), s.d.ts(now), s.d.ts(expires), id)
+	if err != nil {
+		return false, err
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
+func (s *sqlStore) retryDead(ctx context.Context, now, expires time.Time) (int, error) {
+	res, err := s.w.ExecContext(ctx, s.d.sql(`UPDATE {D} SET status = 'pending', next_attempt_at = ?, expires_at = ?,
+		lease_owner = NULL, lease_until = NULL WHERE status = 'dead'`), s.d.ts(now), s.d.ts(expires))
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+func (s *sqlStore) stats(ctx context.Context, now time.Time) (Stats, error) {
+	var st Stats
+	var oldest dbTime
+	err := s.r.QueryRowContext(ctx, s.d.sql(`SELECT
+		(SELECT COUNT(*) FROM {D} WHERE status IN ('pending','failed')),
+		(SELECT MIN(created_at) FROM {D} WHERE status IN ('pending','failed')),
+		(SELECT COUNT(*) FROM {D} WHERE status = 'dead'),
+		(SELECT COUNT(*) FROM {D} WHERE status = 'delivered')`)).Scan(&st.Depth, &oldest, &st.Dead, &st.DeliveredTotal)
+	if err != nil {
+		return st, fmt.Errorf("count deliveries: %w", err)
+	}
+	if !oldest.t.IsZero() && now.After(oldest.t) {
+		st.OldestPending = now.Sub(oldest.t)
+	}
+	return st, nil
+}
+
+// prune deletes delivered and dead deliveries created before the cut (and their
+// attempts).
+func (s *sqlStore) prune(ctx context.Context, before time.Time) (int, error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
+	cond := `status IN ('delivered','dead') AND created_at < ?`
+	if _, err := tx.ExecContext(ctx, s.d.sql(`DELETE FROM {A} WHERE delivery_id IN (SELECT id FROM {D} WHERE `+cond+`)`), s.d.ts(before)); err != nil {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, s.d.sql(`DELETE FROM {D} WHERE `+cond), s.d.ts(before))
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(n), tx.Commit()
+}

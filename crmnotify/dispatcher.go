@@ -1,0 +1,474 @@
+package crmnotify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/omlcrm/oml-crm/calls"
+	"github.com/omlcrm/oml-crm/catalog"
+)
+
+// ServerSink takes server-trigger notifications: the durable delivery queue. Enqueue
+// returns once the notification is persisted (or known to be already queued under the
+// same Notification.ID).
+type ServerSink interface {
+	Enqueue(ctx context.Context, n Notification) error
+}
+
+// AgentSink takes agent- and automatic-trigger notifications: the agent websocket hub.
+// Pop hands a notification to the agent's browser(s); CallEnded tells the hub the call is
+// over so that its pops are no longer replayed on reconnect.
+type AgentSink interface {
+	Pop(ctx context.Context, n Notification) error
+	CallEnded(ctx context.Context, callID string) error
+}
+
+// DispatcherOptions are the dependencies and knobs of a Dispatcher.
+type DispatcherOptions struct {
+	Catalog catalog.Catalog // required
+	Server  ServerSink      // required: server-trigger sites
+	Agents  AgentSink       // required: agent/automatic-trigger sites and call ends
+	Logger  zerolog.Logger
+	// Registerer receives the dispatcher's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Now is the clock (time.Now when nil); used when a Connected carries no time.
+	Now func() time.Time
+	// Attempts is how many times a transient failure (catalog lookup other than not
+	// found, sink hand-off) is tried before giving up; default 3.
+	Attempts int
+	// Backoff is the pause after the first failed attempt, doubled after each further
+	// one; default 100ms.
+	Backoff time.Duration
+}
+
+// Outcomes of a connect (label values of omlcrm_connects_total).
+const (
+	OutcomeServer  = "server"  // queued for server delivery
+	OutcomePopped  = "popped"  // handed to the agent hub
+	OutcomeSkipped = "skipped" // nothing to do (see SkipReason)
+	OutcomeError   = "error"   // failed: logged at error level
+)
+
+// SkipReason says why a connect needs no CRM invocation (label values of
+// omlcrm_connects_skipped_total).
+type SkipReason string
+
+// Skip reasons.
+const (
+	SkipNoCampaign       SkipReason = "no_campaign"            // call outside any campaign (campaign id 0)
+	SkipUnknownCampaign  SkipReason = "unknown_campaign"       // the catalog has no such campaign
+	SkipNoSite           SkipReason = "no_site"                // the campaign has no external site
+	SkipFormOnly         SkipReason = "form_only"              // interaction is the OMniLeads form only
+	SkipTriggerNotOnCall SkipReason = "trigger_not_on_connect" // disposition or dynamic-list site
+	SkipNoAgent          SkipReason = "no_agent"               // a browser pop with no agent to show it to
+)
+
+var skipReasons = []SkipReason{SkipNoCampaign, SkipUnknownCampaign, SkipNoSite, SkipFormOnly,
+	SkipTriggerNotOnCall, SkipNoAgent}
+
+// Pipeline stages (label values of omlcrm_dispatch_errors_total).
+const (
+	stageCampaign  = "campaign"
+	stageContact   = "contact"
+	stageAgent     = "agent"
+	stageRender    = "render"
+	stageEnqueue   = "enqueue"
+	stagePop       = "pop"
+	stageCallEnded = "call_ended"
+)
+
+// SkippedError is returned by HandleConnected when a connect needs no CRM invocation.
+// It is not a failure: callers usually ignore it (errors.As to read the reason).
+type SkippedError struct {
+	Reason SkipReason
+	Detail string
+}
+
+func (e *SkippedError) Error() string {
+	return fmt.Sprintf("skipped (%s): %s", e.Reason, e.Detail)
+}
+
+// Dispatcher is the stage between the call tracker and the sinks. For each
+// calls.Connected it looks the campaign up, decides whether the campaign's site fires on
+// connect, enriches the call with the contact and the agent, renders the CRM request and
+// hands the Notification to the server queue or to the agent hub, counting every outcome.
+//
+// A Dispatcher is safe for concurrent use. It keeps no per-call state: ordering between
+// a call's Connected and its Ended is the caller's (call HandleEnded after the
+// HandleConnected calls of the same call have returned).
+type Dispatcher struct {
+	catalog  catalog.Catalog
+	server   ServerSink
+	agents   AgentSink
+	log      zerolog.Logger
+	now      func() time.Time
+	attempts int
+	backoff  time.Duration
+	m        dispatcherMetrics
+}
+
+type dispatcherMetrics struct {
+	connects       *prometheus.CounterVec
+	skipped        *prometheus.CounterVec
+	errors         *prometheus.CounterVec
+	renderDuration prometheus.Histogram
+	duration       *prometheus.HistogramVec
+	ended          prometheus.Counter
+}
+
+// NewDispatcher checks the options and registers the metrics.
+func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
+	if opts.Catalog == nil {
+		return nil, errors.New("crmnotify: dispatcher needs a catalog")
+	}
+	if opts.Server == nil {
+		return nil, errors.New("crmnotify: dispatcher needs a server sink (the delivery queue)")
+	}
+	if opts.Agents == nil {
+		return nil, errors.New("crmnotify: dispatcher needs an agent sink (the agent hub)")
+	}
+	d := &Dispatcher{
+		catalog:  opts.Catalog,
+		server:   opts.Server,
+		agents:   opts.Agents,
+		log:      opts.Logger,
+		now:      opts.Now,
+		attempts: opts.Attempts,
+		backoff:  opts.Backoff,
+		m:        newDispatcherMetrics(),
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.attempts <= 0 {
+		d.attempts = 3
+	}
+	if d.backoff <= 0 {
+		d.backoff = 100 * time.Millisecond
+	}
+	if opts.Registerer != nil {
+		for _, c := range d.m.collectors() {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("crmnotify: registering dispatcher metrics: %w", err)
+			}
+		}
+	}
+	return d, nil
+}
+
+func newDispatcherMetrics() dispatcherMetrics {
+	m := dispatcherMetrics{
+		connects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omlcrm_connects_total",
+			Help: "Calls connected to an agent, by what the dispatcher did with them (server, popped, skipped, error).",
+		}, []string{"outcome"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omlcrm_connects_skipped_total",
+			Help: "Connects that need no CRM invocation, by reason.",
+		}, []string{"reason"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "omlcrm_dispatch_errors_total",
+			Help: "Dispatcher failures by pipeline stage (campaign, contact, agent, render, enqueue, pop, call_ended). Contact and agent failures degrade (empty fields) instead of dropping the connect.",
+		}, []string{"stage"}),
+		renderDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "omlcrm_render_duration_seconds",
+			Help:    "Time to render one CRM request.",
+			Buckets: prometheus.ExponentialBuckets(0.000005, 4, 9), // 5µs … 330ms
+		}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "omlcrm_dispatch_duration_seconds",
+			Help:    "Time from receiving a connect to handing it off (lookups, render, enqueue or pop), by outcome.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 4, 9), // 50µs … 3.3s
+		}, []string{"outcome"}),
+		ended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "omlcrm_calls_ended_total",
+			Help: "Call ends passed to the agent hub.",
+		}),
+	}
+	// Pre-create the label values so that dashboards and alerts see zeros, not gaps.
+	for _, o := range []string{OutcomeServer, OutcomePopped, OutcomeSkipped, OutcomeError} {
+		m.connects.WithLabelValues(o)
+		m.duration.WithLabelValues(o)
+	}
+	for _, r := range skipReasons {
+		m.skipped.WithLabelValues(string(r))
+	}
+	for _, s := range []string{stageCampaign, stageContact, stageAgent, stageRender, stageEnqueue, stagePop, stageCallEnded} {
+		m.errors.WithLabelValues(s)
+	}
+	return m
+}
+
+func (m dispatcherMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.connects, m.skipped, m.errors, m.renderDuration, m.duration, m.ended}
+}
+
+// dispatch is one connect travelling through the stages.
+type dispatch struct {
+	call     calls.Connected
+	log      zerolog.Logger
+	campaign *catalog.Campaign
+	contact  *catalog.Contact
+	agent    *catalog.Agent
+	request  Request
+}
+
+// stage is one step of the pipeline. It returns a non-nil *SkippedError to stop without
+// failure, any other error to stop with failure.
+type stage struct {
+	name string
+	run  func(ctx context.Context, x *dispatch) error
+}
+
+// HandleConnected turns one connect into a server delivery or an agent pop, or skips it.
+// Every outcome is counted and logged (skips at debug, failures at error), so callers
+// may ignore the returned error; it is a *SkippedError for skips, nil when handed off.
+func (d *Dispatcher) HandleConnected(ctx context.Context, c calls.Connected) error {
+	start := d.now()
+	if c.At.IsZero() {
+		c.At = start
+	}
+	x := &dispatch{
+		call: c,
+		log: d.log.With().Str("call_id", c.CallID).Int("campaign_id", c.CampaignID).
+			Int("agent_id", c.AgentID).Logger(),
+	}
+	stages := []stage{
+		{stageCampaign, d.loadCampaign},
+		{stageContact, d.loadContact},
+		{stageAgent, d.loadAgent},
+		{stageRender, d.render},
+		{"handoff", d.handoff},
+	}
+	for _, s := range stages {
+		err := s.run(ctx, x)
+		if err == nil {
+			continue
+		}
+		var skip *SkippedError
+		if errors.As(err, &skip) {
+			d.m.skipped.WithLabelValues(string(skip.Reason)).Inc()
+			d.finish(OutcomeSkipped, start)
+			return err
+		}
+		d.finish(OutcomeError, start)
+		return err
+	}
+	outcome := OutcomePopped
+	if x.campaign.Site.Trigger == catalog.TriggerServer {
+		outcome = OutcomeServer
+	}
+	d.finish(outcome, start)
+	return nil
+}
+
+func (d *Dispatcher) finish(outcome string, start time.Time) {
+	d.m.connects.WithLabelValues(outcome).Inc()
+	d.m.duration.WithLabelValues(outcome).Observe(d.now().Sub(start).Seconds())
+}
+
+func (d *Dispatcher) skip(x *dispatch, reason SkipReason, detail string) error {
+	x.log.Debug().Str("reason", string(reason)).Msg("connect skipped: " + detail)
+	return &SkippedError{Reason: reason, Detail: detail}
+}
+
+func (d *Dispatcher) fail(stageName string, err error) error {
+	d.m.errors.WithLabelValues(stageName).Inc()
+	return err
+}
+
+// loadCampaign reads the campaign and decides whether its site fires on connect.
+func (d *Dispatcher) loadCampaign(ctx context.Context, x *dispatch) error {
+	id := x.call.CampaignID
+	if id <= 0 {
+		return d.skip(x, SkipNoCampaign, "the call is outside any campaign")
+	}
+	var camp *catalog.Campaign
+	err := d.retry(ctx, func() (err error) {
+		camp, err = d.catalog.Campaign(ctx, id)
+		return err
+	})
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		return d.skip(x, SkipUnknownCampaign, fmt.Sprintf("campaign %d is not in the catalog", id))
+	case err != nil:
+		x.log.Error().Err(err).Msg("cannot read the campaign: the CRM is not invoked for this connect")
+		return d.fail(stageCampaign, fmt.Errorf("reading campaign %d for call %s: %w", id, x.call.CallID, err))
+	}
+	x.campaign = camp
+	site := camp.Site
+	if site == nil {
+		return d.skip(x, SkipNoSite, fmt.Sprintf("campaign %d %q has no external site", camp.ID, camp.Name))
+	}
+	x.log = x.log.With().Int("site_id", site.ID).Str("trigger", site.Trigger.String()).Logger()
+	if !camp.Interaction.UsesSite() {
+		return d.skip(x, SkipFormOnly, fmt.Sprintf("campaign %d %q interaction is %s", camp.ID, camp.Name, camp.Interaction))
+	}
+	if !site.Trigger.FiredOnConnect() {
+		return d.skip(x, SkipTriggerNotOnCall, fmt.Sprintf("site %d %q fires on %s, not on connect", site.ID, site.Name, site.Trigger))
+	}
+	if site.Trigger != catalog.TriggerServer && x.call.AgentID <= 0 {
+		// A browser pop needs an agent; the tracker could not tell which one. Unlike the
+		// other skips this one is unexpected, hence a warning.
+		x.log.Warn().Str("reason", string(SkipNoAgent)).
+			Msg("connect skipped: the agent of the call is unknown, the " + site.Trigger.String() + " pop has nobody to go to")
+		return &SkippedError{Reason: SkipNoAgent, Detail: "the agent of the call is unknown"}
+	}
+	return nil
+}
+
+// loadContact reads the contact when the dialplan identified one. A missing contact or
+// a failing lookup degrades to empty contact fields: the CRM still gets the call.
+func (d *Dispatcher) loadContact(ctx context.Context, x *dispatch) error {
+	id, err := strconv.Atoi(x.call.ContactID)
+	if err != nil || id <= 0 {
+		return nil // "-1", "0", "" or not numeric: no contact identified
+	}
+	var ct *catalog.Contact
+	err = d.retry(ctx, func() (err error) {
+		ct, err = d.catalog.Contact(ctx, id)
+		return err
+	})
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		x.log.Warn().Int("contact_id", id).Msg("contact not found: contact parameters render empty")
+	case err != nil:
+		d.m.errors.WithLabelValues(stageContact).Inc()
+		x.log.Error().Err(err).Int("contact_id", id).Msg("cannot read the contact: contact parameters render empty")
+	default:
+		x.contact = ct
+	}
+	return nil
+}
+
+// loadAgent reads the agent (for agent_username / agent_name). Unknown → nil.
+func (d *Dispatcher) loadAgent(ctx context.Context, x *dispatch) error {
+	if x.call.AgentID <= 0 {
+		return nil
+	}
+	var ag *catalog.Agent
+	err := d.retry(ctx, func() (err error) {
+		ag, err = d.catalog.Agent(ctx, x.call.AgentID)
+		return err
+	})
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		x.log.Warn().Msg("agent not in the catalog: agent name parameters render empty")
+	case err != nil:
+		d.m.errors.WithLabelValues(stageAgent).Inc()
+		x.log.Error().Err(err).Msg("cannot read the agent: agent name parameters render empty")
+	default:
+		x.agent = ag
+	}
+	return nil
+}
+
+func (d *Dispatcher) render(_ context.Context, x *dispatch) error {
+	in := Input{
+		Campaign: x.campaign,
+		Contact:  x.contact,
+		Agent:    x.agent,
+		Call:     callData(x.call),
+	}
+	t0 := time.Now()
+	req, err := Render(in)
+	d.m.renderDuration.Observe(time.Since(t0).Seconds())
+	if err != nil {
+		// A render error is a configuration problem of this campaign/site: say which.
+		// Render's error names the parameter at fault.
+		x.log.Error().Err(err).Str("campaign_name", x.campaign.Name).Str("site_name", x.campaign.Site.Name).
+			Bool("misconfigured", errors.Is(err, ErrMisconfigured)).
+			Msg("cannot render the CRM request: fix the campaign's CRM parameters or the site URL (see `oml-crm check`)")
+		return d.fail(stageRender, fmt.Errorf("call %s: %w", x.call.CallID, err))
+	}
+	x.request = req
+	return nil
+}
+
+// callData maps the tracker's fact to what Render reads.
+func callData(c calls.Connected) CallData {
+	wait := ""
+	if c.CallWaitDuration > 0 {
+		// Whole seconds, as OMniLeads' call_wait_duration; 0 means unknown.
+		wait = strconv.FormatInt(int64(c.CallWaitDuration/time.Second), 10)
+	}
+	return CallData{
+		CallID:           c.CallID,
+		AgentID:          c.AgentID,
+		Phone:            c.Phone,
+		ContactID:        c.ContactID,
+		RecFilename:      c.RecordingFile,
+		CallWaitDuration: wait,
+		At:               c.At,
+		Dialplan:         c.Dialplan,
+	}
+}
+
+func (d *Dispatcher) handoff(ctx context.Context, x *dispatch) error {
+	site := x.campaign.Site
+	n := Notification{
+		ID:          NotificationID(x.call.CallID, x.call.AgentID, site.ID),
+		CallID:      x.call.CallID,
+		AgentID:     x.call.AgentID,
+		Campaign:    x.campaign,
+		Site:        site,
+		Request:     x.request,
+		ConnectedAt: x.call.At,
+	}
+	log := x.log.With().Str("notification_id", n.ID).Logger()
+	if site.Trigger == catalog.TriggerServer {
+		if err := d.retry(ctx, func() error { return d.server.Enqueue(ctx, n) }); err != nil {
+			log.Error().Err(err).Msg("cannot queue the server delivery: the CRM is not invoked for this connect")
+			return d.fail(stageEnqueue, fmt.Errorf("queueing the delivery of call %s to site %d: %w", n.CallID, site.ID, err))
+		}
+		log.Debug().Str("method", n.Request.Method).Msg("server delivery queued")
+		return nil
+	}
+	if err := d.retry(ctx, func() error { return d.agents.Pop(ctx, n) }); err != nil {
+		log.Error().Err(err).Msg("cannot hand the pop to the agent hub")
+		return d.fail(stagePop, fmt.Errorf("popping call %s to agent %d: %w", n.CallID, n.AgentID, err))
+	}
+	log.Debug().Str("target", site.Target.String()).Msg("pop handed to the agent hub")
+	return nil
+}
+
+// HandleEnded tells the agent hub that the call is over.
+func (d *Dispatcher) HandleEnded(ctx context.Context, e calls.Ended) error {
+	d.m.ended.Inc()
+	if err := d.retry(ctx, func() error { return d.agents.CallEnded(ctx, e.CallID) }); err != nil {
+		d.m.errors.WithLabelValues(stageCallEnded).Inc()
+		d.log.Error().Err(err).Str("call_id", e.CallID).Msg("cannot tell the agent hub that the call ended")
+		return fmt.Errorf("ending call %s in the agent hub: %w", e.CallID, err)
+	}
+	return nil
+}
+
+// retry runs fn up to d.attempts times with doubling pauses; catalog.ErrNotFound and
+// context errors are final.
+func (d *Dispatcher) retry(ctx context.Context, fn func() error) error {
+	pause := d.backoff
+	var err error
+	for i := 0; i < d.attempts; i++ {
+		if err = fn(); err == nil || errors.Is(err, catalog.ErrNotFound) || ctx.Err() != nil {
+			return err
+		}
+		if i == d.attempts-1 {
+			break
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
+		case <-t.C:
+		}
+		pause *= 2
+	}
+	return err
+}
