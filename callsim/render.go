@@ -66,15 +66,15 @@ type kv struct{ k, v string }
 
 // chanSnap is a channel's state at one step.
 type chanSnap struct {
-	name, uid, linked           string
-	state                       int
-	cidNum, cidName             string
-	connNum, connName           string
-	context, exten              string
-	prio                        int
-	app, appData                string
-	created                     time.Duration // since the call's start
-	vars                        []kv          // channelvars
+	name, uid, linked string
+	state             int
+	cidNum, cidName   string
+	connNum, connName string
+	context, exten    string
+	prio              int
+	app, appData      string
+	created           time.Duration // since the call's start
+	vars              []kv          // channelvars
 }
 
 type bridgeSnap struct {

@@ -320,11 +320,11 @@ func TestSecretsNeverPrinted(t *testing.T) {
 		t.Fatal(err)
 	}
 	outputs := map[string]string{
-		"%v":   fmt.Sprintf("%v", cfg),
-		"%+v":  fmt.Sprintf("%+v", cfg),
-		"%#v":  fmt.Sprintf("%#v", *cfg),
-		"%s":   fmt.Sprintf("%s", cfg.Database.URL),
-		"json": string(js),
+		"%v":     fmt.Sprintf("%v", cfg),
+		"%+v":    fmt.Sprintf("%+v", cfg),
+		"%#v":    fmt.Sprintf("%#v", *cfg),
+		"String": cfg.Database.URL.String(),
+		"json":   string(js),
 	}
 	secrets := []string{"S-ami-1", "S-ari-2", "S-db-3", "S-q-4", "S-q-5", "S-tok-6", "S-dj-7", "S-sig-8", "S-redis-9"}
 	for name, out := range outputs {

@@ -55,8 +55,20 @@ const (
 // A parameter named `{holder}` fills that placeholder of the site URL (path and fragment:
 // path-escaped, a whole "." or ".." segment as %2E; query: query-escaped); placeholders in
 // the scheme or host are refused. The other parameters, in order, go to the GET query
-// (appended to any query the URL already has) or to the POST body. Duplicate names keep
-// OMniLeads' semantics: the last value wins, at the position of the first.
+// (appended to any query the URL already has, before any fragment; no parameters, no
+// '?') or to the POST body. Duplicate names keep OMniLeads' semantics: the last value
+// wins, at the position of the first. Request.Fields lists them in that order.
+//
+// POST bodies, by site format:
+//   - multipart: one plain form field per parameter (no filename), ContentType
+//     "multipart/form-data; boundary=oml-crm-<hash of the fields>";
+//   - form: name=value&... query-escaped (space as '+'), ContentTypeForm;
+//   - text: "name=value\r\n" per parameter, unescaped, as browsers submit text/plain
+//     forms, ContentTypeText;
+//   - json: an object in parameter order, ContentTypeJSON. Values are strings, except
+//     the ids that are numbers by nature when they are canonical decimal integers:
+//     campaign `id`, call `agent_id` and call `id_contacto` (so "-1" → -1, "007" stays
+//     "007", an empty agent_id stays "").
 //
 // Render never sends half a request: an unknown family or source, a contact column the
 // campaign's database lacks, a placeholder no parameter fills, a URL without scheme or
@@ -534,9 +546,17 @@ func textBody(fields []Field) []byte {
 // contain the boundary without finding a SHA-256 preimage of itself.
 func multipartBody(fields []Field) ([]byte, string) {
 	h := sha256.New()
+	var lenBuf []byte
 	for _, f := range fields {
 		// Length-prefixed so that ("ab","c") and ("a","bc") differ.
-		fmt.Fprintf(h, "%d:%s%d:%s", len(f.Name), f.Name, len(f.Value), f.Value)
+		lenBuf = strconv.AppendInt(lenBuf[:0], int64(len(f.Name)), 10)
+		lenBuf = append(lenBuf, ':')
+		h.Write(lenBuf)
+		h.Write([]byte(f.Name))
+		lenBuf = strconv.AppendInt(lenBuf[:0], int64(len(f.Value)), 10)
+		lenBuf = append(lenBuf, ':')
+		h.Write(lenBuf)
+		h.Write([]byte(f.Value))
 	}
 	boundary := "oml-crm-" + hex.EncodeToString(h.Sum(nil)[:16])
 

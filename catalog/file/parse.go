@@ -174,13 +174,6 @@ var (
 // stateNames are OMniLeads' Campana.estado codes.
 var stateNames = map[string]int{"active": 2, "finished": 3, "deleted": 4, "paused": 5, "inactive": 6}
 
-// ref is an id reference to check once everything is read.
-type ref struct {
-	node *yaml.Node
-	path string
-	id   int
-}
-
 func (p *parser) build(root *yaml.Node, c *Catalog) {
 	sites := map[int]*catalog.Site{}
 	dbs := map[int]*contactDB{}

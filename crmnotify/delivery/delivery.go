@@ -247,6 +247,8 @@ type Queue struct {
 	wake       chan struct{} // nudges the sweeper (a retry is due soon, a slot freed)
 	backlog    atomic.Bool   // due rows wait for a free slot: a freed slot nudges the sweeper
 
+	opened time.Time // when Open ran (Clock)
+
 	mu       sync.Mutex
 	wakeAt   time.Time // earliest retry this process scheduled
 	closed   bool
@@ -282,6 +284,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		slots:      make(chan struct{}, opts.Workers),
 		wake:       make(chan struct{}, 1),
 		siteAuth:   map[int]*catalog.SiteAuth{},
+		opened:     opts.Clock.Now(),
 	}
 	q.sender = newSender(opts, q.clock)
 	q.SetSigningSecrets(opts.SigningSecrets)
@@ -418,7 +421,12 @@ func (q *Queue) dispatch(d *Delivery) bool {
 // a crashed instance left, deliveries put back by the CLI) and refreshes the queue
 // gauges. Enqueue works without Run, but retries need it.
 func (q *Queue) Run(ctx context.Context) error {
-	if n, err := q.store.releaseAll(ctx, q.opts.InstanceID); err != nil {
+	// Claims that expire before opened+Lease were made before this process opened the
+	// queue: by this instance's previous, killed run.
+	if n, err := q.store.releaseAll(ctx, q.opts.InstanceID, q.opened.Add(q.opts.Lease)); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("delivery queue: take back deliveries claimed before a restart: %w", err)
 	} else if n > 0 {
 		q.log.Info().Int("deliveries", n).Msg("taking back deliveries claimed before a restart")

@@ -498,6 +498,7 @@ func TestSelfSignedTLSOnlyWithoutStrictTLS(t *testing.T) {
 			t.Errorf("strict TLS accepted a self-signed certificate: %+v", d)
 		}
 		lax := notification(t, a.srv.URL+"/crm", catalog.MethodPOST, catalog.FormatJSON, a.auth(false, 3600))
+		lax.Site.ID = 8 // another site: auth settings are per site
 		enqueue(t, h.q, lax)
 		h.waitStatus(t, lax.ID, StatusDelivered)
 		if got := a.crmRequests(); len(got) != 1 || !strings.HasPrefix(got[0].Authorization, "Bearer tok-") {

@@ -24,7 +24,7 @@ import (
 type store interface {
 	insert(ctx context.Context, d *Delivery, owner string, leaseUntil time.Time) (bool, error)
 	release(ctx context.Context, id, owner string) error
-	releaseAll(ctx context.Context, owner string) (int, error)
+	releaseAll(ctx context.Context, owner string, cut time.Time) (int, error)
 	claimDue(ctx context.Context, now time.Time, limit int, owner string, lease time.Duration) ([]*Delivery, error)
 	finish(ctx context.Context, id, owner string, attempts []Attempt, r result) error
 	list(ctx context.Context, f Filter, since time.Time) ([]Delivery, error)
@@ -356,13 +356,14 @@ func (s *sqlStore) release(ctx context.Context, id, owner string) error {
 }
 
 // releaseAll drops the claims an earlier run of this instance held (it was killed):
-// its deliveries are due again at once instead of after the lease.
-func (s *sqlStore) releaseAll(ctx context.Context, owner string) (int, error) {
-	q := `UPDATE {D} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?`
-	args := []any{owner}
+// its deliveries are due again at once instead of after the lease. Only claims whose
+// lease ends before cut are dropped: later ones were made by this run.
+func (s *sqlStore) releaseAll(ctx context.Context, owner string, cut time.Time) (int, error) {
+	q := `UPDATE {D} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND lease_until < ?`
+	args := []any{owner, s.d.ts(cut)}
 	if !s.d.pg {
-		// SQLite is single-node: every claim in the file is a dead process's.
-		q, args = `UPDATE {D} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL`, nil
+		// SQLite is single-node: every earlier claim in the file is a dead process's.
+		q, args = `UPDATE {D} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL AND lease_until < ?`, args[1:]
 	}
 	res, err := s.w.ExecContext(ctx, s.d.sql(q), args...)
 	if err != nil {
