@@ -62,10 +62,11 @@ func (m *Message) Values(key string) []string {
 // Event returns the event name (Get("Event")); "" for a response.
 func (m *Message) Event() string { return m.Get("Event") }
 
-// IsResponse reports whether the message answers an action (it has a `Response:` header).
+// IsResponse reports whether the message answers an action: its first header is
+// `Response:`. (Only the first counts: OriginateResponse events carry a `Response:` header
+// of their own.)
 func (m *Message) IsResponse() bool {
-	_, ok := m.Lookup("Response")
-	return ok
+	return len(m.Headers) > 0 && equalFoldASCII(m.Headers[0].Key, "Response")
 }
 
 // Raw returns the exact bytes the message was read from, line endings and the closing

@@ -76,9 +76,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // eventCounters caches one counter per event name for one reader goroutine, so counting
 // an event is a map lookup that does not allocate.
 type eventCounters struct {
-	m     *Metrics
+	m      *Metrics
 	byName map[string]prometheus.Counter
-	other prometheus.Counter
+	other  prometheus.Counter
 }
 
 func newEventCounters(m *Metrics) *eventCounters {

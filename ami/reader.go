@@ -107,8 +107,13 @@ type span struct{ k0, k1, v0, v1 int32 }
 // NewReader returns a Reader over rd with the given limits (zero fields take defaults).
 func NewReader(rd io.Reader, lim Limits) *Reader {
 	lim = lim.withDefaults()
-	size := max(lim.MaxLine+2, 64<<10)
-	return &Reader{rd: rd, buf: make([]byte, size), lim: lim}
+	return newReaderSize(rd, lim, max(lim.MaxLine+2, 64<<10))
+}
+
+// newReaderSize lets tests use a buffer barely larger than a line, so that refills and
+// compaction happen inside nearly every message.
+func newReaderSize(rd io.Reader, lim Limits, size int) *Reader {
+	return &Reader{rd: rd, buf: make([]byte, max(size, lim.MaxLine+2)), lim: lim}
 }
 
 // Limits returns the limits in force (defaults filled in).
@@ -153,6 +158,15 @@ func BannerVersion(banner string) string {
 		return ""
 	}
 	return strings.TrimSpace(v)
+}
+
+// ParseMessage parses the first message in s (a convenience for tests and tools).
+func ParseMessage(s string) (*Message, error) {
+	m := new(Message)
+	if err := NewReader(strings.NewReader(s), Limits{}).ReadMessage(m); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // ReadMessage reads the next message into m, reusing m's Headers storage. It returns

@@ -23,10 +23,12 @@ type Event interface {
 type Base struct {
 	Type        string `json:"type"`
 	Application string `json:"application"`
-	// Timestamp is when Asterisk raised the event, parsed from "2026-11-24T01:23:00.263+0000".
-	// It is the zero time when Asterisk sent none or sent text that is not a timestamp.
-	Timestamp  time.Time `json:"-"`
-	AsteriskID string    `json:"asterisk_id,omitempty"`
+	// Timestamp is when Asterisk raised the event, parsed from TimestampText. It is the zero
+	// time when Asterisk sent none or sent text that is not a timestamp (the event is kept).
+	Timestamp time.Time `json:"-"`
+	// TimestampText is the timestamp as Asterisk wrote it ("2026-11-24T01:23:00.263+0000").
+	TimestampText string `json:"timestamp"`
+	AsteriskID    string `json:"asterisk_id,omitempty"`
 }
 
 // EventType returns the event's "type".
@@ -188,9 +190,10 @@ type Unknown struct {
 	Raw json.RawMessage `json:"-"`
 }
 
-// newTyped returns an empty typed event for an ARI event type, or nil.
-func newTyped(eventType string) Event {
-	switch eventType {
+// newTyped returns an empty typed event for an ARI event type, or nil. It takes bytes so the
+// decoder's fast path looks the type up without allocating.
+func newTyped(eventType []byte) Event {
+	switch string(eventType) {
 	case "StasisStart":
 		return &StasisStart{}
 	case "StasisEnd":
@@ -232,55 +235,164 @@ func newTyped(eventType string) Event {
 }
 
 // IsTyped reports whether DecodeEvent has a typed form for eventType.
-func IsTyped(eventType string) bool { return newTyped(eventType) != nil }
+func IsTyped(eventType string) bool { return newTyped([]byte(eventType)) != nil }
 
 // ErrMalformedEvent marks an event DecodeEvent could not decode.
 var ErrMalformedEvent = errors.New("ari: malformed event")
-
-// envelope is what every event must decode into: the common fields.
-type envelope struct {
-	Type        string   `json:"type"`
-	Application string   `json:"application"`
-	Timestamp   wireTime `json:"timestamp"`
-	AsteriskID  string   `json:"asterisk_id"`
-}
-
-// wireTime decodes Asterisk's timestamp text; text that is not a timestamp gives the zero
-// time rather than losing the event.
-type wireTime struct{ t time.Time }
-
-func (w *wireTime) UnmarshalJSON(b []byte) error {
-	if bytes.Equal(b, []byte("null")) {
-		return nil
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("timestamp: %w", err)
-	}
-	w.t, _ = ParseTime(s)
-	return nil
-}
 
 // DecodeEvent decodes one /ari/events message. Types with a typed form give that type (a
 // pointer); every other type gives *Unknown, never an error. An error (wrapping
 // ErrMalformedEvent) means the message is not a JSON object with a string "type", or a typed
 // event has a field of the wrong JSON kind. DecodeEvent does not retain data.
+//
+// The result is exactly that of decoding the common fields with encoding/json, then the
+// whole message into the struct of the type found; the fast path below only saves the first
+// pass when a quick scan names a typed event and the full decode confirms it.
 func DecodeEvent(data []byte) (Event, error) {
-	var env envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	if hint := peekType(data); hint != nil {
+		if ev := newTyped(hint); ev != nil {
+			if err := json.Unmarshal(data, ev); err == nil && ev.EventType() == string(hint) {
+				finishBase(ev.EventBase())
+				return ev, nil
+			}
+		}
+	}
+	var base Base
+	if err := json.Unmarshal(data, &base); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrMalformedEvent, err)
 	}
-	if env.Type == "" {
+	if base.Type == "" {
 		return nil, fmt.Errorf("%w: no \"type\"", ErrMalformedEvent)
 	}
-	base := Base{Type: env.Type, Application: env.Application, Timestamp: env.Timestamp.t, AsteriskID: env.AsteriskID}
-	ev := newTyped(env.Type)
+	ev := newTyped([]byte(base.Type))
 	if ev == nil {
+		finishBase(&base)
 		return &Unknown{Base: base, Raw: bytes.Clone(data)}, nil
 	}
 	if err := json.Unmarshal(data, ev); err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrMalformedEvent, env.Type, err)
+		return nil, fmt.Errorf("%w: %s: %w", ErrMalformedEvent, base.Type, err)
 	}
-	*ev.EventBase() = base
+	finishBase(ev.EventBase())
 	return ev, nil
+}
+
+func finishBase(b *Base) {
+	if b.TimestampText != "" {
+		b.Timestamp, _ = ParseTime(b.TimestampText)
+	}
+}
+
+// peekType returns the value of the last top-level "type" key when the message is an object
+// and that value is a plain string (no escapes); nil otherwise. It is only a hint: it does
+// not validate the JSON, and DecodeEvent confirms it with the real decoder.
+func peekType(data []byte) []byte {
+	i := skipSpace(data, 0)
+	if i >= len(data) || data[i] != '{' {
+		return nil
+	}
+	i++
+	var found []byte
+	for {
+		i = skipSpace(data, i)
+		if i >= len(data) {
+			return nil
+		}
+		switch data[i] {
+		case '}':
+			return found
+		case ',':
+			i++
+			continue
+		case '"':
+		default:
+			return nil
+		}
+		end, escaped := scanString(data, i)
+		if end < 0 {
+			return nil
+		}
+		isType := !escaped && string(data[i+1:end-1]) == "type"
+		i = skipSpace(data, end)
+		if i >= len(data) || data[i] != ':' {
+			return nil
+		}
+		i = skipSpace(data, i+1)
+		if i >= len(data) {
+			return nil
+		}
+		if isType && data[i] == '"' {
+			vend, vesc := scanString(data, i)
+			if vend < 0 || vesc {
+				return nil
+			}
+			found = data[i+1 : vend-1]
+			i = vend
+			continue
+		}
+		if i = skipValue(data, i); i < 0 {
+			return nil
+		}
+	}
+}
+
+func skipSpace(data []byte, i int) int {
+	for i < len(data) && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// scanString takes data[i] == '"' and returns the index after the closing quote (-1 if
+// none) and whether the string holds escapes.
+func scanString(data []byte, i int) (int, bool) {
+	escaped := false
+	for j := i + 1; j < len(data); j++ {
+		switch data[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			return j + 1, escaped
+		}
+	}
+	return -1, escaped
+}
+
+// skipValue returns the index after the value starting at data[i], or -1.
+func skipValue(data []byte, i int) int {
+	switch data[i] {
+	case '"':
+		end, _ := scanString(data, i)
+		return end
+	case '{', '[':
+		depth := 0
+		for i < len(data) {
+			switch data[i] {
+			case '"':
+				end, _ := scanString(data, i)
+				if end < 0 {
+					return -1
+				}
+				i = end
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return -1
+	}
+	for i < len(data) {
+		switch data[i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return i
+		}
+		i++
+	}
+	return i
 }

@@ -214,6 +214,22 @@ func (t *Tracker) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
+	if t.lister != nil {
+		wg.Add(1)
+		go func() { // resynchronises on RequestResync
+			defer wg.Done()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.resync:
+					if err := t.Resync(ctx, t.lister); err != nil && ctx.Err() == nil {
+						t.log.Warn().Err(err).Msg("calls: resync after reconnect failed; calls in progress may be missed until they end")
+					}
+				}
+			}
+		}()
+	}
 	for i := 0; i < t.workers; i++ {
 		wg.Add(1)
 		go func() {

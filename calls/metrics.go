@@ -9,7 +9,7 @@ import (
 type metrics struct {
 	events, connected, ended, evicted          prometheus.Counter
 	lazyJobs, lazyDropped, lazyReads, resolves prometheus.Counter
-	lazyErrors                                 prometheus.Counter
+	lazyErrors, resyncs, resyncErrors          prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, t *Tracker) (*metrics, error) {
@@ -17,15 +17,17 @@ func newMetrics(reg prometheus.Registerer, t *Tracker) (*metrics, error) {
 		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "omlcrm", Subsystem: "calls", Name: name, Help: help})
 	}
 	m := &metrics{
-		events:      c("events_total", "Events fed to the call tracker (after the adapters' filtering)."),
-		connected:   c("connected_total", "Connected facts emitted (one per call and agent)."),
-		ended:       c("ended_total", "Ended facts emitted (one per call)."),
-		evicted:     c("evicted_channels_total", "Channels dropped because MaxChannels was reached (missed hangups)."),
-		lazyJobs:    c("lazy_jobs_total", "Connects that waited for lazy variable reads."),
-		lazyDropped: c("lazy_queue_full_total", "Connects emitted without lazy reads because the queue was full."),
-		lazyReads:   c("lazy_reads_total", "Lazy variable reads (Getvar / ARI variable)."),
-		resolves:    c("agent_resolves_total", "Agent lookups by extension."),
-		lazyErrors:  c("lazy_errors_total", "Failed lazy variable reads and agent lookups."),
+		events:       c("events_total", "Events fed to the call tracker (after the adapters' filtering)."),
+		connected:    c("connected_total", "Connected facts emitted (one per call and agent)."),
+		ended:        c("ended_total", "Ended facts emitted (one per call)."),
+		evicted:      c("evicted_channels_total", "Channels dropped because MaxChannels was reached (missed hangups)."),
+		lazyJobs:     c("lazy_jobs_total", "Connects that waited for lazy variable reads."),
+		lazyDropped:  c("lazy_queue_full_total", "Connects emitted without lazy reads because the queue was full."),
+		lazyReads:    c("lazy_reads_total", "Lazy variable reads (Getvar / ARI variable)."),
+		resolves:     c("agent_resolves_total", "Agent lookups by extension."),
+		lazyErrors:   c("lazy_errors_total", "Failed lazy variable reads and agent lookups."),
+		resyncs:      c("resyncs_total", "Resynchronisations with the live channel list."),
+		resyncErrors: c("resync_errors_total", "Failed live channel listings."),
 	}
 	if reg == nil {
 		return m, nil
@@ -34,7 +36,7 @@ func newMetrics(reg prometheus.Registerer, t *Tracker) (*metrics, error) {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "omlcrm", Subsystem: "calls", Name: name, Help: help},
 			func() float64 { return float64(f(t.Stats())) })
 	}
-	cs := []prometheus.Collector{m.events, m.connected, m.ended, m.evicted, m.lazyJobs, m.lazyDropped, m.lazyReads, m.resolves, m.lazyErrors,
+	cs := []prometheus.Collector{m.events, m.connected, m.ended, m.evicted, m.lazyJobs, m.lazyDropped, m.lazyReads, m.resolves, m.lazyErrors, m.resyncs, m.resyncErrors,
 		gauge("channels", "Channels tracked.", func(s Stats) int { return s.Channels }),
 		gauge("calls", "Calls in progress.", func(s Stats) int { return s.Calls }),
 		gauge("pending_connects", "Connects waiting for lazy reads.", func(s Stats) int { return s.Pending }),

@@ -173,3 +173,19 @@ type amiVars struct{ c AMIGetvar }
 func (a amiVars) Getvar(ctx context.Context, ch ChannelRef, name string) (string, error) {
 	return a.c.Getvar(ctx, ch.Name, name)
 }
+
+// AMIChannelLister is what AMILister needs of an AMI client (*ami.Client has it).
+type AMIChannelLister interface {
+	CoreShowChannels(ctx context.Context) ([]*ami.Message, error)
+}
+
+// AMILister lists live channels with the CoreShowChannels action.
+func AMILister(c AMIChannelLister) Lister {
+	return func(ctx context.Context) ([]SnapshotChannel, error) {
+		list, err := c.CoreShowChannels(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return SnapshotFromAMI(list), nil
+	}
+}

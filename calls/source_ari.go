@@ -110,3 +110,19 @@ type ariVars struct{ c ARIVariabler }
 func (a ariVars) Getvar(ctx context.Context, ch ChannelRef, name string) (string, error) {
 	return a.c.Variable(ctx, ch.ID, name)
 }
+
+// ARIChannelLister is what ARILister needs of an ARI client (*ari.Client has it).
+type ARIChannelLister interface {
+	Channels(ctx context.Context) ([]ari.Channel, error)
+}
+
+// ARILister lists live channels with GET /ari/channels.
+func ARILister(c ARIChannelLister) Lister {
+	return func(ctx context.Context) ([]SnapshotChannel, error) {
+		chs, err := c.Channels(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return SnapshotFromARI(chs), nil
+	}
+}

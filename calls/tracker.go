@@ -3,6 +3,7 @@ package calls
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -86,15 +87,23 @@ type Options struct {
 	Logger     zerolog.Logger
 	// Registerer registers the tracker's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
+	// Lister lists the live channels for Resync (AMILister, ARILister). With it, Run
+	// resynchronises whenever RequestResync is called (from the client's OnState on
+	// connect).
+	Lister Lister
 	// Now is the clock for events without a time stamp; default time.Now.
 	Now func() time.Time
 }
+
+// Lister returns the channels alive now (CoreShowChannels, GET /ari/channels).
+type Lister func(ctx context.Context) ([]SnapshotChannel, error)
 
 // Stats is the size of the tracked state.
 type Stats struct {
 	Channels, Calls, Bridges int
 	Pending                  int // connects waiting for lazy reads
 	Emitted                  int // remembered (call, agent) keys
+	Resyncs                  int // resynchronisations applied
 }
 
 // role is what a channel is in a call, when known for certain.
@@ -119,6 +128,7 @@ type channel struct {
 	holdTime         time.Duration
 	hasHold          bool
 	prev, next       *channel // creation order, oldest first (eviction)
+	seq              uint64   // creation number (Resync leaves newer channels alone)
 }
 
 // group is one call: the channels sharing a Linkedid (AMI) or related by Local pairs,
@@ -162,7 +172,9 @@ type Tracker struct {
 	now          func() time.Time
 	m            *metrics
 
-	jobs chan *lazyJob
+	jobs   chan *lazyJob
+	lister Lister
+	resync chan struct{}
 
 	mu       sync.Mutex
 	chans    map[string]*channel
@@ -176,6 +188,9 @@ type Tracker struct {
 	emitted  *emittedSet
 	stopped  bool
 	running  bool
+	seq      uint64              // channels created so far
+	tomb     map[string]struct{} // channels hung up since Mark (nil: no resync under way)
+	resyncs  int
 
 	amiScratch, ariScratch Event // adapters fill these under mu: no allocation per event
 
@@ -229,6 +244,8 @@ func NewTracker(opts Options) (*Tracker, error) {
 		log:          opts.Logger,
 		now:          opts.Now,
 		jobs:         make(chan *lazyJob, opts.LazyQueue),
+		lister:       opts.Lister,
+		resync:       make(chan struct{}, 1),
 		chans:        make(map[string]*channel),
 		byName:       make(map[string]*channel),
 		groups:       make(map[string]*group),
@@ -255,6 +272,7 @@ func (t *Tracker) Stats() Stats {
 		Bridges:  len(t.bridges),
 		Pending:  t.npending,
 		Emitted:  t.emitted.len(),
+		Resyncs:  t.resyncs,
 	}
 }
 
@@ -354,7 +372,8 @@ func (t *Tracker) ensure(ref ChannelRef, at time.Time) *channel {
 	if len(t.chans) >= t.maxChannels {
 		t.evictOldest(at)
 	}
-	ch = &channel{id: strings.Clone(ref.ID), linked: strings.Clone(ref.LinkedID)}
+	t.seq++
+	ch = &channel{id: strings.Clone(ref.ID), linked: strings.Clone(ref.LinkedID), seq: t.seq}
 	if ref.Name != "" {
 		ch.name = strings.Clone(ref.Name)
 		t.byName[ch.name] = ch
@@ -629,6 +648,9 @@ func (t *Tracker) removeChannel(ch *channel, at time.Time) {
 		t.leaveBridge(ch)
 	}
 	delete(t.chans, ch.id)
+	if t.tomb != nil {
+		t.tomb[ch.id] = struct{}{}
+	}
 	if ch.name != "" && t.byName[ch.name] == ch {
 		delete(t.byName, ch.name)
 	}
@@ -929,22 +951,74 @@ func (t *Tracker) dialplan(cust, agent *channel, customList string) map[string]s
 	return out
 }
 
-// Resync reconciles the state with the live channels listed after a reconnect: channels
-// gone meanwhile hang up (their calls end), new ones are added, bridged pairs are
-// re-examined. A (call, agent) already emitted is never emitted again.
-func (t *Tracker) Resync(snapshot []SnapshotChannel) {
+// Resync lists the live channels (after a reconnect) and reconciles the state with
+// them: channels gone meanwhile hang up (their calls end), new ones are added, bridged
+// pairs are re-examined, so a connect made while the stream was down is emitted and one
+// already emitted is not emitted again. Channels first seen after the listing started
+// are left alone (their events raced the listing). It must not be called from the
+// client's event or state callback (the listing is an action whose reply that callback
+// would block): use Options.Lister and RequestResync, or a goroutine.
+func (t *Tracker) Resync(ctx context.Context, list Lister) error {
+	mark := t.Mark()
+	snapshot, err := list(ctx)
+	if err != nil {
+		t.mu.Lock()
+		t.tomb = nil
+		t.mu.Unlock()
+		t.m.resyncErrors.Inc()
+		return fmt.Errorf("calls: listing live channels to resynchronise: %w", err)
+	}
+	t.ApplySnapshot(mark, snapshot)
+	return nil
+}
+
+// RequestResync asks Run to resynchronise with Options.Lister; it never blocks (call it
+// from ami/ari OnState when the connection comes up).
+func (t *Tracker) RequestResync() {
+	select {
+	case t.resync <- struct{}{}:
+	default:
+	}
+}
+
+// Mark starts a resynchronisation: it returns the channel-creation mark for
+// ApplySnapshot and from now on remembers the channels that hang up, so a listing made
+// before their hangup cannot bring them back.
+func (t *Tracker) Mark() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.tomb = make(map[string]struct{})
+	return t.seq
+}
+
+// ApplySnapshot is Resync with a listing already made: mark is Mark() taken before the
+// listing started.
+func (t *Tracker) ApplySnapshot(mark uint64, snapshot []SnapshotChannel) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.m.resyncs.Inc()
+	t.resyncs++
 	at := t.now()
+	tomb := t.tomb
+	t.tomb = nil
 	live := make(map[string]struct{}, len(snapshot))
+	kept := snapshot[:0:0]
 	for i := range snapshot {
+		if _, gone := tomb[snapshot[i].ID]; gone {
+			continue // hung up after the listing was made
+		}
 		live[snapshot[i].ID] = struct{}{}
+		kept = append(kept, snapshot[i])
 	}
+	snapshot = kept
 	var gone []*channel
 	for id, ch := range t.chans {
-		if _, ok := live[id]; !ok {
+		if _, ok := live[id]; !ok && ch.seq <= mark {
 			gone = append(gone, ch)
 		}
+	}
+	if len(gone) > 0 {
+		t.log.Info().Int("channels", len(gone)).Msg("calls: resync: channels hung up while the event stream was down")
 	}
 	for _, ch := range gone {
 		t.removeChannel(ch, at)

@@ -61,7 +61,9 @@ func (b *builder) newChan(name, context, exten string, state int, cidNum, cidNam
 		context: context, exten: exten, prio: 1, created: b.now,
 	}, all: map[string]string{}}
 	if ch.linked == "" {
+		// The first channel of a call gives it its Linkedid.
 		ch.linked = ch.uid
+		b.linked = ch.uid
 	}
 	b.live[ch] = true
 	b.chans = append(b.chans, ch)
@@ -182,9 +184,8 @@ func Build(ids *IDs, p Params) *Call {
 		b.queueCall()
 	}
 	c.Duration = b.now
-	c.Getvars = make(map[string]map[string]string, len(b.chans))
 	for _, ch := range b.chans {
-		c.Getvars[ch.name] = ch.all
+		c.Channels = append(c.Channels, ChannelVars{Name: ch.name, Uniqueid: ch.uid, Vars: ch.all})
 	}
 	return c
 }
@@ -437,6 +438,7 @@ func (b *builder) queueCall() {
 	}
 
 	one, two, br := b.queueConnect(cust, c.Agent, queue, c.CampaignID, 0)
+	final := c.Agent // the agent on the call when it ends
 	b.snapshotLive()
 	b.wait(c.Talk / 2)
 
@@ -470,8 +472,7 @@ func (b *builder) queueCall() {
 		b.exten(cust, "oml-transfer", "9000", 1, "Queue", "q9,t,,,60")
 		b.step(evQueueCallerJoin, cust, nil, kv{"Queue", "q9"}, kv{"Position", "1"}, kv{"Count", "1"})
 		one, two, br = b.queueConnect(cust, c.SecondAgent, "q9", c.TransferCamp, 0)
-		c.Agent, c.SecondAgent = c.SecondAgent, c.Agent // the call ends with the second agent
-		defer func() { c.Agent, c.SecondAgent = c.SecondAgent, c.Agent }()
+		final, queue = c.SecondAgent, "q9"
 		b.snapshotLive()
 	case AttendedTransfer:
 		// The agent parks the customer (music on hold) and calls the second agent; the
@@ -505,7 +506,7 @@ func (b *builder) queueCall() {
 		if two != nil {
 			b.hangup(two, "16")
 		}
-		one, two = b2one, b2two
+		one, two, final = b2one, b2two, c.SecondAgent
 		b.snapshotLive()
 	}
 
@@ -513,8 +514,8 @@ func (b *builder) queueCall() {
 	// The customer hangs up.
 	b.step(evHangupRequest, cust2, nil, kv{"Cause", "16"})
 	b.hangup(cust2, "16")
-	if c.Scenario == InboundQueue || c.Scenario == DialerQueue || c.Scenario == HoldUnhold {
-		b.step(evAgentComplete, cust, one, kv{"Queue", queue}, kv{"Interface", iface(c.Agent)}, kv{"MemberName", member(c.Agent)},
+	if c.Scenario != AttendedTransfer {
+		b.step(evAgentComplete, cust, one, kv{"Queue", queue}, kv{"Interface", iface(final)}, kv{"MemberName", member(final)},
 			kv{"HoldTime", "1"}, kv{"TalkTime", strconv.Itoa(int(c.Talk / time.Second))}, kv{"Reason", "caller"})
 	}
 	b.leave(br, cust)

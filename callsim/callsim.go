@@ -145,14 +145,20 @@ type Call struct {
 	// Expected are the Connected facts a correct tracker emits (At, CallWaitDuration
 	// and Missing are left zero).
 	Expected []calls.Connected
-	// Getvars answers lazy reads: channel name → variable → value (every variable set
-	// on the channel, announced or not).
-	Getvars map[string]map[string]string
+	// Channels lists every channel of the call with every variable set on it
+	// (announced or not): the answers to lazy reads.
+	Channels []ChannelVars
 	// Live lists the channels alive after the connect (a CoreShowChannels snapshot
 	// taken mid-call).
 	Live []LiveChannel
 	// Duration is the offset of the last step.
 	Duration time.Duration
+}
+
+// ChannelVars is a channel and its variables (names without "__").
+type ChannelVars struct {
+	Name, Uniqueid string
+	Vars           map[string]string
 }
 
 // LiveChannel is one entry of a mid-call channel listing.

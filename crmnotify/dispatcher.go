@@ -111,6 +111,7 @@ type Dispatcher struct {
 	attempts int
 	backoff  time.Duration
 	m        dispatcherMetrics
+	stages   []stage
 }
 
 type dispatcherMetrics struct {
@@ -143,6 +144,9 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 		backoff:  opts.Backoff,
 		m:        newDispatcherMetrics(),
 	}
+	// The pipeline, in order: campaign (and whether its site fires on connect), contact,
+	// agent, render, hand-off to the queue or the hub.
+	d.stages = []stage{d.loadCampaign, d.loadContact, d.loadAgent, d.render, d.handoff}
 	if d.now == nil {
 		d.now = time.Now
 	}
@@ -220,11 +224,8 @@ type dispatch struct {
 }
 
 // stage is one step of the pipeline. It returns a non-nil *SkippedError to stop without
-// failure, any other error to stop with failure.
-type stage struct {
-	name string
-	run  func(ctx context.Context, x *dispatch) error
-}
+// failure, any other error to stop with failure; each stage counts its own failures.
+type stage func(ctx context.Context, x *dispatch) error
 
 // HandleConnected turns one connect into a server delivery or an agent pop, or skips it.
 // Every outcome is counted and logged (skips at debug, failures at error), so callers
@@ -239,15 +240,8 @@ func (d *Dispatcher) HandleConnected(ctx context.Context, c calls.Connected) err
 		log: d.log.With().Str("call_id", c.CallID).Int("campaign_id", c.CampaignID).
 			Int("agent_id", c.AgentID).Logger(),
 	}
-	stages := []stage{
-		{stageCampaign, d.loadCampaign},
-		{stageContact, d.loadContact},
-		{stageAgent, d.loadAgent},
-		{stageRender, d.render},
-		{"handoff", d.handoff},
-	}
-	for _, s := range stages {
-		err := s.run(ctx, x)
+	for _, run := range d.stages {
+		err := run(ctx, x)
 		if err == nil {
 			continue
 		}

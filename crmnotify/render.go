@@ -54,7 +54,10 @@ const (
 //
 // A parameter named `{holder}` fills that placeholder of the site URL (path and fragment:
 // path-escaped, a whole "." or ".." segment as %2E; query: query-escaped); placeholders in
-// the scheme or host are refused. The other parameters, in order, go to the GET query
+// the scheme or host are refused. When several parameters name the same placeholder the
+// first one fills it; a placeholder parameter the URL does not hold is not sent at all.
+// The rest of the URL is kept byte for byte (never normalised: "https://host?a=1" gets no
+// '/'). The other parameters, in order, go to the GET query
 // (appended to any query the URL already has, before any fragment; no parameters, no
 // '?') or to the POST body. Duplicate names keep OMniLeads' semantics: the last value
 // wins, at the position of the first. Request.Fields lists them in that order.

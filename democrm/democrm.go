@@ -598,6 +598,15 @@ func headline(rec Record) string {
 			return "contact #" + v
 		}
 	}
+	// A clean URL carries the id in its path: /crm/contacts/321/…
+	segs := strings.Split(rec.Path, "/")
+	for i := 0; i+1 < len(segs); i++ {
+		if (segs[i] == "contacts" || segs[i] == "contact") && segs[i+1] != "" {
+			if v, err := url.PathUnescape(segs[i+1]); err == nil {
+				return "contact #" + v
+			}
+		}
+	}
 	for _, n := range []string{"call_id", "callid", "idCall"} {
 		if v, ok := rec.Lookup(n); ok && v != "" {
 			return "call " + v

@@ -305,8 +305,11 @@ func TestHeadline(t *testing.T) {
 		"call 1.2":     {{"call_id", "1.2"}},
 		"request #7":   {{"x", "y"}},
 	} {
-		if got := headline(Record{Seq: 7, Query: fields}); got != want {
+		if got := headline(Record{Seq: 7, Path: "/crm/x", Query: fields}); got != want {
 			t.Errorf("headline(%v) = %q, want %q", fields, got, want)
 		}
+	}
+	if got := headline(Record{Path: "/crm/contacts/321%20A/campaign/11"}); got != "contact #321 A" {
+		t.Errorf("clean URL headline = %q", got)
 	}
 }

@@ -300,3 +300,33 @@ func BenchmarkRecorderRecord(b *testing.B) {
 		}
 	})
 }
+
+func TestPaceRunsExactlyN(t *testing.T) {
+	var got []int
+	res, err := Pace(context.Background(), 1e6, 500, func(i int, _ time.Time) { got = append(got, i) })
+	if err != nil || res.Done != 500 || len(got) != 500 || got[0] != 0 || got[499] != 499 {
+		t.Fatalf("Pace = %+v, %v; calls %d", res, err, len(got))
+	}
+}
+
+func TestPaceStopsOnCancel(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res, err := Pace(ctx, 1e6, 1000, func(i int, _ time.Time) {
+		if i == 10 {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) || res.Done != 11 {
+		t.Fatalf("Pace = %+v, %v; want 11 calls then canceled", res, err)
+	}
+	// A slow rate is cut short by the context, not waited out.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	res, err = Pace(ctx2, 0.001, 2, func(int, time.Time) { cancel2() })
+	if !errors.Is(err, context.Canceled) || res.Done != 1 {
+		t.Fatalf("slow Pace = %+v, %v", res, err)
+	}
+	if _, err := Pace(context.Background(), 0, 1, func(int, time.Time) {}); err == nil {
+		t.Error("rate 0: no error")
+	}
+}

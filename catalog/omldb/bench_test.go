@@ -30,6 +30,7 @@ func BenchmarkCachedCampaign(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
+	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if _, err := c.Campaign(ctx, 11); err != nil {

@@ -124,7 +124,11 @@ func Open(ctx context.Context, url string, opts Options) (*Catalog, error) {
 	c := &Catalog{pool: pool, opts: opts, queries: queries, lookups: lookups,
 		log: opts.Logger.With().Str("component", "catalog.omldb").Logger()}
 	count := func(cache string) func(string) {
-		return func(result string) { lookups.WithLabelValues(cache, result).Inc() }
+		byResult := map[string]prometheus.Counter{}
+		for _, r := range []string{"hit", "miss", "stale"} {
+			byResult[r] = lookups.WithLabelValues(cache, r)
+		}
+		return func(result string) { byResult[result].Inc() }
 	}
 	c.campaigns = newTTLCache[*catalog.Campaign](opts, count("campaign"))
 	c.databases = newTTLCache[*contactLayout](opts, count("contact_database"))

@@ -181,3 +181,13 @@ func TestCheckHelp(t *testing.T) {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 }
+
+// TestCheckRealOMniLeadsSchema runs check on OMniLeads' real 2.6.3 schema and sample rows
+// (../shared/reference): every campaign there with an external site is well formed.
+func TestCheckRealOMniLeadsSchema(t *testing.T) {
+	db := pgtest.NewOMniLeadsDatabase(t)
+	code, stdout, stderr := coreRun(t, "check", "--catalog", db)
+	if code != 0 || !strings.Contains(stdout, "checked 4 active campaign(s) with an external site") {
+		t.Errorf("exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+}

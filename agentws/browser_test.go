@@ -1,0 +1,479 @@
+package agentws
+
+import (
+	"context"
+	"fmt"
+	"html/template"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/omlcrm/oml-crm/catalog"
+	"github.com/omlcrm/oml-crm/crmnotify"
+)
+
+// Browser tests drive Debian's Chromium (OMLCRM_CHROMIUM, default /usr/bin/chromium)
+// through the demo agent page against a hub and a CRM test server on 127.0.0.1, and
+// assert both what the CRM received and what the page shows.
+
+// crmRequest is what the CRM test server received.
+type crmRequest struct {
+	Method      string
+	Path        string
+	Query       url.Values
+	ContentType string
+	Form        url.Values // urlencoded or multipart body fields
+	Body        string     // raw body of other POSTs
+}
+
+// crmServer records every request (CORS preflights aside) and answers with a small page
+// listing what it got, as a CRM would show the customer.
+type crmServer struct {
+	srv  *httptest.Server
+	reqs chan crmRequest
+}
+
+var crmPage = template.Must(template.New("crm").Parse(`<!doctype html><html><head><meta charset="utf-8"><title>Demo CRM</title>
+<style>body{font:15px system-ui,sans-serif;margin:24px;color:#1d2430}h2{margin:0 0 12px}table{border-collapse:collapse}
+td,th{border:1px solid #e4e7ec;padding:6px 12px;text-align:left}th{background:#f2f4f7}</style></head><body>
+<h2>Demo CRM · {{.Method}} {{.Path}}</h2><table><tr><th>field</th><th>value</th></tr>
+{{range $k, $v := .Fields}}<tr><td>{{$k}}</td><td>{{index $v 0}}</td></tr>{{end}}</table></body></html>`))
+
+func newCRMServer(t *testing.T) *crmServer {
+	c := &crmServer{reqs: make(chan crmRequest, 64)}
+	c.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		if r.Method == http.MethodOptions {
+			w.Header().Set("Access-Control-Allow-Methods", "POST")
+			w.Header().Set("Access-Control-Allow-Headers", "Content-Type")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if r.URL.Path == "/favicon.ico" {
+			http.NotFound(w, r)
+			return
+		}
+		got := crmRequest{Method: r.Method, Path: r.URL.Path, Query: r.URL.Query(), ContentType: r.Header.Get("Content-Type")}
+		mt, _, _ := mime.ParseMediaType(got.ContentType)
+		switch mt {
+		case "application/x-www-form-urlencoded":
+			_ = r.ParseForm()
+			got.Form = r.PostForm
+		case "multipart/form-data":
+			_ = r.ParseMultipartForm(1 << 20)
+			got.Form = url.Values(r.MultipartForm.Value)
+		default:
+			b, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+			got.Body = string(b)
+		}
+		c.reqs <- got
+		fields := got.Query
+		if got.Form != nil {
+			fields = got.Form
+		}
+		if mt == "application/json" {
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprint(w, `{"ticket":"T-1001"}`)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_ = crmPage.Execute(w, map[string]any{"Method": r.Method, "Path": r.URL.Path, "Fields": fields})
+	}))
+	t.Cleanup(c.srv.Close)
+	return c
+}
+
+// next returns the next request the CRM received.
+func (c *crmServer) next(t *testing.T) crmRequest {
+	t.Helper()
+	select {
+	case r := <-c.reqs:
+		return r
+	case <-time.After(20 * time.Second):
+		t.Fatal("the CRM received nothing within 20s")
+	}
+	return crmRequest{}
+}
+
+// none asserts the CRM has received nothing so far.
+func (c *crmServer) none(t *testing.T) {
+	t.Helper()
+	select {
+	case r := <-c.reqs:
+		t.Fatalf("the CRM received %s %s before it should", r.Method, r.Path)
+	default:
+	}
+}
+
+// newBrowser starts a headless Chromium; popups=false keeps its pop-up blocker on.
+func newBrowser(t *testing.T, popups bool) context.Context {
+	t.Helper()
+	path := os.Getenv("OMLCRM_CHROMIUM")
+	if path == "" {
+		path = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(path); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("required in CI: Chromium at %s (set OMLCRM_CHROMIUM): %v", path, err)
+		}
+		t.Skipf("skipping: Chromium at %s (set OMLCRM_CHROMIUM): %v", path, err)
+	}
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1100, 760),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-default-apps", true),
+		chromedp.Flag("disable-features", "Translate,MediaRouter,OptimizationHints"),
+		chromedp.Flag("metrics-recording-only", true),
+		chromedp.Flag("password-store", "basic"),
+	}
+	if popups {
+		opts = append(opts, chromedp.Flag("disable-popup-blocking", true))
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	t.Cleanup(func() {
+		cancel()
+		cancelAlloc()
+	})
+	if err := chromedp.Do(ctx); err != nil { // start the browser now
+		t.Fatalf("start Chromium: %v", err)
+	}
+	return ctx
+}
+
+// page opens the demo agent page for agent in a new tab of browser.
+func page(t *testing.T, browser context.Context, th *testHub, agent int) context.Context {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(browser)
+	t.Cleanup(cancel)
+	u := fmt.Sprintf("%s/agent?agent=%d&token=%s", th.srv.URL, agent, mustToken(t, agent))
+	run(t, ctx, chromedp.Navigate(u))
+	waitJS(t, ctx, `document.querySelector("#state.open") !== null`)
+	return ctx
+}
+
+func run(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(tctx, steps...); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+}
+
+// waitJS waits until the JavaScript expression is truthy in the page.
+func waitJS(t *testing.T, ctx context.Context, expr string) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := chromedp.Run(tctx, chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond))); err != nil {
+		t.Fatalf("waiting for %s: %v", expr, err)
+	}
+}
+
+func evalJS[T any](t *testing.T, ctx context.Context, expr string) T {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(tctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+func popSel(id, rest string) string {
+	return fmt.Sprintf(`document.querySelector('.omlcrm-pop[data-pop-id="%s"] %s')`, id, rest)
+}
+
+// browserPop builds a pop to the CRM server.
+func browserPop(crm *crmServer, call string, agent int, trigger catalog.Trigger, target catalog.Target, method, contentType string) crmnotify.Notification {
+	n := notification(call, agent, trigger, target)
+	n.Campaign = &catalog.Campaign{ID: 11, Name: `Ventas <img src=x onerror="document.title='pwned'">`, Type: catalog.TypeInbound}
+	fields := []crmnotify.Field{{Name: "idClient", Value: "321321321"}, {Name: "name", Value: `Zoë "Zo" <b>O'Brien</b> & co`}, {Name: "idCamp", Value: "11"}}
+	n.Request = crmnotify.Request{Method: method, URL: crm.srv.URL + "/crm/" + call, ContentType: contentType, Fields: fields}
+	if method == "GET" {
+		q := url.Values{}
+		for _, f := range fields {
+			q.Add(f.Name, f.Value)
+		}
+		n.Request.URL += "?" + q.Encode()
+	}
+	if contentType == "application/json" {
+		n.Request.Body = []byte(`{"idClient":"321321321","name":"Zoë \"Zo\" <b>O'Brien</b> & co","idCamp":11}`)
+	}
+	return n
+}
+
+func wantFields(t *testing.T, got url.Values) {
+	t.Helper()
+	want := url.Values{"idClient": {"321321321"}, "name": {`Zoë "Zo" <b>O'Brien</b> & co`}, "idCamp": {"11"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("CRM fields %v, want %v", got, want)
+	}
+}
+
+// noInjection asserts the page rendered the hostile campaign name as text.
+func noInjection(t *testing.T, ctx context.Context, id string) {
+	t.Helper()
+	if n := evalJS[int](t, ctx, `document.querySelectorAll(".omlcrm-pop img, .omlcrm-pop b").length`); n != 0 {
+		t.Errorf("%d elements injected from pop data", n)
+	}
+	if title := evalJS[string](t, ctx, `document.title`); title == "pwned" {
+		t.Error("script from pop data ran")
+	}
+	if got := evalJS[string](t, ctx, popSel(id, ".omlcrm-campaign")+`.textContent`); !strings.HasPrefix(got, "Ventas <img") {
+		t.Errorf("campaign shown as %q", got)
+	}
+}
+
+func waitOpened(t *testing.T, th *testHub, want float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for testutil.ToFloat64(th.metrics.popsOpened) < want && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(th.metrics.popsOpened); got != want {
+		t.Errorf("hub counted %v opened pops, want %v", got, want)
+	}
+}
+
+func TestBrowser(t *testing.T) {
+	crm := newCRMServer(t)
+	th := newTestHub(t, Options{})
+	browser := newBrowser(t, true)
+	opened := 0.0
+
+	t.Run("embedded GET", func(t *testing.T) {
+		ctx := page(t, browser, th, 31)
+		n := browserPop(crm, "call-eg", 31, catalog.TriggerAutomatic, catalog.TargetEmbedded, "GET", "")
+		mustPop(t, th.Hub, n)
+		r := crm.next(t)
+		if r.Method != "GET" || r.Path != "/crm/call-eg" {
+			t.Fatalf("CRM got %s %s", r.Method, r.Path)
+		}
+		wantFields(t, r.Query)
+		waitJS(t, ctx, popSel(n.ID, "iframe.omlcrm-iframe")+` !== null`)
+		if src := evalJS[string](t, ctx, popSel(n.ID, "iframe")+`.src`); src != n.Request.URL {
+			t.Errorf("iframe src %q, want %q", src, n.Request.URL)
+		}
+		waitJS(t, ctx, popSel(n.ID, ".omlcrm-status")+`.textContent === "CRM opened below"`)
+		noInjection(t, ctx, n.ID)
+		opened++
+		waitOpened(t, th, opened)
+		if shot := os.Getenv("OMLCRM_AGENT_SCREENSHOT"); shot != "" {
+			tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			time.Sleep(300 * time.Millisecond) // let the iframe paint
+			png, err := chromedp.Run(tctx, chromedp.CaptureScreenshot())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Clean(shot), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+
+	t.Run("embedded POST form", func(t *testing.T) {
+		ctx := page(t, browser, th, 32)
+		n := browserPop(crm, "call-ep", 32, catalog.TriggerAutomatic, catalog.TargetEmbedded, "POST", "application/x-www-form-urlencoded")
+		mustPop(t, th.Hub, n)
+		r := crm.next(t)
+		if r.Method != "POST" || r.Path != "/crm/call-ep" || r.ContentType != "application/x-www-form-urlencoded" {
+			t.Fatalf("CRM got %s %s %s", r.Method, r.Path, r.ContentType)
+		}
+		wantFields(t, r.Form)
+		waitJS(t, ctx, popSel(n.ID, "iframe")+` !== null`)
+		if name := evalJS[string](t, ctx, popSel(n.ID, "iframe")+`.name`); name != "omlcrm-"+n.ID {
+			t.Errorf("iframe name %q", name)
+		}
+		// The CRM's answer loaded into the iframe (same browser, so its frame is inspectable
+		// through the page's frame tree only by URL): the form is gone from the page.
+		if n := evalJS[int](t, ctx, `document.querySelectorAll("form").length`); n != 0 {
+			t.Errorf("%d generated forms left in the page", n)
+		}
+		noInjection(t, ctx, n.ID)
+		opened++
+		waitOpened(t, th, opened)
+	})
+
+	t.Run("new tab", func(t *testing.T) {
+		ctx := page(t, browser, th, 33)
+		n := browserPop(crm, "call-nt", 33, catalog.TriggerAutomatic, catalog.TargetNewTab, "GET", "")
+		mustPop(t, th.Hub, n)
+		r := crm.next(t)
+		if r.Method != "GET" || r.Path != "/crm/call-nt" {
+			t.Fatalf("CRM got %s %s", r.Method, r.Path)
+		}
+		wantFields(t, r.Query)
+		waitJS(t, ctx, popSel(n.ID, ".omlcrm-status")+`.textContent === "Opened in a new tab"`)
+		if has := evalJS[bool](t, ctx, popSel(n.ID, "iframe")+` !== null || `+popSel(n.ID, ".omlcrm-open")+` !== null`); has {
+			t.Error("a new-tab pop left an iframe or a button in the page")
+		}
+		targets, err := chromedp.Targets(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, tg := range targets {
+			found = found || (tg.Type == "page" && tg.URL == n.Request.URL)
+		}
+		if !found {
+			t.Errorf("no browser tab at %s", n.Request.URL)
+		}
+		opened++
+		waitOpened(t, th, opened)
+	})
+
+	t.Run("new tab POST form", func(t *testing.T) {
+		ctx := page(t, browser, th, 34)
+		n := browserPop(crm, "call-np", 34, catalog.TriggerAutomatic, catalog.TargetNewTab, "POST", "multipart/form-data")
+		mustPop(t, th.Hub, n)
+		r := crm.next(t)
+		if r.Method != "POST" || !strings.HasPrefix(r.ContentType, "multipart/form-data; boundary=") {
+			t.Fatalf("CRM got %s %s", r.Method, r.ContentType)
+		}
+		wantFields(t, r.Form)
+		waitJS(t, ctx, popSel(n.ID, ".omlcrm-status")+`.textContent === "Opened in a new tab"`)
+		opened++
+		waitOpened(t, th, opened)
+	})
+
+	t.Run("agent button", func(t *testing.T) {
+		ctx := page(t, browser, th, 35)
+		n := browserPop(crm, "call-ab", 35, catalog.TriggerAgent, catalog.TargetEmbedded, "POST", "multipart/form-data")
+		mustPop(t, th.Hub, n)
+		waitJS(t, ctx, popSel(n.ID, "button.omlcrm-open")+` !== null`)
+		if txt := evalJS[string](t, ctx, popSel(n.ID, "button.omlcrm-open")+`.textContent`); txt != "Open CRM" {
+			t.Errorf("button says %q", txt)
+		}
+		crm.none(t) // nothing is sent before the agent clicks
+		run(t, ctx, chromedp.Click(chromedp.CSS(`.omlcrm-pop[data-pop-id="`+n.ID+`"] button.omlcrm-open`)))
+		r := crm.next(t)
+		if r.Method != "POST" || r.Path != "/crm/call-ab" || !strings.HasPrefix(r.ContentType, "multipart/form-data") {
+			t.Fatalf("CRM got %s %s %s", r.Method, r.Path, r.ContentType)
+		}
+		wantFields(t, r.Form)
+		waitJS(t, ctx, popSel(n.ID, "iframe")+` !== null && `+popSel(n.ID, "button.omlcrm-open")+` === null`)
+		opened++
+		waitOpened(t, th, opened)
+	})
+
+	t.Run("JSON POST with fetch", func(t *testing.T) {
+		ctx := page(t, browser, th, 36)
+		n := browserPop(crm, "call-js", 36, catalog.TriggerAutomatic, catalog.TargetEmbedded, "POST", "application/json")
+		mustPop(t, th.Hub, n)
+		r := crm.next(t)
+		if r.Method != "POST" || r.ContentType != "application/json" || r.Body != string(n.Request.Body) {
+			t.Fatalf("CRM got %s %s %q", r.Method, r.ContentType, r.Body)
+		}
+		waitJS(t, ctx, popSel(n.ID, ".omlcrm-status")+`.textContent === "CRM answered 200 (ok)"`)
+		if got := evalJS[string](t, ctx, popSel(n.ID, ".omlcrm-response")+`.textContent`); got != `{"ticket":"T-1001"}` {
+			t.Errorf("page shows response %q", got)
+		}
+		opened++
+		waitOpened(t, th, opened)
+	})
+
+	t.Run("reload replays the pop, call.ended hides it", func(t *testing.T) {
+		ctx := page(t, browser, th, 37)
+		n := browserPop(crm, "call-rl", 37, catalog.TriggerAgent, catalog.TargetEmbedded, "GET", "")
+		mustPop(t, th.Hub, n)
+		waitJS(t, ctx, popSel(n.ID, "button.omlcrm-open")+` !== null`)
+		run(t, ctx, chromedp.Reload())
+		waitJS(t, ctx, `document.querySelector("#state.open") !== null`)
+		// The token left the address bar but survived the reload (sessionStorage).
+		if href := evalJS[string](t, ctx, `location.href`); strings.Contains(href, "token=") {
+			t.Errorf("token still in the address bar: %s", href)
+		}
+		waitJS(t, ctx, popSel(n.ID, "button.omlcrm-open")+` !== null`)
+		crm.none(t)
+		run(t, ctx, chromedp.Click(chromedp.CSS(`.omlcrm-pop[data-pop-id="`+n.ID+`"] button.omlcrm-open`)))
+		r := crm.next(t)
+		if r.Method != "GET" || r.Path != "/crm/call-rl" {
+			t.Fatalf("CRM got %s %s", r.Method, r.Path)
+		}
+		wantFields(t, r.Query)
+		waitJS(t, ctx, popSel(n.ID, "iframe")+` !== null`)
+
+		// A second pop of another call, never clicked: call.ended removes its button.
+		n2 := browserPop(crm, "call-rl2", 37, catalog.TriggerAgent, catalog.TargetNewTab, "GET", "")
+		mustPop(t, th.Hub, n2)
+		waitJS(t, ctx, popSel(n2.ID, ".omlcrm-open")+` !== null`)
+		if err := th.CallEnded(context.Background(), "call-rl2"); err != nil {
+			t.Fatal(err)
+		}
+		waitJS(t, ctx, popSel(n2.ID, ".omlcrm-open")+` === null && `+popSel(n2.ID, ".omlcrm-status")+
+			`.textContent === "Call ended before the CRM was opened"`)
+		crm.none(t)
+		opened++
+		waitOpened(t, th, opened)
+	})
+
+	t.Run("two pages: opened in one closes the button in the other", func(t *testing.T) {
+		one := page(t, browser, th, 38)
+		two := page(t, browser, th, 38)
+		n := browserPop(crm, "call-2p", 38, catalog.TriggerAgent, catalog.TargetEmbedded, "GET", "")
+		mustPop(t, th.Hub, n)
+		waitJS(t, one, popSel(n.ID, "button.omlcrm-open")+` !== null`)
+		waitJS(t, two, popSel(n.ID, "button.omlcrm-open")+` !== null`)
+		run(t, one, chromedp.Click(chromedp.CSS(`.omlcrm-pop[data-pop-id="`+n.ID+`"] button.omlcrm-open`)))
+		crm.next(t)
+		waitJS(t, two, popSel(n.ID, "button.omlcrm-open")+` === null && `+popSel(n.ID, ".omlcrm-status")+
+			`.textContent === "Opened in another page"`)
+		crm.none(t)
+	})
+}
+
+// TestBrowserPopupBlocked runs with Chromium's pop-up blocker on: an automatic new-tab pop
+// cannot open by itself, so the page shows an "Open CRM" link that works on click.
+func TestBrowserPopupBlocked(t *testing.T) {
+	crm := newCRMServer(t)
+	th := newTestHub(t, Options{})
+	browser := newBrowser(t, false)
+	ctx := page(t, browser, th, 41)
+	n := browserPop(crm, "call-bl", 41, catalog.TriggerAutomatic, catalog.TargetNewTab, "GET", "")
+	mustPop(t, th.Hub, n)
+	waitJS(t, ctx, popSel(n.ID, "a.omlcrm-open")+` !== null`)
+	if href := evalJS[string](t, ctx, popSel(n.ID, "a.omlcrm-open")+`.href`); href != n.Request.URL {
+		t.Errorf("link href %q, want %q", href, n.Request.URL)
+	}
+	if txt := evalJS[string](t, ctx, popSel(n.ID, ".omlcrm-status")+`.textContent`); txt != "Pop-up blocked: click Open CRM" {
+		t.Errorf("status %q", txt)
+	}
+	crm.none(t)
+	if v := testutil.ToFloat64(th.metrics.popsOpened); v != 0 {
+		t.Errorf("a blocked pop counted as opened")
+	}
+	run(t, ctx, chromedp.Click(chromedp.CSS(`.omlcrm-pop[data-pop-id="`+n.ID+`"] a.omlcrm-open`)))
+	r := crm.next(t)
+	if r.Method != "GET" || r.Path != "/crm/call-bl" {
+		t.Fatalf("CRM got %s %s", r.Method, r.Path)
+	}
+	wantFields(t, r.Query)
+	waitJS(t, ctx, popSel(n.ID, ".omlcrm-status")+`.textContent === "Opened in a new tab"`)
+	waitOpened(t, th, 1)
+}
