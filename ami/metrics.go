@@ -138,3 +138,11 @@ func (m *Metrics) observeAction(action, result string, seconds float64) {
 		m.actions.WithLabelValues(action, result).Observe(seconds)
 	}
 }
+
+// EventsCounter returns the events_total counter of one event name.
+func (m *Metrics) EventsCounter(event string) prometheus.Counter {
+	return m.events.WithLabelValues(event)
+}
+
+// ReconnectsCounter returns the reconnects_total counter.
+func (m *Metrics) ReconnectsCounter() prometheus.Counter { return m.reconnects }

@@ -59,6 +59,9 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("base %+v disagrees with %+v", *base, plain)
 		}
 		if plain.Timestamp != nil {
+			if base.TimestampText != *plain.Timestamp {
+				t.Fatalf("timestamp text %q, want %q", base.TimestampText, *plain.Timestamp)
+			}
 			want, perr := ari.ParseTime(*plain.Timestamp)
 			if perr == nil && !base.Timestamp.Equal(want) || perr != nil && !base.Timestamp.IsZero() {
 				t.Fatalf("timestamp %v from %q", base.Timestamp, *plain.Timestamp)

@@ -2,6 +2,7 @@ package calls_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +19,7 @@ import (
 	"github.com/omlcrm/oml-crm/ami"
 	"github.com/omlcrm/oml-crm/ari"
 	"github.com/omlcrm/oml-crm/calls"
+	"github.com/omlcrm/oml-crm/callsim"
 	"github.com/omlcrm/oml-crm/internal/pgtest"
 )
 
@@ -235,3 +237,25 @@ func hasPrefixAny(s string, ps ...string) bool {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }
+
+// feedDirect renders a call to AMI bytes and feeds the parsed messages to the tracker
+// (no network).
+func feedDirect(t testing.TB, tr *calls.Tracker, cs ...*callsim.Call) {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := callsim.WriteAMI(&buf, callsim.Interleave(cs, 10*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	r := ami.NewReader(&buf, ami.Limits{})
+	var m ami.Message
+	for {
+		err := r.ReadMessage(&m)
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr.HandleAMI(&m)
+	}
+}

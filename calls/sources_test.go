@@ -133,6 +133,9 @@ var sources = []source{
 			},
 			setVars: func(c *callsim.Call) {
 				for _, ch := range c.Channels {
+					if err := srv.AddChannel(ari.Channel{ID: ch.Uniqueid, Name: ch.Name, State: "Up"}); err != nil {
+						panic(err)
+					}
 					for k, v := range ch.Vars {
 						srv.SetVariable(ch.Uniqueid, k, v)
 					}

@@ -243,3 +243,12 @@ func TestRenderHelp(t *testing.T) {
 		}
 	}
 }
+
+// Example 2 as the documentation configures it: campaign 11 itself, its id in holder {2}.
+func TestRenderDocsExample2AsDocumented(t *testing.T) {
+	cat := "file:" + filepath.Join(pgtest.ModuleRoot(t), "testdata", "catalog", "docs-example-2.yaml")
+	out := coreRenderJSON(t, append([]string{"--catalog", cat, "--campaign", "11"}, docsCallArgs...)...)
+	if out.URL != docsExample2 {
+		t.Errorf("got  %s\nwant %s", out.URL, docsExample2)
+	}
+}

@@ -1,0 +1,218 @@
+package calls_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/omlcrm/oml-crm/calls"
+	"github.com/omlcrm/oml-crm/callsim"
+)
+
+// checkSim compares the facts with what callsim says the calls must produce.
+func checkSim(t *testing.T, rec *recorder, cs ...*callsim.Call) {
+	t.Helper()
+	got, ended := rec.facts(t)
+	byKey := map[string]calls.Connected{}
+	for _, c := range got {
+		k := fmt.Sprint(c.CallID, "/", c.AgentID)
+		if _, dup := byKey[k]; dup {
+			t.Errorf("two Connected for call %s agent %d", c.CallID, c.AgentID)
+		}
+		byKey[k] = c
+	}
+	n := 0
+	for _, c := range cs {
+		for _, e := range c.Expected {
+			n++
+			g, ok := byKey[fmt.Sprint(e.CallID, "/", e.AgentID)]
+			if !ok {
+				t.Errorf("%s: no Connected for call %s agent %d", c.Scenario, e.CallID, e.AgentID)
+				continue
+			}
+			checkConnected(t, g, wantFromSim(e))
+		}
+	}
+	if len(got) != n {
+		t.Errorf("%d Connected, want %d", len(got), n)
+	}
+	if len(ended) != len(cs) {
+		t.Errorf("%d Ended, want %d", len(ended), len(cs))
+	}
+}
+
+func expectedCount(cs []*callsim.Call) int {
+	n := 0
+	for _, c := range cs {
+		n += len(c.Expected)
+	}
+	return n
+}
+
+// TestBothSources runs every scenario (inbound, dialer, preview, manual, abandon, blind
+// and attended transfer, hold/unhold re-bridge) through the AMI client and through the
+// ARI client, against the fake servers.
+func TestBothSources(t *testing.T) {
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) {
+			for _, sc := range callsim.Scenarios() {
+				t.Run(sc.String(), func(t *testing.T) {
+					tr, rec := startTracker(t, calls.Options{})
+					f := src.start(t, tr, sourceOpts{})
+					ids := callsim.NewIDs(simBase.Unix())
+					c := callsim.Build(ids, callsim.Params{Scenario: sc, Agent: callsim.Agent{ID: 7}, SecondAgent: callsim.Agent{ID: 12},
+						ContactID: "321321321"})
+					f.send(t, callsim.Interleave([]*callsim.Call{c}, 0))
+					waitFor(t, "the call's Ended", func() bool { _, e := rec.counts(); return e == 1 })
+					checkSim(t, rec, c)
+					if s := tr.Stats(); s.Channels != 0 || s.Calls != 0 || s.Bridges != 0 {
+						t.Errorf("state left: %+v", s)
+					}
+				})
+			}
+		})
+	}
+}
+
+// TestInterleaved200Calls: 200 concurrent calls of every kind (inbound, dialer,
+// preview, manual, abandon, transfers, hold) interleaved in one stream.
+func TestInterleaved200Calls(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(4, 2))
+	ids := callsim.NewIDs(simBase.Unix())
+	var cs []*callsim.Call
+	for i := range 200 {
+		sc := callsim.Scenarios()[rnd.IntN(len(callsim.Scenarios()))]
+		cs = append(cs, callsim.Build(ids, callsim.Params{
+			Scenario:    sc,
+			Agent:       callsim.Agent{ID: 1 + i},
+			SecondAgent: callsim.Agent{ID: 300 + i},
+			ContactID:   fmt.Sprint(5000 + i),
+			Quiet:       i%2 == 0,
+		}))
+	}
+	steps := callsim.Interleave(cs, 20*time.Millisecond)
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) {
+			tr, rec := startTracker(t, calls.Options{})
+			f := src.start(t, tr, sourceOpts{})
+			f.send(t, steps)
+			waitFor(t, "200 Ended", func() bool { _, e := rec.counts(); return e == 200 })
+			checkSim(t, rec, cs...)
+			if s := tr.Stats(); s.Channels != 0 || s.Calls != 0 || s.Bridges != 0 {
+				t.Errorf("state left: %+v", s)
+			}
+		})
+	}
+}
+
+// TestOmlcrmVariables: several dialplan-data variables in mixed case, one named only
+// in OMLCUSTOMDIALPLANVARS, the recording taken from MIXMONITOR_FILENAME when the
+// recording-name variables are absent, both namings of the OMniLeads variables.
+func TestOmlcrmVariables(t *testing.T) {
+	for _, naming := range []callsim.Naming{callsim.NamingOML2, callsim.NamingCallID} {
+		for _, src := range sources {
+			t.Run(fmt.Sprint(src.name, "/naming", naming), func(t *testing.T) {
+				tr, rec := startTracker(t, calls.Options{DialplanPrefixes: []string{"Omlcrm", "crm_"}})
+				f := src.start(t, tr, sourceOpts{})
+				ids := callsim.NewIDs(simBase.Unix())
+				dp := []callsim.Var{
+					{Name: "Omlcrmticket", Value: "T-99"},
+					{Name: "OMLCRMCUSTOMER", Value: "C-1"},
+					{Name: "omlcrm_Origen", Value: "web ñ & más"},
+					{Name: "Crm_Zone", Value: "norte"},
+				}
+				c := callsim.Build(ids, callsim.Params{Scenario: callsim.DialerQueue, Naming: naming, Agent: callsim.Agent{ID: 5},
+					ContactID: "42", Dialplan: dp, Omit: []string{"OMLRECFILENAME", "OMLCAMPRECFILENAME"}})
+				f.send(t, callsim.Interleave([]*callsim.Call{c}, 0))
+				waitFor(t, "Ended", func() bool { _, e := rec.counts(); return e == 1 })
+				got, _ := rec.facts(t)
+				if len(got) != 1 {
+					t.Fatalf("%d Connected, want 1", len(got))
+				}
+				g := got[0]
+				checkConnected(t, g, wantFromSim(c.Expected[0]))
+				for name, v := range map[string]string{"OMLCRMTICKET": "T-99", "omlcrmticket": "T-99", "OmlcrmCustomer": "C-1",
+					"OMLCRM_ORIGEN": "web ñ & más", "crm_zone": "norte"} {
+					if got, ok := g.DialplanValue(name); !ok || got != v {
+						t.Errorf("DialplanValue(%q) = %q, %v; want %q", name, got, ok, v)
+					}
+				}
+				if _, ok := g.DialplanValue("OMLCAMPID"); ok {
+					t.Errorf("OMLCAMPID is not dialplan data: %v", g.Dialplan)
+				}
+				if !strings.HasPrefix(g.RecordingFile, "dialer-9-") || !strings.HasSuffix(g.RecordingFile, c.CallID+".wav") {
+					t.Errorf("recording %q", g.RecordingFile)
+				}
+			})
+		}
+	}
+}
+
+// TestLazyVariables: the dialplan did not announce the campaign, type, phone, contact
+// and agent variables, and a custom variable named in OMLCUSTOMDIALPLANVARS has no
+// Omlcrm prefix; the tracker reads them with Getvar / the ARI variable endpoint. With
+// NoAgentID and a PJSIP agent, the agent id comes from the extension resolver.
+func TestLazyVariables(t *testing.T) {
+	for _, src := range sources {
+		for _, pjsip := range []bool{false, true} {
+			t.Run(fmt.Sprint(src.name, "/pjsip=", pjsip), func(t *testing.T) {
+				var f *feed
+				opts := calls.Options{Resolver: extResolver{}, LazyVarTimeout: 5 * time.Second}
+				rec := &recorder{}
+				opts.Output = rec
+				opts.VarReader = lazyReader{&f}
+				tr, _ := startTracker(t, opts)
+				f = src.start(t, tr, sourceOpts{})
+				ids := callsim.NewIDs(simBase.Unix())
+				omit := []string{"OMLCAMPID", "OMLCAMPTYPE", "OMLCALLTYPEID", "OMLOUTNUM", "OMLCODCLI", "OMLCONTACTID", "OMLAGENTID"}
+				c := callsim.Build(ids, callsim.Params{Scenario: callsim.InboundQueue, Agent: callsim.Agent{ID: 17}, ContactID: "77",
+					AgentPJSIP: pjsip, NoAgentID: pjsip, Omit: omit,
+					Dialplan: []callsim.Var{{Name: "Omlcrmticket", Value: "T-5"}, {Name: "IDCRM", Value: "abc-9"}}})
+				f.setVars(c)
+				f.send(t, callsim.Interleave([]*callsim.Call{c}, 0))
+				waitFor(t, "Ended", func() bool { _, e := rec.counts(); return e == 1 })
+				got, _ := rec.facts(t)
+				if len(got) != 1 {
+					t.Fatalf("%d Connected, want 1", len(got))
+				}
+				checkConnected(t, got[0], wantFromSim(c.Expected[0]))
+			})
+		}
+	}
+}
+
+// lazyReader forwards to the feed's reader once the source is started.
+type lazyReader struct{ f **feed }
+
+func (l lazyReader) Getvar(ctx context.Context, ch calls.ChannelRef, name string) (string, error) {
+	return (*l.f).reader.Getvar(ctx, ch, name)
+}
+
+// TestLazyVariablesMissing: when nothing answers, the Connected still comes, on time,
+// saying which fields are missing.
+func TestLazyVariablesMissing(t *testing.T) {
+	rec := &recorder{}
+	tr, _ := startTracker(t, calls.Options{Output: rec, VarReader: failingReader{}, LazyVarTimeout: 50 * time.Millisecond})
+	ids := callsim.NewIDs(simBase.Unix())
+	c := callsim.Build(ids, callsim.Params{Scenario: callsim.InboundQueue, Agent: callsim.Agent{ID: 3}, Quiet: true,
+		Omit: []string{"OMLCAMPID", "OMLOUTNUM"}})
+	feedDirect(t, tr, c)
+	settle(t, tr)
+	got, ended := rec.facts(t)
+	if len(got) != 1 || len(ended) != 1 {
+		t.Fatalf("%d Connected, %d Ended; want 1 and 1", len(got), len(ended))
+	}
+	if fmt.Sprint(got[0].Missing) != "[CampaignID Phone]" {
+		t.Errorf("Missing = %v, want [CampaignID Phone]", got[0].Missing)
+	}
+}
+
+type failingReader struct{}
+
+func (failingReader) Getvar(context.Context, calls.ChannelRef, string) (string, error) {
+	return "", errors.New("no such channel")
+}
