@@ -348,15 +348,15 @@ func (c *Client) run(ctx context.Context) {
 			c.cfg.Metrics.reconnect()
 		}
 		s, err := c.connect(ctx)
-		if err == nil {
+		switch {
+		case err == nil:
 			up := time.Now()
-			err = c.serve(ctx, s)
+			c.serve(ctx, s)
 			if time.Since(up) >= c.cfg.ReconnectMax {
 				failures = 0 // a long healthy session: reconnect fast
 			}
-		} else if c.closed(ctx) {
-			err = ErrClosed
-		} else {
+		case c.closed(ctx):
+		default:
 			c.cfg.Metrics.sessionError(errorKind(err))
 			c.log.Error().Err(err).Int("attempt", attempt+1).Msg("cannot connect to Asterisk")
 			if attempt == 0 {
@@ -548,8 +548,8 @@ func (c *Client) roundTrip(s *session, action string, headers ...Header) (*Messa
 	}
 }
 
-// serve runs a logged-in session until it fails; it returns the cause.
-func (c *Client) serve(ctx context.Context, s *session) error {
+// serve runs a logged-in session until it fails, and reports why through OnState.
+func (c *Client) serve(ctx context.Context, s *session) {
 	stop := context.AfterFunc(ctx, func() { s.conn.Close() })
 	defer stop()
 	c.cur.Store(s)
@@ -579,7 +579,6 @@ func (c *Client) serve(ctx context.Context, s *session) error {
 		ev.Err(err).Msg("AMI session lost")
 	}
 	c.setState(StateDisconnected, err)
-	return err
 }
 
 func (c *Client) sendFilters(ctx context.Context, s *session) {

@@ -72,6 +72,9 @@ func BenchmarkClientEvents(b *testing.B) {
 	if err := c.WaitConnected(ctx); err != nil {
 		b.Fatal(err)
 	}
+	if err := srv.WaitClients(ctx, 1); err != nil {
+		b.Fatal(err)
+	}
 	b.SetBytes(int64(size / len(lines)))
 	b.ReportAllocs()
 	b.ResetTimer()

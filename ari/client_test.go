@@ -116,10 +116,15 @@ func seqOf(t *testing.T, ev ari.Event) int {
 	return n
 }
 
+// send writes msg once exactly one client is registered on the server (the client may report
+// StateConnected a moment before the server has registered its end).
 func send(t *testing.T, srv *aritest.Server, msg []byte) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
+	if err := srv.WaitClients(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
 	if err := srv.Send(ctx, msg); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +143,12 @@ func TestEventsReplayInOrder(t *testing.T) {
 		t.Errorf("events query %v", q)
 	}
 	path := filepath.Join(captureDir(t), "oml-preview-click2call-observer.jsonl")
-	n, err := srv.Replay(context.Background(), path)
+	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
+	defer cancel()
+	if err := srv.WaitClients(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	n, err := srv.Replay(ctx, path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,6 +399,9 @@ func TestDropMidMessageReconnects(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), waitLong)
 	defer cancel()
+	if err := srv.WaitClients(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
 	msg := varset(1, strings.Repeat("y", 6000))
 	if err := srv.SendPartial(ctx, msg, len(msg)/2); err != nil {
 		t.Fatal(err)
@@ -415,6 +428,11 @@ func TestBackPressure(t *testing.T) {
 	dialRecorder(t, rec.config(srv, t))
 	rec.expectState(t, ari.StateConnected)
 
+	ctx0, cancel0 := context.WithTimeout(context.Background(), waitLong)
+	defer cancel0()
+	if err := srv.WaitClients(ctx0, 1); err != nil {
+		t.Fatal(err)
+	}
 	const total = 1500 // ~12 MB: about three times what loopback socket buffers held here
 	pad := strings.Repeat("p", 8000)
 	sent := make(chan error, 1)

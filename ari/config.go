@@ -43,8 +43,10 @@ type Config struct {
 	// and no event is dropped. It must not call Close. Nil discards events.
 	Handler func(ev Event)
 	// OnState is told, from the same goroutine as Handler, when the events websocket comes up
-	// (StateConnected, nil) and goes down (StateDisconnected, cause). After a reconnect the
-	// consumer should resynchronise (Channels) because events were missed while down.
+	// (StateConnected, nil) and goes down (StateDisconnected, cause; ErrClosed when the client
+	// stops). Failed attempts while down are logged, not reported here (WaitConnected returns
+	// the last one). After a reconnect the consumer should resynchronise (Channels): events
+	// were missed while down.
 	OnState func(s State, err error)
 
 	// RequestTimeout bounds each REST request and the websocket handshake (default 5 s).

@@ -121,7 +121,7 @@ type ChannelConnectedLine struct {
 }
 
 // ChannelCallerId: a channel's caller id changed.
-type ChannelCallerId struct { //nolint:revive // the name is ARI's event type
+type ChannelCallerId struct { // ARI spells it "Id"
 	Base
 	CallerPresentation    int     `json:"caller_presentation"`
 	CallerPresentationTxt string  `json:"caller_presentation_txt"`

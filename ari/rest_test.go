@@ -86,8 +86,14 @@ func TestRESTAgainstCapturedReplies(t *testing.T) {
 	srv.SetVariable(customer, "OMLCAMPID", "75")
 	srv.SetVariable(customer, "OMLCRM_ticket", "T-7500")
 	srv.SetVariable(agent, "OMLRECFILENAME", "in-75-20261124-4149014-1795483613.447")
+	srv.SetVariable(agent, "PJSIP_HEADER(read,Omlcrmticket)", "T-55 ñ&x=1/2")
 	c := newRESTClient(t, srv, nil)
 	ctx := context.Background()
+
+	// A dialplan function as the variable name travels query-escaped.
+	if v, err := c.Variable(ctx, agent, "PJSIP_HEADER(read,Omlcrmticket)"); err != nil || v != "T-55 ñ&x=1/2" {
+		t.Errorf("PJSIP_HEADER = %q, %v", v, err)
+	}
 
 	info, err := c.Info(ctx)
 	if err != nil {
@@ -316,5 +322,36 @@ func TestFakeServesCapturedBytes(t *testing.T) {
 	srv.RemoveChannel("1795483613.447")
 	if status, _ := get("/ari/channels/1795483613.447", true); status != 404 {
 		t.Errorf("removed channel still served: %d", status)
+	}
+}
+
+// TestAPIKeyNeverInErrors: with api_key auth the secret is in the URL; no error may carry it.
+func TestAPIKeyNeverInErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	const secret = "k3y-s3cr3t"
+	c, err := ari.Dial(context.Background(), ari.Config{
+		URL: "http://" + addr, APIKey: "omlcrm:" + secret, App: "omlcrm", Logger: zerolog.Nop(),
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	wsErr := c.WaitConnected(ctx)
+	_, restErr := c.Info(context.Background())
+	for _, err := range []error{wsErr, restErr} {
+		if err == nil {
+			t.Fatal("no error from a closed port")
+		}
+		if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "api_key") {
+			t.Errorf("error reveals the api_key: %v", err)
+		}
 	}
 }

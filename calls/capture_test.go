@@ -179,7 +179,7 @@ func TestCaptureBusyInboundDialerPreview(t *testing.T) {
 		t.Fatalf("ami.Dial: %v", err)
 	}
 	defer cl.Close()
-	if err := cl.WaitConnected(ctx); err != nil {
+	if err := srv.WaitLogins(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := srv.ReplayFile(sharedFile(t, "ami/oml-busy-50-calls.ami")); err != nil {

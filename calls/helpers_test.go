@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -223,15 +222,6 @@ func set2Dialplan(ticket string) map[string]string {
 
 func set1Dialplan(ticket string) map[string]string {
 	return map[string]string{"Omlcrmticket": ticket, "OmlcrmOrigen": origin}
-}
-
-func hasPrefixAny(s string, ps ...string) bool {
-	for _, p := range ps {
-		if strings.HasPrefix(s, p) {
-			return true
-		}
-	}
-	return false
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

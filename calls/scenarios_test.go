@@ -45,14 +45,6 @@ func checkSim(t *testing.T, rec *recorder, cs ...*callsim.Call) {
 	}
 }
 
-func expectedCount(cs []*callsim.Call) int {
-	n := 0
-	for _, c := range cs {
-		n += len(c.Expected)
-	}
-	return n
-}
-
 // TestBothSources runs every scenario (inbound, dialer, preview, manual, abandon, blind
 // and attended transfer, hold/unhold re-bridge) through the AMI client and through the
 // ARI client, against the fake servers.

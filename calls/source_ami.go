@@ -25,11 +25,11 @@ func (t *Tracker) HandleAMI(m *ami.Message) {
 // eventFromAMI is the AMI adapter: it fills ev from m and reports whether m matters.
 func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 	var kind Kind
-	switch m.Event() {
+	switch headerValue(m, "Event") {
 	case "Newchannel":
 		kind = KindChannel
 	case "VarSet":
-		name, _ := stripInherit(m.Get("Variable"))
+		name, _ := stripInherit(headerValue(m, "Variable"))
 		if !t.interesting(name) {
 			return false // most VarSets (LOCAL(ARGn), BRIDGEPEER...) stop here
 		}
@@ -102,6 +102,17 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 		ev.At = parseAMITimestamp(stamp)
 	}
 	return true
+}
+
+// headerValue is Message.Get for the hot path: Asterisk spells its header names one
+// way, so an exact comparison (length first) finds them; it falls back to Get.
+func headerValue(m *ami.Message, key string) string {
+	for i := range m.Headers {
+		if m.Headers[i].Key == key {
+			return m.Headers[i].Value
+		}
+	}
+	return m.Get(key)
 }
 
 func appendVar(vars []Var, nv string) []Var {

@@ -29,13 +29,12 @@ type sourceOpts struct {
 
 // feed sends simulated calls to the fake server and answers lazy reads.
 type feed struct {
-	send     func(t *testing.T, steps []callsim.Timed)
-	setVars  func(c *callsim.Call) // make every variable of c readable lazily
-	reader   calls.VarReader
-	lister   calls.Lister
-	restart  func(t *testing.T)                   // drop the connection; the client reconnects
-	setLive  func(t *testing.T, c ...*callsim.Call) // channels listed after a reconnect
-	baseTime time.Time
+	send    func(t *testing.T, steps []callsim.Timed)
+	setVars func(c *callsim.Call) // make every variable of c readable lazily
+	reader  calls.VarReader
+	lister  calls.Lister
+	restart func(t *testing.T)                     // drop the connection; the client reconnects
+	setLive func(t *testing.T, c ...*callsim.Call) // channels listed after a reconnect
 }
 
 var simBase = time.Date(2026, 11, 24, 1, 23, 0, 0, time.UTC)
@@ -59,7 +58,7 @@ var sources = []source{
 			t.Fatalf("ami.Dial: %v", err)
 		}
 		t.Cleanup(func() { cl.Close() })
-		if err := cl.WaitConnected(ctx); err != nil {
+		if err := srv.WaitLogins(ctx, 1); err != nil {
 			t.Fatal(err)
 		}
 		return &feed{

@@ -284,8 +284,8 @@ func (t *Tracker) Handle(ev Event) {
 }
 
 func (t *Tracker) handleLocked(ev *Event) {
-	if ev.At.IsZero() {
-		ev.At = t.now()
+	if ev.At.IsZero() && ev.Kind != KindVar {
+		ev.At = t.now() // a VarSet rarely needs a time: ensure reads the clock if it does
 	}
 	t.m.events.Inc()
 	switch ev.Kind {
@@ -368,6 +368,9 @@ func (t *Tracker) ensure(ref ChannelRef, at time.Time) *channel {
 			t.attach(ch, at)
 		}
 		return ch
+	}
+	if at.IsZero() {
+		at = t.now()
 	}
 	if len(t.chans) >= t.maxChannels {
 		t.evictOldest(at)

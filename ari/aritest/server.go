@@ -324,7 +324,8 @@ func (s *Server) SetBridgeJSON(body []byte) error {
 	return nil
 }
 
-// EventsQueries returns the query of every accepted /ari/events request, oldest first.
+// EventsQueries returns the query of every /ari/events request that passed the credential
+// and app checks, oldest first.
 func (s *Server) EventsQueries() []url.Values {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -608,6 +609,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, []byte(BodyAppRequired))
 		return
 	}
+	// Recorded before the handshake reply, so a client that sees 101 also sees its query here.
+	s.mu.Lock()
+	s.queries = append(s.queries, q)
+	s.mu.Unlock()
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		CompressionMode: websocket.CompressionDisabled,
 		OnPingReceived: func(context.Context, []byte) bool {
@@ -628,7 +633,6 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.sessions[ss] = struct{}{}
-	s.queries = append(s.queries, q)
 	s.notifyLocked()
 	s.mu.Unlock()
 

@@ -99,7 +99,8 @@ func openDeliveries(ctx context.Context, fs *pflag.FlagSet, synopsis string, arg
 	if cfg.Delivery.MaxAge > 0 {
 		opts.MaxAge = cfg.Delivery.MaxAge // retry gives a delivery a fresh maximum age
 	}
-	if path, ok := strings.CutPrefix(opts.Store, "sqlite:"); ok {
+	if !strings.HasPrefix(opts.Store, "postgres://") && !strings.HasPrefix(opts.Store, "postgresql://") {
+		path := strings.TrimPrefix(opts.Store, "sqlite:")
 		// The CLI reads an existing outbox: a wrong path must not create an empty one.
 		if _, err := os.Stat(path); err != nil {
 			fmt.Fprintf(stderr, "%s: no delivery outbox at %s (delivery.sqlite_path or --store): %v\n", fs.Name(), path, err)

@@ -128,6 +128,10 @@ type Options struct {
 	// Store is where the outbox lives: "sqlite:PATH" (or a bare path) or a
 	// postgres:// / postgresql:// URL. Required.
 	Store string
+	// SQLiteSynchronous is SQLite's synchronous mode: "normal" (default; a committed
+	// delivery survives kill -9 and any process crash) or "full" (also an OS crash or
+	// power cut, at the cost of an fsync per commit).
+	SQLiteSynchronous string
 	// Schema is the PostgreSQL schema of the outbox tables (oml_crm). oml-crm creates and
 	// migrates it; it never touches other schemas.
 	Schema string

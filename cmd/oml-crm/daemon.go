@@ -1,0 +1,853 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/omlcrm/oml-crm/agentws"
+	"github.com/omlcrm/oml-crm/ami"
+	"github.com/omlcrm/oml-crm/ari"
+	"github.com/omlcrm/oml-crm/calls"
+	"github.com/omlcrm/oml-crm/catalog"
+	"github.com/omlcrm/oml-crm/catalog/file"
+	"github.com/omlcrm/oml-crm/catalog/omldb"
+	"github.com/omlcrm/oml-crm/config"
+	"github.com/omlcrm/oml-crm/crmnotify"
+	"github.com/omlcrm/oml-crm/crmnotify/delivery"
+	"github.com/omlcrm/oml-crm/health"
+)
+
+// Names of the dependencies /readyz reports.
+const (
+	depAsterisk      = "asterisk"
+	depCatalogDB     = "catalog database"
+	depDeliveryStore = "delivery store"
+)
+
+// daemonOptions is what `run` and `demo` hand to startDaemon. Only Config and Logger are
+// required; the rest lets the demo plug its own parts into the same composition.
+type daemonOptions struct {
+	Config *config.Config
+	Logger zerolog.Logger
+	// Catalog, when set, is used instead of opening catalog.source (the demo's embedded
+	// file catalog). The daemon closes it.
+	Catalog catalog.Catalog
+	// Listener, when set, is served instead of listening on http.listen.
+	Listener net.Listener
+	// Routes are extra handlers mounted on the listener (pattern → handler): the demo CRM.
+	Routes map[string]http.Handler
+	// WrapServer and WrapAgents decorate the sinks the dispatcher hands notifications to
+	// (the demo observes them to print one line per call).
+	WrapServer func(crmnotify.ServerSink) crmnotify.ServerSink
+	WrapAgents func(crmnotify.AgentSink) crmnotify.AgentSink
+	// OnConnect is told of every connect and what the dispatcher did with it (nil, a
+	// *crmnotify.SkippedError, or a failure), after the hand-off.
+	OnConnect func(c calls.Connected, err error)
+	// DeliveryRetry bounds the delivery queue's retry delays (zero: the queue's defaults).
+	DeliveryMinBackoff, DeliveryMaxBackoff time.Duration
+}
+
+// daemon is the running pipeline: Asterisk client → calls.Tracker → intake →
+// crmnotify.Dispatcher → delivery queue or agent hub, plus the HTTP listener.
+type daemon struct {
+	cfg     *config.Config
+	log     zerolog.Logger
+	health  *health.Registry
+	reg     *prometheus.Registry
+	metrics prometheus.Registerer // d.reg for the packages: see lenientRegisterer
+	catalog catalog.Catalog
+	queue   *queueSlot
+	hub     *agentws.Hub
+	tracker *calls.Tracker
+	intake  *intake
+	amiC    *ami.Client
+	ariC    *ari.Client
+	server  *http.Server
+	addr    string // the listener's address
+	scheme  string // http or https
+
+	sessions *pgxpool.Pool // django-session auth
+
+	bg     sync.WaitGroup // tracker.Run, queue.Run, HTTP serve, store opener
+	stopBG context.CancelFunc
+	served chan error // the HTTP server's end
+}
+
+// startDaemon builds and starts every part. It fails on what cannot be retried (a bad
+// catalog file, a listener that cannot bind, an unusable SQLite path); dependencies that
+// may come later (Asterisk, PostgreSQL) are retried in the background and reported by
+// /readyz.
+func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
+	cfg := o.Config
+	d := &daemon{cfg: cfg, log: o.Logger, served: make(chan error, 1), scheme: "http"}
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	d.stopBG = stopBG
+	defer func() {
+		if err != nil {
+			d.closeAll()
+		}
+	}()
+
+	d.reg = prometheus.NewRegistry()
+	if err := registerAll(d.reg,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	); err != nil {
+		return d, err
+	}
+	d.health = health.New(health.WithLogger(d.log.With().Str("component", "health").Logger()))
+	if err := d.reg.Register(d.health); err != nil {
+		return d, fmt.Errorf("registering the health metrics: %w", err)
+	}
+	d.metrics = lenientRegisterer{reg: d.reg, log: d.log}
+	d.health.Require(depAsterisk)
+	d.health.Require(depDeliveryStore)
+
+	// Catalog.
+	d.catalog = o.Catalog
+	if d.catalog == nil {
+		if d.catalog, err = openConfiguredCatalog(ctx, cfg, d.log, d.metrics); err != nil {
+			return d, err
+		}
+	}
+	if cfg.Catalog.Source == "omldb" && o.Catalog == nil {
+		d.health.Check(depCatalogDB, func(ctx context.Context) error { return pingCatalog(ctx, d.catalog) })
+	}
+
+	// Delivery queue (server trigger).
+	qopts, err := deliveryOptions(cfg, d.log, d.metrics, d.catalog)
+	if err != nil {
+		return d, err
+	}
+	qopts.MinBackoff, qopts.MaxBackoff = o.DeliveryMinBackoff, o.DeliveryMaxBackoff
+	d.queue = newQueueSlot()
+	if cfg.Delivery.Store == "sqlite" {
+		// A local file: failing to open it is a configuration or permission problem that
+		// retrying will not fix.
+		q, err := delivery.Open(ctx, qopts)
+		if err != nil {
+			return d, fmt.Errorf("delivery.sqlite_path %s: %w", cfg.Delivery.SQLitePath, err)
+		}
+		d.queue.set(q)
+		d.health.Set(depDeliveryStore, true, "")
+	} else {
+		d.health.Set(depDeliveryStore, false, "connecting to PostgreSQL")
+		d.bg.Add(1)
+		go func() {
+			defer d.bg.Done()
+			d.openQueueRetrying(bgCtx, qopts)
+		}()
+	}
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		if q := d.queue.wait(bgCtx); q != nil {
+			if err := q.Run(bgCtx); err != nil && bgCtx.Err() == nil {
+				d.log.Error().Err(err).Msg("delivery sweeper stopped")
+			}
+		}
+	}()
+
+	// Agent hub.
+	hopts, err := d.hubOptions(cfg)
+	if err != nil {
+		return d, err
+	}
+	if d.hub, err = agentws.New(hopts); err != nil {
+		return d, fmt.Errorf("agent websocket hub: %w", err)
+	}
+
+	// Dispatcher and the intake feeding it.
+	var server crmnotify.ServerSink = d.queue
+	var agents crmnotify.AgentSink = d.hub
+	if o.WrapServer != nil {
+		server = o.WrapServer(server)
+	}
+	if o.WrapAgents != nil {
+		agents = o.WrapAgents(agents)
+	}
+	disp, err := crmnotify.NewDispatcher(crmnotify.DispatcherOptions{
+		Catalog: d.catalog, Server: server, Agents: agents,
+		Logger: d.log.With().Str("component", "dispatcher").Logger(), Registerer: d.metrics,
+	})
+	if err != nil {
+		return d, err
+	}
+	d.intake = newIntake(bgCtx, disp, cfg.Delivery.Workers, o.OnConnect)
+
+	// Call tracker and the Asterisk client.
+	src := &sourceRef{}
+	topts := calls.Options{
+		Output:           d.intake,
+		Resolver:         extensionResolver{d.catalog},
+		DialplanPrefixes: cfg.Calls.DialplanPrefixes,
+		DialplanVars:     dialplanSources(ctx, d.catalog),
+		MaxChannels:      cfg.Calls.MaxChannels,
+		LazyVarTimeout:   cfg.Calls.LazyVarTimeout,
+		Logger:           d.log.With().Str("component", "calls").Logger(),
+		Registerer:       d.metrics,
+	}
+	switch cfg.Asterisk.Source {
+	case "ami":
+		topts.VarReader, topts.Lister = calls.AMIVarReader(src), calls.AMILister(src)
+	case "ari":
+		topts.VarReader, topts.Lister = calls.ARIVarReader(src), calls.ARILister(src)
+	default:
+		return d, fmt.Errorf("asterisk.source: %q is not one of ami|ari", cfg.Asterisk.Source)
+	}
+	if d.tracker, err = calls.NewTracker(topts); err != nil {
+		return d, err
+	}
+	d.health.Set(depAsterisk, false, "connecting to "+d.asteriskAddress())
+	if err := d.dialAsterisk(bgCtx, src); err != nil {
+		return d, err
+	}
+	// The lazy reads and resyncs use the client: start them once it exists.
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		_ = d.tracker.Run(bgCtx)
+	}()
+
+	// HTTP.
+	if err := d.startHTTP(o); err != nil {
+		return d, err
+	}
+	d.log.Info().Str("listen", d.addr).Str("asterisk", cfg.Asterisk.Source+" "+d.asteriskAddress()).
+		Str("catalog", cfg.Catalog.Source).Str("delivery_store", cfg.Delivery.Store).
+		Str("agent_auth", cfg.AgentWS.Auth).Msg("oml-crm started")
+	return d, nil
+}
+
+func registerAll(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// openConfiguredCatalog opens catalog.source with the daemon's metrics registry.
+func openConfiguredCatalog(ctx context.Context, cfg *config.Config, log zerolog.Logger, reg prometheus.Registerer) (catalog.Catalog, error) {
+	switch cfg.Catalog.Source {
+	case "file":
+		c, err := file.Open(cfg.Catalog.File)
+		if err != nil {
+			return nil, fmt.Errorf("catalog.file: %w", err)
+		}
+		return c, nil
+	case "omldb":
+		c, err := omldb.Open(ctx, cfg.Database.URL.Reveal(), omldb.Options{
+			CacheTTL: cfg.Catalog.CacheTTL, Registerer: reg,
+			Logger: log.With().Str("component", "catalog").Logger(),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("database.url: %w", err)
+		}
+		return c, nil
+	}
+	return nil, fmt.Errorf("catalog.source: %q is not one of omldb|file", cfg.Catalog.Source)
+}
+
+func deliveryOptions(cfg *config.Config, log zerolog.Logger, reg prometheus.Registerer, cat catalog.Catalog) (delivery.Options, error) {
+	secrets, err := signingSecrets(cfg)
+	if err != nil {
+		return delivery.Options{}, err
+	}
+	o := delivery.Options{
+		Schema:         cfg.Delivery.PostgresSchema,
+		Timeout:        cfg.Delivery.Timeout,
+		MaxAge:         cfg.Delivery.MaxAge,
+		Workers:        cfg.Delivery.Workers,
+		SigningSecrets: secrets,
+		Sites:          siteLookup(cat),
+		UserAgent:      "oml-crm/" + version,
+		Logger:         log,
+		Registerer:     reg,
+	}
+	switch cfg.Delivery.Store {
+	case "sqlite":
+		o.Store = "sqlite:" + cfg.Delivery.SQLitePath
+	case "postgres":
+		o.Store = cfg.Delivery.PostgresURL.Reveal()
+	default:
+		return o, fmt.Errorf("delivery.store: %q is not one of sqlite|postgres", cfg.Delivery.Store)
+	}
+	return o, nil
+}
+
+// signingSecrets maps delivery.sites.<id>.signing_secret to the queue's site ids.
+func signingSecrets(cfg *config.Config) (map[int]catalog.Secret, error) {
+	out := make(map[int]catalog.Secret, len(cfg.Delivery.Sites))
+	for k, s := range cfg.Delivery.Sites {
+		id, err := strconv.Atoi(k)
+		if err != nil || id <= 0 {
+			return nil, fmt.Errorf("delivery.sites.%s: the key must be a site id (a positive integer)", k)
+		}
+		out[id] = s.SigningSecret
+	}
+	return out, nil
+}
+
+// siteLookup finds a site by id through the campaigns that use it, for deliveries
+// retried after a restart whose site logs in.
+func siteLookup(cat catalog.Catalog) func(ctx context.Context, siteID int) (*catalog.Site, error) {
+	return func(ctx context.Context, siteID int) (*catalog.Site, error) {
+		cs, err := cat.Campaigns(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cs {
+			if c.Site != nil && c.Site.ID == siteID {
+				return c.Site, nil
+			}
+		}
+		return nil, fmt.Errorf("site %d: %w", siteID, catalog.ErrNotFound)
+	}
+}
+
+// openQueueRetrying opens the PostgreSQL outbox, retrying with a capped backoff until
+// it opens or ctx ends; connects meanwhile wait in queueSlot.Enqueue.
+func (d *daemon) openQueueRetrying(ctx context.Context, o delivery.Options) {
+	pause := 500 * time.Millisecond
+	for {
+		q, err := delivery.Open(ctx, o)
+		if err == nil {
+			d.queue.set(q)
+			d.health.Set(depDeliveryStore, true, "")
+			return
+		}
+		d.health.SetError(depDeliveryStore, err)
+		d.log.Warn().Err(err).Dur("retry_in", pause).Msg("delivery store (PostgreSQL) unavailable; retrying")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, 10*time.Second)
+	}
+}
+
+func (d *daemon) hubOptions(cfg *config.Config) (agentws.Options, error) {
+	ws := cfg.AgentWS
+	o := agentws.Options{
+		Auth:            agentws.AuthMode(ws.Auth),
+		TokenSecret:     []byte(ws.TokenSecret.Reveal()),
+		SessionCookie:   ws.SessionCookie,
+		DjangoSecretKey: ws.DjangoSecretKey.Reveal(),
+		AllowedOrigins:  ws.AllowedOrigins,
+		PopTTL:          ws.PopTTL,
+		SendQueue:       ws.SendQueue,
+		MaxFrame:        int64(ws.MaxFrame),
+		PingInterval:    ws.PingInterval,
+		IdleTimeout:     ws.IdleTimeout,
+		RedisURL:        cfg.Cluster.RedisURL.Reveal(),
+		Version:         version,
+		Logger:          d.log.With().Str("component", "agentws").Logger(),
+		Registerer:      d.metrics,
+	}
+	if o.Auth == agentws.AuthDjangoSession {
+		pool, err := pgxpool.New(context.Background(), cfg.Database.URL.Reveal())
+		if err != nil {
+			return o, fmt.Errorf("database.url (agentws.auth=django-session): %w", err)
+		}
+		d.sessions = pool
+		o.Sessions = agentws.NewPGSessionStore(pool)
+	}
+	return o, nil
+}
+
+func (d *daemon) asteriskAddress() string {
+	if d.cfg.Asterisk.Source == "ari" {
+		return d.cfg.Asterisk.ARI.URL
+	}
+	return d.cfg.Asterisk.AMI.Address
+}
+
+// dialAsterisk starts the event source; it connects (and reconnects) in the background.
+func (d *daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
+	cfg := d.cfg.Asterisk
+	log := d.log.With().Str("component", cfg.Source).Logger()
+	switch cfg.Source {
+	case "ami":
+		m, err := ami.NewMetrics(d.metrics)
+		if err != nil {
+			return err
+		}
+		var tlsCfg *tls.Config
+		if cfg.AMI.TLS {
+			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		c, err := ami.Dial(ctx, ami.Config{
+			Address: cfg.AMI.Address, Username: cfg.AMI.Username, Secret: cfg.AMI.Secret.Reveal(),
+			AuthMD5: cfg.AMI.Auth == "md5", TLS: tlsCfg,
+			Filters:       cfg.AMI.Filters,
+			EventNames:    cfg.AMI.Events,
+			Handler:       d.tracker.HandleAMI,
+			OnState:       func(s ami.State, err error) { d.sourceState(s == ami.StateConnected, err) },
+			ActionTimeout: cfg.AMI.ActionTimeout,
+			PingInterval:  cfg.AMI.PingInterval,
+			Logger:        log,
+			Metrics:       m,
+		})
+		if err != nil {
+			return fmt.Errorf("asterisk.ami: %w", err)
+		}
+		d.amiC, src.ami = c, c
+	case "ari":
+		m, err := ari.NewMetrics(d.metrics)
+		if err != nil {
+			return err
+		}
+		c, err := ari.Dial(ctx, ari.Config{
+			URL: cfg.ARI.URL, Username: cfg.ARI.Username, Password: cfg.ARI.Password.Reveal(),
+			App: cfg.ARI.App, SubscribeAll: true,
+			Handler:        d.tracker.HandleARI,
+			OnState:        func(s ari.State, err error) { d.sourceState(s == ari.StateConnected, err) },
+			RequestTimeout: cfg.ARI.RequestTimeout,
+			Logger:         log,
+			Metrics:        m,
+		})
+		if err != nil {
+			return fmt.Errorf("asterisk.ari: %w", err)
+		}
+		d.ariC, src.ari = c, c
+	}
+	return nil
+}
+
+// sourceState runs on the client's event goroutine: it must not block.
+func (d *daemon) sourceState(up bool, err error) {
+	if up {
+		d.health.Set(depAsterisk, true, "")
+		// Events were missed while down (or this is the first connection): reconcile
+		// with the live channels so no connect made meanwhile is lost.
+		d.tracker.RequestResync()
+		return
+	}
+	if err == nil {
+		err = errors.New("disconnected")
+	}
+	d.health.SetError(depAsterisk, err)
+}
+
+func (d *daemon) startHTTP(o daemonOptions) error {
+	mux := http.NewServeMux()
+	hub := d.hub.Handler()
+	for _, p := range []string{"/ws", "/oml-crm.js", "/agent", "/agent.js"} {
+		mux.Handle(p, hub)
+	}
+	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
+	mux.Handle("/healthz", d.health.LivenessHandler())
+	mux.Handle("/readyz", d.health.ReadinessHandler())
+	for p, h := range o.Routes {
+		mux.Handle(p, h)
+	}
+	ln := o.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", d.cfg.HTTP.Listen); err != nil {
+			return fmt.Errorf("http.listen %s: %w", d.cfg.HTTP.Listen, err)
+		}
+	}
+	d.addr = ln.Addr().String()
+	d.server = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          nil,
+	}
+	tlsOn := d.cfg.HTTP.TLSCert != "" && d.cfg.HTTP.TLSKey != ""
+	if tlsOn {
+		cert, err := tls.LoadX509KeyPair(d.cfg.HTTP.TLSCert, d.cfg.HTTP.TLSKey)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("http.tls_cert / http.tls_key: %w", err)
+		}
+		d.server.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		ln = tls.NewListener(ln, d.server.TLSConfig)
+		d.scheme = "https"
+	}
+	go func() {
+		err := d.server.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		d.served <- err
+	}()
+	return nil
+}
+
+// baseURL is the listener's URL, with 127.0.0.1 for a wildcard address.
+func (d *daemon) baseURL() string {
+	host, port, _ := net.SplitHostPort(d.addr)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return d.scheme + "://" + net.JoinHostPort(host, port)
+}
+
+// shutdown stops intake, lets in-flight connects reach the queue or the hub, lets the
+// queue finish or persist its attempts, and closes the listener, all within timeout.
+// It reports whether everything finished in time.
+func (d *daemon) shutdown(timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	start := time.Now()
+	d.log.Info().Dur("timeout", timeout).Msg("shutting down: intake stopped, finishing in-flight work")
+
+	// 1. No new events.
+	if d.amiC != nil {
+		d.amiC.Close()
+	}
+	if d.ariC != nil {
+		d.ariC.Close()
+	}
+	// 2. Connects waiting for lazy reads are emitted with what is known.
+	if d.tracker != nil {
+		d.tracker.Close()
+	}
+	// 3. Every connect handed to the queue (persisted) or the hub.
+	clean := true
+	if d.intake != nil {
+		if n := d.intake.wait(ctx); n > 0 {
+			clean = false
+			d.log.Error().Int("connects", n).Msg("shutdown deadline reached with connects still being dispatched")
+		}
+	}
+	// 4. HTTP and the hub, the queue (running attempts finish or are retried later).
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			if d.server != nil {
+				if err := d.server.Shutdown(ctx); err != nil {
+					d.server.Close()
+				}
+			}
+		})
+		wg.Go(func() {
+			if d.hub != nil {
+				d.hub.Close()
+			}
+		})
+		wg.Go(func() {
+			if q := d.queue.get(); q != nil {
+				q.Close()
+			}
+		})
+		wg.Wait()
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		clean = false
+		d.log.Warn().Msg("shutdown deadline reached: queued deliveries still running will be retried at the next start")
+	}
+	d.stopBG()
+	d.bg.Wait()
+	if d.catalog != nil {
+		d.catalog.Close()
+	}
+	if d.sessions != nil {
+		d.sessions.Close()
+	}
+	d.log.Info().Dur("took", time.Since(start)).Bool("clean", clean).Msg("oml-crm stopped")
+	return clean
+}
+
+// closeAll releases what a failed start had opened.
+func (d *daemon) closeAll() {
+	if d.amiC != nil {
+		d.amiC.Close()
+	}
+	if d.ariC != nil {
+		d.ariC.Close()
+	}
+	if d.tracker != nil {
+		d.tracker.Close()
+	}
+	if d.server != nil {
+		d.server.Close()
+	}
+	if d.hub != nil {
+		d.hub.Close()
+	}
+	d.stopBG()
+	d.bg.Wait()
+	if d.queue != nil {
+		if q := d.queue.get(); q != nil {
+			q.Close()
+		}
+	}
+	if d.catalog != nil {
+		d.catalog.Close()
+	}
+	if d.sessions != nil {
+		d.sessions.Close()
+	}
+}
+
+// queueSlot is the delivery queue once it is open. A PostgreSQL outbox may open after
+// start-up: until then Enqueue waits (the connect is not lost; intake back-pressure
+// holds further events).
+type queueSlot struct {
+	mu    sync.Mutex
+	q     *delivery.Queue
+	ready chan struct{}
+}
+
+func newQueueSlot() *queueSlot { return &queueSlot{ready: make(chan struct{})} }
+
+func (s *queueSlot) set(q *delivery.Queue) {
+	s.mu.Lock()
+	s.q = q
+	s.mu.Unlock()
+	close(s.ready)
+}
+
+func (s *queueSlot) get() *delivery.Queue {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.q
+}
+
+func (s *queueSlot) wait(ctx context.Context) *delivery.Queue {
+	select {
+	case <-s.ready:
+		return s.get()
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// Enqueue implements crmnotify.ServerSink.
+func (s *queueSlot) Enqueue(ctx context.Context, n crmnotify.Notification) error {
+	q := s.wait(ctx)
+	if q == nil {
+		return fmt.Errorf("delivery store not open yet: %w", ctx.Err())
+	}
+	return q.Enqueue(ctx, n)
+}
+
+// sourceRef lets the tracker's lazy reads and resyncs reach the Asterisk client, which
+// is created after the tracker (its event handler is the tracker's). It is filled before
+// the tracker's Run starts, the only caller.
+type sourceRef struct {
+	ami *ami.Client
+	ari *ari.Client
+}
+
+func (s *sourceRef) Getvar(ctx context.Context, channel, variable string) (string, error) {
+	return s.ami.Getvar(ctx, channel, variable)
+}
+
+func (s *sourceRef) CoreShowChannels(ctx context.Context) ([]*ami.Message, error) {
+	return s.ami.CoreShowChannels(ctx)
+}
+
+func (s *sourceRef) Variable(ctx context.Context, channelID, name string) (string, error) {
+	return s.ari.Variable(ctx, channelID, name)
+}
+
+func (s *sourceRef) Channels(ctx context.Context) ([]ari.Channel, error) {
+	return s.ari.Channels(ctx)
+}
+
+// extensionResolver resolves an agent's SIP extension through the catalog.
+type extensionResolver struct{ cat catalog.Catalog }
+
+func (r extensionResolver) AgentByExtension(ctx context.Context, ext string) (int, error) {
+	a, err := r.cat.AgentByExtension(ctx, ext)
+	if err != nil {
+		return 0, err
+	}
+	return a.ID, nil
+}
+
+// dialplanSources lists the dialplan-family parameter sources of every campaign, so the
+// tracker reads them lazily when the dialplan did not announce them. Best effort: a
+// catalog database that is down at start-up leaves the list empty.
+func dialplanSources(ctx context.Context, cat catalog.Catalog) []string {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	cs, err := cat.Campaigns(ctx)
+	if err != nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, c := range cs {
+		for _, p := range c.Params {
+			if p.Family == catalog.FamilyDialplan && !seen[strings.ToLower(p.Source)] {
+				seen[strings.ToLower(p.Source)] = true
+				out = append(out, p.Source)
+			}
+		}
+	}
+	return out
+}
+
+// intake is the bounded hand-off between the tracker (which must not block on the
+// network) and the dispatcher (which reads the catalog and writes the queue). Each
+// connect is dispatched on its own goroutine, at most `workers` at a time; when all are
+// busy the tracker waits, which slows the Asterisk socket (back-pressure) rather than
+// dropping anything. A call's Ended is handed on only after its connects were.
+type intake struct {
+	ctx       context.Context
+	disp      *crmnotify.Dispatcher
+	slots     chan struct{}
+	onConnect func(calls.Connected, error)
+
+	mu       sync.Mutex
+	inflight map[string]*sync.WaitGroup // call id → its connects being dispatched
+	all      sync.WaitGroup
+}
+
+func newIntake(ctx context.Context, disp *crmnotify.Dispatcher, workers int, onConnect func(calls.Connected, error)) *intake {
+	if workers <= 0 {
+		workers = 64
+	}
+	return &intake{ctx: ctx, disp: disp, slots: make(chan struct{}, workers), onConnect: onConnect,
+		inflight: map[string]*sync.WaitGroup{}}
+}
+
+// Connected implements calls.Output.
+func (in *intake) Connected(c calls.Connected) {
+	in.slots <- struct{}{}
+	in.mu.Lock()
+	wg := in.inflight[c.CallID]
+	if wg == nil {
+		wg = &sync.WaitGroup{}
+		in.inflight[c.CallID] = wg
+	}
+	wg.Add(1)
+	in.all.Add(1)
+	in.mu.Unlock()
+	go func() {
+		defer in.all.Done()
+		defer func() { <-in.slots }()
+		err := in.disp.HandleConnected(in.ctx, c)
+		wg.Done()
+		if in.onConnect != nil {
+			in.onConnect(c, err)
+		}
+	}()
+}
+
+// Ended implements calls.Output.
+func (in *intake) Ended(e calls.Ended) {
+	in.mu.Lock()
+	wg := in.inflight[e.CallID]
+	delete(in.inflight, e.CallID)
+	in.all.Add(1)
+	in.mu.Unlock()
+	go func() {
+		defer in.all.Done()
+		if wg != nil {
+			wg.Wait()
+		}
+		_ = in.disp.HandleEnded(in.ctx, e)
+	}()
+}
+
+// wait waits for every hand-off to finish, or ctx; it returns how many connects were
+// still being dispatched when ctx ended.
+func (in *intake) wait(ctx context.Context) int {
+	done := make(chan struct{})
+	go func() {
+		in.all.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return 0
+	case <-ctx.Done():
+		return len(in.slots)
+	}
+}
+
+// newLogger builds the daemon's logger: JSON, or console lines when format is console
+// (or auto and stderr is a terminal). The level is held by levelWriter so a SIGHUP can
+// change it for every component at once.
+func newLogger(w *os.File, format string, level *levelWriter) zerolog.Logger {
+	var out zerolog.LevelWriter = level
+	useConsole := format == "console" || (format == "auto" && isTerminal(w))
+	if useConsole {
+		level.w = zerolog.ConsoleWriter{Out: w, TimeFormat: "15:04:05.000"}
+	} else {
+		level.w = w
+	}
+	return zerolog.New(out).With().Timestamp().Logger()
+}
+
+// levelWriter drops log events below a level that can change at run time (SIGHUP).
+type levelWriter struct {
+	w     io.Writer
+	level atomic.Int32
+}
+
+func newLevelWriter(level zerolog.Level) *levelWriter {
+	l := &levelWriter{}
+	l.level.Store(int32(level))
+	return l
+}
+
+func (l *levelWriter) setLevel(level zerolog.Level) { l.level.Store(int32(level)) }
+
+func (l *levelWriter) Write(p []byte) (int, error) { return l.w.Write(p) }
+
+// WriteLevel implements zerolog.LevelWriter.
+func (l *levelWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
+	if level < zerolog.Level(l.level.Load()) && level != zerolog.NoLevel {
+		return len(p), nil
+	}
+	return l.w.Write(p)
+}
+
+// isTerminal reports whether f is a character device (a TTY).
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// lenientRegisterer registers on the daemon's registry but does not let a metric whose
+// name another package already uses stop the daemon: the clash is logged and that one
+// collector is left out of /metrics.
+type lenientRegisterer struct {
+	reg prometheus.Registerer
+	log zerolog.Logger
+}
+
+func (l lenientRegisterer) Register(c prometheus.Collector) error {
+	if err := l.reg.Register(c); err != nil {
+		l.log.Warn().Err(err).Msg("a metric was left out of /metrics (name clash between packages)")
+	}
+	return nil
+}
+
+func (l lenientRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		_ = l.Register(c)
+	}
+}
+
+func (l lenientRegisterer) Unregister(c prometheus.Collector) bool { return l.reg.Unregister(c) }

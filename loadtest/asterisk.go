@@ -1,0 +1,50 @@
+package loadtest
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/omlcrm/oml-crm/ami/amitest"
+	"github.com/omlcrm/oml-crm/ari/aritest"
+)
+
+// amiSink writes steps to the fake manager interface: one write (and flush) per batch,
+// every event byte for byte as Asterisk 22 renders it.
+type amiSink struct {
+	srv *amitest.Server
+	buf []byte
+}
+
+func (s *amiSink) send(_ context.Context, batch []batchStep) (int, error) {
+	s.buf = s.buf[:0]
+	for _, b := range batch {
+		s.buf = b.step.AppendAMI(s.buf)
+	}
+	if err := s.srv.Send(s.buf); err != nil {
+		return 0, fmt.Errorf("writing %d AMI events: %w", len(batch), err)
+	}
+	return len(batch), nil
+}
+
+// ariSink writes steps to the fake ARI events websocket, one message per event. Steps
+// that have no ARI form (queue and music-on-hold events) are not sent.
+type ariSink struct {
+	srv *aritest.Server
+	buf []byte
+}
+
+func (s *ariSink) send(ctx context.Context, batch []batchStep) (int, error) {
+	n := 0
+	for _, b := range batch {
+		var ok bool
+		s.buf, ok = b.step.AppendARI(s.buf[:0], b.start)
+		if !ok {
+			continue
+		}
+		if err := s.srv.Send(ctx, s.buf); err != nil {
+			return n, fmt.Errorf("writing an ARI event: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,473 @@
+package loadtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/omlcrm/oml-crm/ami/amitest"
+	"github.com/omlcrm/oml-crm/ari/aritest"
+	"github.com/omlcrm/oml-crm/democrm"
+)
+
+// Options configure one load-test run.
+type Options struct {
+	// Rate is the connects (agent answers) per second the fake Asterisk produces.
+	Rate float64
+	// Duration is how long calls keep starting; the run then lets the last calls end
+	// and waits up to Drain for what they caused.
+	Duration time.Duration
+	// Calls caps the number of calls (0: Rate × Duration worth of connects).
+	Calls int
+	// Agents is how many websocket agents are connected (and in the catalog).
+	Agents int
+	// Source is the daemon's event source: "ami" or "ari".
+	Source string
+	// Talk is how long a connected call lasts (default 6s).
+	Talk time.Duration
+	// Drain is how long to wait, after the last event, for pops and CRM requests still
+	// due (default 10s).
+	Drain time.Duration
+	// Daemon is the command that runs oml-crm (binary and leading arguments); the run
+	// appends "run --config <generated file>".
+	Daemon []string
+	// DaemonLogLevel is the daemon's log.level (default info).
+	DaemonLogLevel string
+	// WorkDir holds the generated configuration, catalog, delivery queue and the daemon's
+	// log. It must exist.
+	WorkDir string
+	// Targets are the figures the run is judged against.
+	Targets Targets
+	// Progress, when set, gets a line every ProgressEvery (default 5s) while traffic flows.
+	Progress      io.Writer
+	ProgressEvery time.Duration
+	Logger        zerolog.Logger
+}
+
+// Targets are the pass/fail thresholds of a run.
+type Targets struct {
+	ConnectRate float64       // connects per second sustained
+	PopP99      time.Duration // connect → crm.pop at the agent
+	CRMP99      time.Duration // connect → request at the CRM
+}
+
+// DefaultTargets are the targets of issue 7: 200 connects/s, p99 connect→pop ≤ 5 ms,
+// p99 connect→CRM ≤ 20 ms (and nothing lost or duplicated, always).
+var DefaultTargets = Targets{ConnectRate: 200, PopP99: 5 * time.Millisecond, CRMP99: 20 * time.Millisecond}
+
+func (o *Options) check() error {
+	var errs []error
+	if o.Rate <= 0 || math.IsInf(o.Rate, 0) || math.IsNaN(o.Rate) {
+		errs = append(errs, fmt.Errorf("--rate %v: must be a positive number of connects per second", o.Rate))
+	}
+	if o.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("--duration %s: must be positive", o.Duration))
+	}
+	if o.Calls < 0 {
+		errs = append(errs, fmt.Errorf("--calls %d: must not be negative", o.Calls))
+	}
+	if o.Agents < 1 {
+		errs = append(errs, fmt.Errorf("--agents %d: need at least one agent", o.Agents))
+	}
+	if o.Source != "ami" && o.Source != "ari" {
+		errs = append(errs, fmt.Errorf("--source %q: want ami or ari", o.Source))
+	}
+	if len(o.Daemon) == 0 {
+		errs = append(errs, errors.New("no daemon command"))
+	}
+	if o.WorkDir == "" {
+		errs = append(errs, errors.New("no work directory"))
+	}
+	if o.Talk <= 0 {
+		o.Talk = 6 * time.Second
+	}
+	if o.Drain <= 0 {
+		o.Drain = 10 * time.Second
+	}
+	if o.DaemonLogLevel == "" {
+		o.DaemonLogLevel = "info"
+	}
+	if o.ProgressEvery <= 0 {
+		o.ProgressEvery = 5 * time.Second
+	}
+	return errors.Join(errs...)
+}
+
+// Result is what a run measured.
+type Result struct {
+	Options Options
+	// Report holds the load window, the two latency paths and the daemon's RSS and
+	// goroutines.
+	Report Report
+	// Traffic is what the fake Asterisk did.
+	Calls        int
+	Connects     int // connects that must invoke a CRM (pop or request)
+	Skipped      int // connects on campaigns that invoke nothing
+	EventsSent   uint64
+	SendErrors   int
+	SendError    string
+	MaxLag       time.Duration // worst lateness of an event against its schedule
+	ConnectRate  float64       // connects per second over the connect window
+	TrafficTime  time.Duration // first to last event
+	DaemonEvents float64       // events the daemon counted (its /metrics), -1 unknown
+	// Agents.
+	PopsReceived  uint64
+	PopsReplayed  uint64
+	PopsMisrouted uint64
+	AgentsDropped uint64
+	AgentError    string
+	// CRM.
+	CRM democrm.Stats
+	// The daemon.
+	DaemonExit string // "exit 0" or what went wrong when stopping it
+	DaemonLog  string
+	// Incomplete says why the run stopped early ("" when it completed).
+	Incomplete string
+}
+
+// Completed reports whether the run went to the end (targets met or not).
+func (r *Result) Completed() bool { return r.Incomplete == "" }
+
+// Run drives one bounded load through a daemon subprocess: it generates the catalog and
+// configuration, starts the local CRM, the fake Asterisk and the daemon, connects the
+// agents, plays the calls, waits for what they caused, stops everything and measures.
+// ctx bounds the whole run (the hard timeout): when it ends early the result is marked
+// incomplete. An error means the run could not be set up.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	res := &Result{Options: opts, DaemonEvents: -1}
+	pops, crm := NewLedger(), NewLedger()
+	owners := newPopOwners()
+	plan := NewPlan(opts.Agents)
+	perCall := connectsPerCall()
+	callRate := opts.Rate / perCall
+	calls := int(math.Ceil(opts.Duration.Seconds() * callRate))
+	if opts.Calls > 0 {
+		calls = min(calls, opts.Calls)
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+
+	// The local CRM.
+	receiver := democrm.New(democrm.Options{
+		Capacity: 1000, MaxKeys: 2*calls + 1000,
+		OnReceive: func(rec democrm.Record) {
+			if rec.Accepted() {
+				crm.Observe(rec.IdempotencyKey, rec.At)
+			}
+		},
+		Logger: opts.Logger,
+	})
+	crmLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("starting the local CRM: %w", err)
+	}
+	crmSrv := &http.Server{Handler: receiver, ReadHeaderTimeout: 10 * time.Second}
+	var serving sync.WaitGroup
+	serving.Go(func() { _ = crmSrv.Serve(crmLn) })
+	defer func() {
+		crmSrv.Close()
+		serving.Wait()
+	}()
+	crmBase := "http://" + crmLn.Addr().String()
+
+	// The catalog, the fake Asterisk and the configuration.
+	catalogPath := filepath.Join(opts.WorkDir, "catalog.yaml")
+	if err := writeFile(catalogPath, func(w io.Writer) error { return plan.WriteCatalog(w, crmBase) }); err != nil {
+		return nil, err
+	}
+	secret, err := randomSecret()
+	if err != nil {
+		return nil, err
+	}
+	astSecret, err := randomSecret()
+	if err != nil {
+		return nil, err
+	}
+	httpAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	cfg := daemonConfig{
+		LogLevel: opts.DaemonLogLevel, Listen: httpAddr, Source: opts.Source, Catalog: catalogPath,
+		SQLite: filepath.Join(opts.WorkDir, "deliveries.db"), TokenSecret: secret,
+	}
+	var sink eventSink
+	var waitAsterisk func(context.Context) error
+	switch opts.Source {
+	case "ami":
+		srv, err := amitest.New(amitest.WithCredentials("omlcrm", astSecret))
+		if err != nil {
+			return nil, fmt.Errorf("starting the fake Asterisk (AMI): %w", err)
+		}
+		defer srv.Close()
+		cfg.AMIAddress, cfg.AMISecret = srv.Addr(), astSecret
+		sink = &amiSink{srv: srv}
+		waitAsterisk = func(ctx context.Context) error { return srv.WaitSessions(ctx, 1) }
+	case "ari":
+		srv, err := aritest.New(aritest.Options{Username: "omlcrm", Password: astSecret, App: "omlcrm"})
+		if err != nil {
+			return nil, fmt.Errorf("starting the fake Asterisk (ARI): %w", err)
+		}
+		defer srv.Close()
+		cfg.ARIURL, cfg.ARIPassword = srv.URL(), astSecret
+		sink = &ariSink{srv: srv}
+		waitAsterisk = func(ctx context.Context) error { return srv.WaitClients(ctx, 1) }
+	}
+	configPath := filepath.Join(opts.WorkDir, "oml-crm.yaml")
+	if err := writeFile(configPath, cfg.write); err != nil {
+		return nil, err
+	}
+
+	// The daemon.
+	res.DaemonLog = filepath.Join(opts.WorkDir, "daemon.log")
+	argv := append(append([]string(nil), opts.Daemon...), "run", "--config", configPath)
+	d, err := startDaemon(argv, res.DaemonLog, "http://"+httpAddr)
+	if err != nil {
+		return nil, err
+	}
+	stopped := false
+	stopDaemon := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		if err := d.stop(30 * time.Second); err != nil {
+			res.DaemonExit = err.Error()
+		} else {
+			res.DaemonExit = "exit 0"
+		}
+	}
+	defer stopDaemon()
+	readyCtx, cancelReady := context.WithTimeout(ctx, 60*time.Second)
+	err = d.waitReady(readyCtx, client)
+	if err == nil {
+		if err = waitAsterisk(readyCtx); err != nil {
+			err = fmt.Errorf("the daemon did not connect to the fake Asterisk: %w (log: %s)", err, res.DaemonLog)
+		}
+	}
+	cancelReady()
+	if err != nil {
+		return nil, err
+	}
+	metricsURL := "http://" + httpAddr + "/metrics"
+	sampler := NewSampler(
+		func() (uint64, error) { return ReadRSS(d.PID()) },
+		func() (int, error) {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			g, err := ScrapeGauge(sctx, client, metricsURL, "go_goroutines")
+			return int(g), err
+		})
+	sampleCtx, stopSampling := context.WithCancel(context.Background())
+	var sampling sync.WaitGroup
+	sampling.Go(func() { sampler.Run(sampleCtx, time.Second) })
+	defer func() {
+		stopSampling()
+		sampling.Wait()
+	}()
+
+	// The agents.
+	fleet, err := connectAgents(ctx, "ws://"+httpAddr+"/ws", []byte(secret), opts.Agents, 64, pops, owners)
+	if err != nil {
+		return nil, fmt.Errorf("%w (daemon log: %s)", err, res.DaemonLog)
+	}
+	fleetClosed := false
+	closeFleet := func() {
+		if !fleetClosed {
+			fleetClosed = true
+			fleet.close()
+		}
+	}
+	defer closeFleet()
+
+	// The traffic.
+	eventsMetric := "omlcrm_ami_events_total"
+	if opts.Source == "ari" {
+		eventsMetric = "omlcrm_ari_events_total"
+	}
+	eventsBefore, eventsErr := ScrapeSum(ctx, client, metricsURL, eventsMetric)
+	snd := &sender{
+		gen: newGenerator(plan, opts.Talk, time.Now().Unix()), sink: sink, callRate: callRate, calls: calls,
+		pops: pops, crm: crm, owners: owners, minGap: time.Millisecond,
+	}
+	progressCtx, stopProgress := context.WithCancel(ctx)
+	var progress sync.WaitGroup
+	if opts.Progress != nil {
+		progress.Go(func() { reportProgress(progressCtx, opts.Progress, opts.ProgressEvery, snd, pops, crm, sampler) })
+	}
+	sendErr := snd.run(ctx)
+	// Wait for what the last connects caused.
+	if sendErr == nil {
+		drainCtx, cancel := context.WithTimeout(ctx, opts.Drain)
+		waitDrained(drainCtx, pops, crm)
+		cancel()
+		// A little longer, so that a late duplicate is seen.
+		select {
+		case <-ctx.Done():
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	stopProgress()
+	progress.Wait()
+	switch {
+	case errors.Is(sendErr, context.DeadlineExceeded) || ctx.Err() != nil:
+		res.Incomplete = "the hard timeout ended the run before every call was played and drained"
+	case sendErr != nil:
+		res.Incomplete = "traffic stopped: " + sendErr.Error()
+	case !d.running():
+		res.Incomplete = "the daemon exited during the run (log: " + res.DaemonLog + ")"
+	}
+
+	// Measure, then stop the agents and the daemon.
+	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	eventsAfter, err := ScrapeSum(fctx, client, metricsURL, eventsMetric)
+	cancel()
+	if err == nil && eventsErr == nil {
+		res.DaemonEvents = eventsAfter - eventsBefore
+	}
+	sampler.Sample()
+	closeFleet()
+	stopDaemon()
+
+	st := snd.Stats()
+	res.Calls, res.Connects, res.Skipped = st.Calls, st.Connects, st.Skipped
+	res.EventsSent, res.SendErrors, res.SendError, res.MaxLag = st.Events, st.SendErrors, st.LastError, st.MaxLag
+	res.TrafficTime = st.End.Sub(st.Start)
+	window := st.LastConnect.Sub(st.FirstConnect)
+	if st.Connects > 1 && window > 0 {
+		// Connects are written at the instants they are due: n connects span n-1 gaps.
+		res.ConnectRate = float64(st.Connects-1) / window.Seconds()
+	}
+	res.PopsReceived, res.PopsReplayed = fleet.received.Load(), fleet.replayed.Load()
+	res.PopsMisrouted, res.AgentsDropped, res.AgentError = fleet.misrouted.Load(), fleet.dropped.Load(), fleet.lastError()
+	res.CRM = receiver.Stats()
+	res.Report = Report{
+		Duration: res.TrafficTime,
+		Connects: uint64(st.Connects + st.Skipped),
+		Events:   st.Events,
+		Agents:   opts.Agents,
+		Paths: []LatencyPath{
+			{Name: "connect → pop", Summary: pops.Latency().Summary(), P99Target: opts.Targets.PopP99, Totals: pops.Totals()},
+			{Name: "connect → CRM", Summary: crm.Latency().Summary(), P99Target: opts.Targets.CRMP99, Totals: crm.Totals()},
+		},
+		Process: sampler.Summary(),
+	}
+	return res, nil
+}
+
+// waitDrained returns when both ledgers have seen every expected id, or ctx ends.
+func waitDrained(ctx context.Context, ledgers ...*Ledger) {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		lost := uint64(0)
+		for _, l := range ledgers {
+			lost += l.Totals().Lost
+		}
+		if lost == 0 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reportProgress writes a line every interval until ctx ends.
+func reportProgress(ctx context.Context, w io.Writer, every time.Duration, snd *sender, pops, crm *Ledger, s *Sampler) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		st, p, c, ps := snd.Stats(), pops.Totals(), crm.Totals(), s.Summary()
+		fmt.Fprintf(w, "%5.0fs  calls %d  connects %d  events %d  pops %d/%d  crm %d/%d  pop p99 %s  crm p99 %s  rss %s  goroutines %d\n",
+			time.Since(st.Start).Seconds(), st.Calls, st.Connects+st.Skipped, st.Events, p.Delivered, p.Expected, c.Delivered, c.Expected,
+			FormatDuration(pops.Latency().Quantile(0.99)), FormatDuration(crm.Latency().Quantile(0.99)),
+			FormatBytes(ps.RSSLast), ps.GoroutinesLast)
+	}
+}
+
+// daemonConfig is the generated configuration of the daemon under test.
+type daemonConfig struct {
+	LogLevel, Listen, Source, Catalog, SQLite, TokenSecret string
+	AMIAddress, AMISecret                                  string
+	ARIURL, ARIPassword                                    string
+}
+
+func (c daemonConfig) write(w io.Writer) error {
+	q := strconv.Quote
+	_, err := fmt.Fprintf(w, `# Generated by oml-crm loadtest for one run.
+log:
+  level: %s
+  format: json
+http:
+  listen: %s
+asterisk:
+  source: %s
+`, c.LogLevel, q(c.Listen), c.Source)
+	if err != nil {
+		return err
+	}
+	if c.Source == "ami" {
+		fmt.Fprintf(w, "  ami:\n    address: %s\n    username: omlcrm\n    secret: %s\n", q(c.AMIAddress), q(c.AMISecret))
+	} else {
+		fmt.Fprintf(w, "  ari:\n    url: %s\n    username: omlcrm\n    password: %s\n    app: omlcrm\n", q(c.ARIURL), q(c.ARIPassword))
+	}
+	_, err = fmt.Fprintf(w, `catalog:
+  source: file
+  file: %s
+delivery:
+  store: sqlite
+  sqlite_path: %s
+agentws:
+  auth: token
+  token_secret: %s
+`, q(c.Catalog), q(c.SQLite), q(c.TokenSecret))
+	return err
+}
+
+// writeFile creates path (mode 0600: it may hold secrets) and fills it with fill.
+func writeFile(path string, fill func(io.Writer) error) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := fill(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// randomSecret is 32 random hex characters.
+func randomSecret() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generating a secret: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}

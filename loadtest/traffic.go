@@ -1,0 +1,370 @@
+package loadtest
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/omlcrm/oml-crm/callsim"
+	"github.com/omlcrm/oml-crm/catalog"
+	"github.com/omlcrm/oml-crm/crmnotify"
+)
+
+// scenarioCycle is the call mix, repeated: mostly plain inbound and dialer queue calls and
+// click-to-call (preview, manual), with holds, both kinds of transfer (two connects) and
+// abandons (no connect), roughly as a contact center's day looks.
+var scenarioCycle = []callsim.Scenario{
+	callsim.InboundQueue, callsim.DialerQueue, callsim.Preview, callsim.InboundQueue, callsim.Manual,
+	callsim.HoldUnhold, callsim.DialerQueue, callsim.InboundQueue, callsim.BlindTransfer, callsim.Preview,
+	callsim.InboundQueue, callsim.Abandon, callsim.DialerQueue, callsim.AttendedTransfer, callsim.Manual,
+	callsim.InboundQueue, callsim.HoldUnhold, callsim.DialerQueue, callsim.Preview, callsim.InboundQueue,
+}
+
+// campaignTypeOf is the campaign type a scenario's calls belong to.
+func campaignTypeOf(s callsim.Scenario) catalog.CampaignType {
+	switch s {
+	case callsim.DialerQueue:
+		return catalog.TypeDialer
+	case callsim.Preview:
+		return catalog.TypePreview
+	case callsim.Manual:
+		return catalog.TypeManual
+	}
+	return catalog.TypeInbound
+}
+
+// connectsPerCall is the mean number of connects (agent answers) per call of the mix.
+func connectsPerCall() float64 {
+	ids := callsim.NewIDs(1)
+	n := 0
+	for _, s := range scenarioCycle {
+		n += len(callsim.Build(ids, callsim.Params{Scenario: s, Quiet: true}).Expected)
+	}
+	return float64(n) / float64(len(scenarioCycle))
+}
+
+// generator builds the calls of a run, one after the other, and decides what each
+// connect must produce. It is used by the sending goroutine only.
+type generator struct {
+	plan    *Plan
+	ids     *callsim.IDs
+	talk    time.Duration
+	n       int
+	perType map[catalog.CampaignType]int
+}
+
+func newGenerator(plan *Plan, talk time.Duration, epoch int64) *generator {
+	return &generator{plan: plan, ids: callsim.NewIDs(epoch), talk: talk, perType: map[catalog.CampaignType]int{}}
+}
+
+// next builds call number g.n: scenario from the cycle, the type's next campaign, agents
+// round robin, a known contact for nine calls in ten, and the dialplan namings and agent
+// channel technologies OMniLeads uses.
+func (g *generator) next() *callsim.Call {
+	i := g.n
+	g.n++
+	s := scenarioCycle[i%len(scenarioCycle)]
+	t := campaignTypeOf(s)
+	k := g.perType[t]
+	g.perType[t]++
+	agents := g.plan.Agents
+	agent := i%agents + 1
+	second := (agent-1+max(agents/2, 1))%agents + 1
+	p := callsim.Params{
+		Scenario:     s,
+		CampaignID:   g.plan.Campaign(t, k),
+		CampaignType: int(t),
+		Agent:        callsim.Agent{ID: agent},
+		SecondAgent:  callsim.Agent{ID: second},
+		TransferCamp: g.plan.Campaign(catalog.TypeInbound, k+1),
+		Naming:       []callsim.Naming{callsim.NamingBoth, callsim.NamingOML2, callsim.NamingCallID}[i%3],
+		AgentPJSIP:   i%4 == 3,
+		Talk:         g.talk,
+	}
+	if i%10 == 9 {
+		p.ContactID = "-1" // unknown caller
+	} else {
+		c := i%loadContacts + 1
+		p.ContactID, p.Phone = strconv.Itoa(c), ContactPhone(c)
+	}
+	return callsim.Build(g.ids, p)
+}
+
+// due is one notification a connect must produce.
+type due struct {
+	id     string
+	agent  int
+	server bool // a CRM request; else a crm.pop
+}
+
+// liveCall is a call being played: its steps, the next one to send, and the steps at
+// which its connects happen.
+type liveCall struct {
+	call  *callsim.Call
+	start time.Time
+	next  int
+	// connects maps a step index to what becomes due when that step is written.
+	connects map[int][]due
+	skipped  int // connects that invoke nothing (no site, form only, other triggers)
+}
+
+// nextAt is when the next step is due.
+func (c *liveCall) nextAt() time.Time { return c.start.Add(c.call.Steps[c.next].At) }
+
+// prepare finds, for each expected Connected of the call, the step that connects it (the
+// BridgeEnter that puts the agent's and the customer's channels in one bridge, which is
+// what the tracker reacts to), and what the connect must produce according to the plan.
+func prepare(plan *Plan, c *callsim.Call, start time.Time) (*liveCall, error) {
+	lc := &liveCall{call: c, start: start, connects: map[int][]due{}}
+	for _, e := range c.Expected {
+		idx := connectStep(c, e.AgentChannel, e.CustomerChannel)
+		if idx < 0 {
+			return nil, fmt.Errorf("loadtest: call %s (%s): no step bridges agent %s with customer %s",
+				c.CallID, c.Scenario, e.AgentChannel, e.CustomerChannel)
+		}
+		o := plan.Outcome(e.CampaignID)
+		if !o.Pop && !o.Server {
+			lc.skipped++
+			continue
+		}
+		lc.connects[idx] = append(lc.connects[idx], due{
+			id: crmnotify.NotificationID(e.CallID, e.AgentID, o.SiteID), agent: e.AgentID, server: o.Server,
+		})
+	}
+	return lc, nil
+}
+
+// connectStep returns the index of the first BridgeEnter after which channels a and b
+// are in the same bridge, or -1.
+func connectStep(c *callsim.Call, a, b string) int {
+	in := map[string]string{} // channel → bridge
+	var buf []byte
+	for i := range c.Steps {
+		st := &c.Steps[i]
+		ev := st.Event()
+		if ev != "BridgeEnter" && ev != "BridgeLeave" {
+			continue
+		}
+		buf = st.AppendAMI(buf[:0])
+		ch, br := amiHeader(buf, "Channel"), amiHeader(buf, "BridgeUniqueid")
+		if ev == "BridgeLeave" {
+			delete(in, ch)
+			continue
+		}
+		in[ch] = br
+		if (ch == a && in[b] == br) || (ch == b && in[a] == br) {
+			return i
+		}
+	}
+	return -1
+}
+
+// amiHeader returns the value of the first header key in an AMI message.
+func amiHeader(msg []byte, key string) string {
+	for len(msg) > 0 {
+		line := msg
+		if i := bytes.Index(msg, []byte("\r\n")); i >= 0 {
+			line, msg = msg[:i], msg[i+2:]
+		} else {
+			msg = nil
+		}
+		if k, v, ok := bytes.Cut(line, []byte(": ")); ok && string(k) == key {
+			return string(v)
+		}
+	}
+	return ""
+}
+
+// callHeap orders live calls by their next step's time.
+type callHeap []*liveCall
+
+func (h callHeap) Len() int           { return len(h) }
+func (h callHeap) Less(i, j int) bool { return h[i].nextAt().Before(h[j].nextAt()) }
+func (h callHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *callHeap) Push(x any)        { *h = append(*h, x.(*liveCall)) }
+func (h *callHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// eventSink is the fake Asterisk side: it writes a batch of steps to the daemon and
+// reports how many events went out. It blocks while the daemon does not read.
+type eventSink interface {
+	send(ctx context.Context, batch []batchStep) (int, error)
+}
+
+// batchStep is one step to write.
+type batchStep struct {
+	step  *callsim.Step
+	start time.Time // the call's start (ARI timestamps)
+}
+
+// trafficStats are the sender's counts.
+type trafficStats struct {
+	Calls        int
+	Connects     int // connects written (agent and customer bridged)
+	Skipped      int // connects that invoke nothing
+	Events       uint64
+	SendErrors   int
+	LastError    string
+	MaxLag       time.Duration // longest a step was written after its due time
+	FirstConnect time.Time
+	LastConnect  time.Time
+	Start, End   time.Time
+}
+
+// sender plays the calls at a given call rate and registers every due notification in
+// the ledgers just before the step that causes it is written.
+type sender struct {
+	gen      *generator
+	sink     eventSink
+	callRate float64
+	calls    int
+	pops     *Ledger
+	crm      *Ledger
+	owners   *popOwners
+	minGap   time.Duration // batching window: events due within it go in one write
+
+	mu    sync.Mutex
+	stats trafficStats
+}
+
+// Stats returns the sender's counts so far.
+func (s *sender) Stats() trafficStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stats
+}
+
+// run plays every call and returns when the last step is written or ctx ends.
+func (s *sender) run(ctx context.Context) error {
+	interval := time.Duration(float64(time.Second) / s.callRate)
+	start := time.Now()
+	s.mu.Lock()
+	s.stats.Start = start
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.stats.End = time.Now()
+		s.mu.Unlock()
+	}()
+	var live callHeap
+	built := 0
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	<-timer.C
+	var batch []batchStep
+	var dues []due
+	for {
+		now := time.Now()
+		// Start the calls whose time has come (a few ms ahead, so that building them is
+		// not on the writing path).
+		for built < s.calls && !start.Add(time.Duration(built)*interval).After(now.Add(5*time.Millisecond)) {
+			c := s.gen.next()
+			lc, err := prepare(s.gen.plan, c, start.Add(time.Duration(built)*interval))
+			if err != nil {
+				return err
+			}
+			built++
+			s.mu.Lock()
+			s.stats.Calls++
+			s.stats.Skipped += lc.skipped
+			s.mu.Unlock()
+			if len(c.Steps) > 0 {
+				heap.Push(&live, lc)
+			}
+		}
+		// Collect every step due now.
+		batch, dues = batch[:0], dues[:0]
+		var lag time.Duration
+		for live.Len() > 0 && !live[0].nextAt().After(now) {
+			lc := live[0]
+			lag = max(lag, now.Sub(lc.nextAt()))
+			batch = append(batch, batchStep{step: &lc.call.Steps[lc.next], start: lc.start})
+			dues = append(dues, lc.connects[lc.next]...)
+			if lc.connects[lc.next] != nil {
+				s.mu.Lock()
+				s.stats.Connects += len(lc.connects[lc.next])
+				s.mu.Unlock()
+			}
+			lc.next++
+			if lc.next == len(lc.call.Steps) {
+				heap.Pop(&live)
+			} else {
+				heap.Fix(&live, 0)
+			}
+		}
+		if len(batch) > 0 {
+			at := time.Now()
+			for _, d := range dues {
+				if d.server {
+					s.crm.Expect(d.id, at)
+				} else {
+					s.owners.set(d.id, d.agent)
+					s.pops.Expect(d.id, at)
+				}
+			}
+			n, err := s.sink.send(ctx, batch)
+			s.mu.Lock()
+			s.stats.Events += uint64(n)
+			s.stats.MaxLag = max(s.stats.MaxLag, lag)
+			if len(dues) > 0 {
+				if s.stats.FirstConnect.IsZero() {
+					s.stats.FirstConnect = at
+				}
+				s.stats.LastConnect = at
+			}
+			if err != nil {
+				s.stats.SendErrors++
+				s.stats.LastError = err.Error()
+			}
+			s.mu.Unlock()
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		if built == s.calls && live.Len() == 0 {
+			return nil
+		}
+		// Sleep until the next step or call start, but at least the batching window.
+		wake := start.Add(time.Duration(built) * interval)
+		if built == s.calls || (live.Len() > 0 && live[0].nextAt().Before(wake)) {
+			wake = live[0].nextAt()
+		}
+		wait := max(time.Until(wake), s.minGap)
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timer.C:
+		}
+	}
+}
+
+// popOwners remembers which agent each expected pop is for, to catch pops delivered to
+// the wrong agent.
+type popOwners struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func newPopOwners() *popOwners { return &popOwners{m: map[string]int{}} }
+
+func (o *popOwners) set(id string, agent int) {
+	o.mu.Lock()
+	o.m[id] = agent
+	o.mu.Unlock()
+}
+
+// owner returns the agent a pop is for (0: not expected).
+func (o *popOwners) owner(id string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.m[id]
+}
