@@ -168,6 +168,11 @@ func page(t *testing.T, browser context.Context, th *testHub, agent int) context
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(browser)
 	t.Cleanup(cancel)
+	// The first run on a tab's context creates the tab and must not carry a timeout:
+	// its end would close the tab.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
 	u := fmt.Sprintf("%s/agent?agent=%d&token=%s", th.srv.URL, agent, mustToken(t, agent))
 	run(t, ctx, chromedp.Navigate(u))
 	waitJS(t, ctx, `document.querySelector("#state.open") !== null`)

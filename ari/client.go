@@ -173,23 +173,22 @@ func (c *Client) run(ctx context.Context) {
 			}
 			return
 		}
-		if wasUp {
-			c.setState(false, err)
-			c.log.Warn().Err(err).Dur("connected_for", time.Since(start)).Msg("ARI events websocket lost; reconnecting")
-			if time.Since(start) >= c.cfg.MaxBackoff {
-				delay = c.cfg.MinBackoff
-			}
-		} else {
-			c.setState(false, err)
-			ev := c.log.Warn()
-			if errors.Is(err, ErrUnauthorized) {
-				ev = c.log.Error()
-			}
-			ev.Err(err).Dur("retry_in", delay).Msg("ARI events websocket connect failed")
+		if wasUp && time.Since(start) >= c.cfg.MaxBackoff {
+			delay = c.cfg.MinBackoff // a long healthy session: retry quickly
 		}
 		// Jitter in [delay/2, delay] keeps a fleet of daemons from reconnecting in step.
 		wait := delay/2 + rand.N(delay/2+1)
 		delay = min(delay*2, c.cfg.MaxBackoff)
+		c.setState(false, err)
+		if wasUp {
+			c.log.Warn().Err(err).Dur("connected_for", time.Since(start)).Dur("retry_in", wait).Msg("ARI events websocket lost; reconnecting")
+		} else {
+			ev := c.log.Warn()
+			if errors.Is(err, ErrUnauthorized) {
+				ev = c.log.Error() // a configuration problem: say it loudly
+			}
+			ev.Err(err).Dur("retry_in", wait).Msg("ARI events websocket connect failed")
+		}
 		c.metrics.reconnect()
 		t := time.NewTimer(wait)
 		select {

@@ -18,7 +18,7 @@ type Connected struct {
 	ContactID        string // OMLCODCLI as set; "-1" when none
 	RecordingFile    string // base name with ".wav"
 	CallWaitDuration time.Duration
-	// Dialplan holds dialplan data; keys compare case-insensitively (use Lookup).
+	// Dialplan holds dialplan data; keys compare case-insensitively (use DialplanValue).
 	Dialplan map[string]string
 	At       time.Time
 	// Missing names the fields that were still unknown after the lazy variable reads.

@@ -197,3 +197,36 @@ func (s *IDs) bridgeID() string {
 	s.bridge++
 	return fmt.Sprintf("%08x-5ca1-4e00-9000-%012x", s.Epoch&0xffffffff, n)
 }
+
+// Generator makes an endless sequence of calls for the demo and the load test: it
+// cycles through Scenarios and Agents (defaults: every scenario, agents 1–20).
+type Generator struct {
+	IDs       *IDs
+	Scenarios []Scenario
+	Agents    []Agent
+	// Base is applied to every call (Scenario, Agent and SecondAgent are set per call).
+	Base Params
+	n    int
+}
+
+// Next builds the next call.
+func (g *Generator) Next() *Call {
+	if g.IDs == nil {
+		g.IDs = NewIDs(time.Now().Unix())
+	}
+	scs := g.Scenarios
+	if len(scs) == 0 {
+		scs = Scenarios()
+	}
+	p := g.Base
+	p.Scenario = scs[g.n%len(scs)]
+	if len(g.Agents) > 0 {
+		p.Agent = g.Agents[g.n%len(g.Agents)]
+		p.SecondAgent = g.Agents[(g.n+1)%len(g.Agents)]
+	} else {
+		p.Agent = Agent{ID: 1 + g.n%20}
+		p.SecondAgent = Agent{ID: 1 + (g.n+1)%20}
+	}
+	g.n++
+	return Build(g.IDs, p)
+}

@@ -154,8 +154,36 @@ type Delivery struct {
 	Timeout time.Duration `mapstructure:"timeout" json:"timeout"`
 	// MaxAge is delivery.max_age (24h): retries stop and the delivery is dead-lettered after this.
 	MaxAge time.Duration `mapstructure:"max_age" json:"max_age"`
-	// Workers is delivery.workers (64): concurrent deliveries.
+	// Workers is delivery.workers (1000): concurrent delivery attempts. Each waiting
+	// attempt holds a goroutine and, while the CRM answers, a connection; 1000 keeps
+	// 1,000 deliveries in flight to a slow CRM without queueing behind each other.
 	Workers int `mapstructure:"workers" json:"workers"`
+	// SQLiteSynchronous is delivery.sqlite_synchronous (normal): normal or full. With
+	// normal a committed delivery survives kill -9 and any crash of the process; full
+	// also survives an OS crash or power cut, at the cost of an fsync per commit (slower).
+	SQLiteSynchronous string `mapstructure:"sqlite_synchronous" json:"sqlite_synchronous"`
+	// InstanceID is delivery.instance_id ("" = the host name): names this instance in
+	// the outbox's claim (lease) columns. It must be stable across restarts (a restarted
+	// instance takes back at once what it held when killed) and distinct per instance:
+	// set it when several instances on one host share delivery.store=postgres.
+	InstanceID string `mapstructure:"instance_id" json:"instance_id"`
+	// PollInterval is delivery.poll_interval (1s): how often the outbox is swept for due
+	// retries, deliveries left by a crashed instance and deliveries put back by
+	// `oml-crm deliveries retry`.
+	PollInterval time.Duration `mapstructure:"poll_interval" json:"poll_interval"`
+	// MinBackoff is delivery.min_backoff (1s): the delay after the first failed attempt;
+	// it doubles per attempt up to delivery.max_backoff, jittered to half–all of it.
+	MinBackoff time.Duration `mapstructure:"min_backoff" json:"min_backoff"`
+	// MaxBackoff is delivery.max_backoff (10m): the longest delay between two attempts
+	// (a CRM's longer Retry-After is still honoured).
+	MaxBackoff time.Duration `mapstructure:"max_backoff" json:"max_backoff"`
+	// Retention is delivery.retention (720h): how long delivered and dead deliveries
+	// stay in the outbox (for `oml-crm deliveries`) before they are pruned.
+	Retention time.Duration `mapstructure:"retention" json:"retention"`
+	// ConnectTimeout is delivery.connect_timeout (5s): TCP connect (and TLS handshake)
+	// timeout of an attempt, login or notification; the whole attempt is still bounded
+	// by delivery.timeout, so the effective value is the smaller of the two.
+	ConnectTimeout time.Duration `mapstructure:"connect_timeout" json:"connect_timeout"`
 	// Sites is delivery.sites ({}): per-site settings keyed by the site id
 	// (delivery.sites.<id>.signing_secret). File only.
 	Sites map[string]DeliverySite `mapstructure:"sites" json:"sites"`
@@ -240,13 +268,19 @@ func Default() *Config {
 		Catalog:  Catalog{Source: "omldb", CacheTTL: 10 * time.Second},
 		Database: Database{URL: DefaultDatabaseURL},
 		Delivery: Delivery{
-			Store:          "sqlite",
-			SQLitePath:     "/var/lib/oml-crm/deliveries.db",
-			PostgresSchema: "oml_crm",
-			Timeout:        10 * time.Second,
-			MaxAge:         24 * time.Hour,
-			Workers:        64,
-			Sites:          map[string]DeliverySite{},
+			Store:             "sqlite",
+			SQLitePath:        "/var/lib/oml-crm/deliveries.db",
+			PostgresSchema:    "oml_crm",
+			Timeout:           10 * time.Second,
+			MaxAge:            24 * time.Hour,
+			Workers:           1000,
+			SQLiteSynchronous: "normal",
+			PollInterval:      time.Second,
+			MinBackoff:        time.Second,
+			MaxBackoff:        10 * time.Minute,
+			Retention:         30 * 24 * time.Hour,
+			ConnectTimeout:    5 * time.Second,
+			Sites:             map[string]DeliverySite{},
 		},
 		AgentWS: AgentWS{
 			Auth:           "token",

@@ -126,6 +126,20 @@ func (c *Config) Validate() error {
 	if d.Workers <= 0 {
 		v.addf("delivery.workers", "must be positive, got %d", d.Workers)
 	}
+	v.oneOf("delivery.sqlite_synchronous", d.SQLiteSynchronous, "normal", "full")
+	if d.InstanceID != "" && !instanceID.MatchString(d.InstanceID) {
+		v.addf("delivery.instance_id", "%q: want 1-128 letters, digits or . _ : @ - (empty = the host name)", d.InstanceID)
+	}
+	v.positive("delivery.poll_interval", d.PollInterval)
+	v.positive("delivery.min_backoff", d.MinBackoff)
+	v.positive("delivery.max_backoff", d.MaxBackoff)
+	if d.MinBackoff > 0 && d.MaxBackoff > 0 && d.MaxBackoff < d.MinBackoff {
+		v.add("delivery.max_backoff", "shorter than delivery.min_backoff (raise both together)")
+	}
+	v.positive("delivery.retention", d.Retention)
+	// A connect_timeout above delivery.timeout is not an error: the attempt's own
+	// timeout cuts it short (delivery.timeout: 2s with the default 5s must stay valid).
+	v.positive("delivery.connect_timeout", d.ConnectTimeout)
 	for _, id := range slices.Sorted(maps.Keys(d.Sites)) {
 		key := "delivery.sites." + id
 		if n, err := strconv.Atoi(id); err != nil || n <= 0 {
@@ -182,6 +196,9 @@ func (c *Config) Validate() error {
 }
 
 var sqlIdent = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}$`)
+
+// instanceID is what a host name may look like, plus a few separators for "host:2".
+var instanceID = regexp.MustCompile(`^[A-Za-z0-9._:@-]{1,128}$`)
 
 type validator struct{ probs Problems }
 

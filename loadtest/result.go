@@ -27,7 +27,7 @@ func (r *Result) Targets() []TargetResult {
 			// 1% slack: the achieved rate is measured between the first and last connect
 			// written, so a generator that keeps its schedule lands within a fraction of it.
 			Met: r.Completed() && r.ConnectRate >= 0.99*t.ConnectRate &&
-				time.Duration(float64(r.Connects+r.Skipped)/t.ConnectRate*float64(time.Second)) >= r.Options.Duration*99/100,
+				float64(r.Connects+r.Skipped) >= 0.99*t.ConnectRate*r.Options.Duration.Seconds(),
 		})
 	}
 	p99 := func(name string, p LatencyPath, target time.Duration) {

@@ -52,9 +52,9 @@ type Options struct {
 	// Targets are the figures the run is judged against.
 	Targets Targets
 	// Progress, when set, gets a line every ProgressEvery (default 5s) while traffic flows.
-	Progress      io.Writer
-	ProgressEvery time.Duration
-	Logger        zerolog.Logger
+	Progress      io.Writer      `json:"-"`
+	ProgressEvery time.Duration  `json:"-"`
+	Logger        zerolog.Logger `json:"-"`
 }
 
 // Targets are the pass/fail thresholds of a run.
@@ -345,7 +345,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	stopDaemon()
 
 	st := snd.Stats()
-	res.Calls, res.Connects, res.Skipped = st.Calls, st.Connects, st.Skipped
+	res.Calls, res.Connects, res.Skipped = st.Calls, st.Connects-st.Skipped, st.Skipped
 	res.EventsSent, res.SendErrors, res.SendError, res.MaxLag = st.Events, st.SendErrors, st.LastError, st.MaxLag
 	res.TrafficTime = st.End.Sub(st.Start)
 	window := st.LastConnect.Sub(st.FirstConnect)
@@ -358,7 +358,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.CRM = receiver.Stats()
 	res.Report = Report{
 		Duration: res.TrafficTime,
-		Connects: uint64(st.Connects + st.Skipped),
+		Connects: uint64(st.Connects),
 		Events:   st.Events,
 		Agents:   opts.Agents,
 		Paths: []LatencyPath{
@@ -402,7 +402,7 @@ func reportProgress(ctx context.Context, w io.Writer, every time.Duration, snd *
 		}
 		st, p, c, ps := snd.Stats(), pops.Totals(), crm.Totals(), s.Summary()
 		fmt.Fprintf(w, "%5.0fs  calls %d  connects %d  events %d  pops %d/%d  crm %d/%d  pop p99 %s  crm p99 %s  rss %s  goroutines %d\n",
-			time.Since(st.Start).Seconds(), st.Calls, st.Connects+st.Skipped, st.Events, p.Delivered, p.Expected, c.Delivered, c.Expected,
+			time.Since(st.Start).Seconds(), st.Calls, st.Connects, st.Events, p.Delivered, p.Expected, c.Delivered, c.Expected,
 			FormatDuration(pops.Latency().Quantile(0.99)), FormatDuration(crm.Latency().Quantile(0.99)),
 			FormatBytes(ps.RSSLast), ps.GoroutinesLast)
 	}

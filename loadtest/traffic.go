@@ -94,9 +94,9 @@ func (g *generator) next() *callsim.Call {
 	return callsim.Build(g.ids, p)
 }
 
-// due is one notification a connect must produce.
+// due is one connect and the notification it must produce (none when id is "").
 type due struct {
-	id     string
+	id     string // "": the campaign invokes nothing on connect
 	agent  int
 	server bool // a CRM request; else a crm.pop
 }
@@ -107,9 +107,8 @@ type liveCall struct {
 	call  *callsim.Call
 	start time.Time
 	next  int
-	// connects maps a step index to what becomes due when that step is written.
+	// connects maps a step index to the connects it makes, with what becomes due.
 	connects map[int][]due
-	skipped  int // connects that invoke nothing (no site, form only, other triggers)
 }
 
 // nextAt is when the next step is due.
@@ -127,13 +126,11 @@ func prepare(plan *Plan, c *callsim.Call, start time.Time) (*liveCall, error) {
 				c.CallID, c.Scenario, e.AgentChannel, e.CustomerChannel)
 		}
 		o := plan.Outcome(e.CampaignID)
-		if !o.Pop && !o.Server {
-			lc.skipped++
-			continue
+		d := due{agent: e.AgentID, server: o.Server}
+		if o.Pop || o.Server {
+			d.id = crmnotify.NotificationID(e.CallID, e.AgentID, o.SiteID)
 		}
-		lc.connects[idx] = append(lc.connects[idx], due{
-			id: crmnotify.NotificationID(e.CallID, e.AgentID, o.SiteID), agent: e.AgentID, server: o.Server,
-		})
+		lc.connects[idx] = append(lc.connects[idx], d)
 	}
 	return lc, nil
 }
@@ -209,7 +206,7 @@ type batchStep struct {
 type trafficStats struct {
 	Calls        int
 	Connects     int // connects written (agent and customer bridged)
-	Skipped      int // connects that invoke nothing
+	Skipped      int // of which invoke nothing (no site, form only, other triggers)
 	Events       uint64
 	SendErrors   int
 	LastError    string
@@ -274,7 +271,6 @@ func (s *sender) run(ctx context.Context) error {
 			built++
 			s.mu.Lock()
 			s.stats.Calls++
-			s.stats.Skipped += lc.skipped
 			s.mu.Unlock()
 			if len(c.Steps) > 0 {
 				heap.Push(&live, lc)
@@ -288,11 +284,6 @@ func (s *sender) run(ctx context.Context) error {
 			lag = max(lag, now.Sub(lc.nextAt()))
 			batch = append(batch, batchStep{step: &lc.call.Steps[lc.next], start: lc.start})
 			dues = append(dues, lc.connects[lc.next]...)
-			if lc.connects[lc.next] != nil {
-				s.mu.Lock()
-				s.stats.Connects += len(lc.connects[lc.next])
-				s.mu.Unlock()
-			}
 			lc.next++
 			if lc.next == len(lc.call.Steps) {
 				heap.Pop(&live)
@@ -302,10 +293,14 @@ func (s *sender) run(ctx context.Context) error {
 		}
 		if len(batch) > 0 {
 			at := time.Now()
+			skipped := 0
 			for _, d := range dues {
-				if d.server {
+				switch {
+				case d.id == "":
+					skipped++
+				case d.server:
 					s.crm.Expect(d.id, at)
-				} else {
+				default:
 					s.owners.set(d.id, d.agent)
 					s.pops.Expect(d.id, at)
 				}
@@ -314,6 +309,8 @@ func (s *sender) run(ctx context.Context) error {
 			s.mu.Lock()
 			s.stats.Events += uint64(n)
 			s.stats.MaxLag = max(s.stats.MaxLag, lag)
+			s.stats.Connects += len(dues)
+			s.stats.Skipped += skipped
 			if len(dues) > 0 {
 				if s.stats.FirstConnect.IsZero() {
 					s.stats.FirstConnect = at

@@ -303,17 +303,24 @@ func playDemoCalls(ctx context.Context, asterisk *amitest.Server, cat catalog.Ca
 			break
 		}
 		c := demoCall(ids, cat, campaigns, started, talk)
-		rep.expectCall(c)
+		rep.startCall()
 		started++
 		next = next.Add(interval)
-		players.Go(func() { playCall(ctx, asterisk, c, stderr) })
+		players.Go(func() {
+			if playCall(ctx, asterisk, c, stderr) {
+				rep.expectCall(c)
+			} else {
+				rep.interruptCall()
+			}
+		})
 	}
 	players.Wait()
 	return started
 }
 
-// playCall sends a call's AMI events at their offsets.
-func playCall(ctx context.Context, asterisk *amitest.Server, c *callsim.Call, stderr io.Writer) {
+// playCall sends a call's AMI events at their offsets; it reports whether the whole
+// call was played (not cut short by Ctrl-C).
+func playCall(ctx context.Context, asterisk *amitest.Server, c *callsim.Call, stderr io.Writer) bool {
 	start := time.Now()
 	var buf []byte
 	for i := range c.Steps {
@@ -323,17 +330,17 @@ func playCall(ctx context.Context, asterisk *amitest.Server, c *callsim.Call, st
 			select {
 			case <-ctx.Done():
 				t.Stop()
-				// Hang the call up at once so the summary does not wait for it.
-				return
+				return false
 			case <-t.C:
 			}
 		}
 		buf = st.AppendAMI(buf[:0])
 		if err := asterisk.Send(buf); err != nil {
 			fmt.Fprintf(stderr, "oml-crm demo: fake Asterisk: %v\n", err)
-			return
+			return false
 		}
 	}
+	return true
 }
 
 // simulatedAgent keeps an agent page connected to /ws (reconnecting if dropped) and
@@ -419,6 +426,7 @@ type demoReport struct {
 
 	mu               sync.Mutex
 	calls            int
+	interrupted      int // calls cut short by Ctrl-C: their connects are not expected
 	expectedConnects int
 	expected         map[string]int // call id → connects it should produce
 	connected        int
@@ -443,10 +451,22 @@ func newDemoReport(out io.Writer) *demoReport {
 		crmLatency: loadtest.NewRecorder(), popLatency: loadtest.NewRecorder(), skipReasons: map[crmnotify.SkipReason]int{}}
 }
 
+func (r *demoReport) startCall() {
+	r.mu.Lock()
+	r.calls++
+	r.mu.Unlock()
+}
+
+func (r *demoReport) interruptCall() {
+	r.mu.Lock()
+	r.interrupted++
+	r.mu.Unlock()
+}
+
+// expectCall counts the connects of a call played to its end.
 func (r *demoReport) expectCall(c *callsim.Call) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.calls++
 	r.expected[c.CallID] += len(c.Expected)
 	r.expectedConnects += len(c.Expected)
 }
@@ -539,7 +559,10 @@ func (r *demoReport) summary(played int) bool {
 	lost := r.expectedConnects - r.connected
 	fmt.Fprintf(r.out, "summary: %d calls, %d connected, %d delivered, %d popped, %d skipped, %d failed",
 		played, r.connected, r.delivered, r.popped, r.skipped, r.failed)
-	if abandoned := played - len(r.expectedWithConnects()); abandoned > 0 {
+	if r.interrupted > 0 {
+		fmt.Fprintf(r.out, " (%d cut short by the stop)", r.interrupted)
+	}
+	if abandoned := played - r.interrupted - len(r.expectedWithConnects()); abandoned > 0 {
 		fmt.Fprintf(r.out, " (%d abandoned before an agent answered)", abandoned)
 	}
 	fmt.Fprintf(r.out, "; connect→CRM p50 %s p99 %s; connect→pop p50 %s p99 %s\n",

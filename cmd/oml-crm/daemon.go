@@ -257,7 +257,7 @@ func openConfiguredCatalog(ctx context.Context, cfg *config.Config, log zerolog.
 	case "omldb":
 		c, err := omldb.Open(ctx, cfg.Database.URL.Reveal(), omldb.Options{
 			CacheTTL: cfg.Catalog.CacheTTL, Registerer: reg,
-			Logger: log.With().Str("component", "catalog").Logger(),
+			Logger: log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("database.url: %w", err)
@@ -361,7 +361,7 @@ func (d *daemon) hubOptions(cfg *config.Config) (agentws.Options, error) {
 		IdleTimeout:     ws.IdleTimeout,
 		RedisURL:        cfg.Cluster.RedisURL.Reveal(),
 		Version:         version,
-		Logger:          d.log.With().Str("component", "agentws").Logger(),
+		Logger:          d.log,
 		Registerer:      d.metrics,
 	}
 	if o.Auth == agentws.AuthDjangoSession {
@@ -385,7 +385,7 @@ func (d *daemon) asteriskAddress() string {
 // dialAsterisk starts the event source; it connects (and reconnects) in the background.
 func (d *daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 	cfg := d.cfg.Asterisk
-	log := d.log.With().Str("component", cfg.Source).Logger()
+	log := d.log // the clients name themselves (component ami / ari)
 	switch cfg.Source {
 	case "ami":
 		m, err := ami.NewMetrics(d.metrics)

@@ -1,0 +1,78 @@
+/*
+Wiring (what cmd/oml-crm does):
+
+	tracker, err := calls.NewTracker(calls.Options{
+		Output:     out,                      // hands facts to the dispatcher's bounded queue
+		Resolver:   agentsByExtension,        // catalog lookup, called off the event path
+		VarReader:  calls.AMIVarReader(amiClient),
+		Lister:     calls.AMILister(amiClient),
+		Logger:     log, Registerer: reg,
+	})
+	go tracker.Run(ctx)                       // lazy reads and resyncs; Close stops it
+	ami.Config{
+		Handler: tracker.HandleAMI,
+		OnState: func(s ami.State, _ error) {
+			if s == ami.StateConnected {
+				tracker.RequestResync()   // never blocks; Run lists the channels
+			}
+		},
+	}
+
+(ARI: HandleARI, ARIVarReader, ARILister and ari.Config's OnState the same way.) The
+VarReader and Lister need the client, and the client's Config needs the tracker's
+handler: build the tracker first, with small adapters that read the client from a
+variable set once ami.Dial returns, or call tracker.Resync(ctx, lister) yourself from a
+goroutine started on OnState.
+
+# How a connect is recognised
+
+Two channels in one bridge are a connect when one is an agent's leg and the other the
+customer's. A channel is an agent's leg when a queue said so (AgentConnect's
+DestChannel), when OMLAGENTID was set on it (or on its Local sibling) without the "__"
+inheritance prefix (the queue pre-dial handler, the Stasis controller), or, for a pair
+joined by Dial (DialEnd/ARI Dial with ANSWER and a caller), by the call type: manual (1)
+and preview (4) calls are originated on the agent's phone, which is then the caller;
+every other call dials the agent. Two agent legs together (a consultation) are not a
+connect. The Originate's own dial (no caller) is ignored.
+
+# Exactly once per (call, agent)
+
+The call id is OMLCALLID, else OMLUNIQUEID, else the Linkedid. Each Connected is
+remembered under every identity of its agent known at that time (agent id, extension,
+agent channel); a later connect of the same call matching any of them (hold/unhold
+re-bridge, Local channel optimisation, a Resync after a reconnect) is not emitted. The
+memory is bounded: a key lives Options.EmittedTTL (default 6 h) and at most
+Options.EmittedMax keys (default 262,144) are kept, oldest first out.
+
+# Ordering
+
+Output is called with the tracker's lock held, never concurrently, so facts come out in
+one order. A Connected whose variables are still missing waits in its call's outbox
+while Run's workers read them (Getvar / ARI variable, bounded by LazyVarTimeout, off the
+event goroutine: intake never waits). Everything later of that call, its Ended
+included, queues behind it in the outbox; the worker that completes the read flushes
+the outbox under the lock. So an Ended never overtakes a Connected of its call, and the
+Connected facts of a call come out in connect order. Ended is emitted when the last
+channel of the call is gone and nothing waits in its outbox; if several channel groups
+carry the same call id (ARI without Linkedid), when the last of them ends.
+
+# Memory
+
+A channel's state (the OML*, MIXMONITOR_FILENAME and dialplan-prefix variables only)
+is freed at its hangup, a call's when its last channel goes. Options.MaxChannels
+(default 50,000) caps the channels: past it the oldest is dropped with a warning and
+counted (omlcrm_calls_evicted_channels_total): its hangup was missed.
+
+# Resync
+
+After a reconnect, Resync lists the live channels: channels gone meanwhile hang up (their
+calls end), new ones are added and bridged pairs re-examined, so a connect made while the
+stream was down is emitted (AMI: CoreShowChannel says which bridge each channel is in and
+which application it runs, Queue/AppQueue, Dial/AppDial) and one already emitted is not.
+Channels created, or hung up, after the listing started are left as the events say. ARI's
+channel list does not say which bridge a channel is in: a connect made entirely while the
+ARI websocket was down is not recovered (nothing is emitted twice either). A resync at
+daemon start emits the connects already in progress (downstream deduplicates by
+call + agent + site).
+*/
+package calls
