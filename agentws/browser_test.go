@@ -128,6 +128,17 @@ func newBrowser(t *testing.T, popups bool) context.Context {
 		}
 		t.Skipf("skipping: Chromium at %s (set OMLCRM_CHROMIUM): %v", path, err)
 	}
+	profile := t.TempDir()
+	if !popups {
+		// Block pop-ups in the profile (content setting 2 = block), as a default browser does.
+		if err := os.MkdirAll(filepath.Join(profile, "Default"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		prefs := `{"profile":{"default_content_setting_values":{"popups":2}}}`
+		if err := os.WriteFile(filepath.Join(profile, "Default", "Preferences"), []byte(prefs), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless,
@@ -135,7 +146,7 @@ func newBrowser(t *testing.T, popups bool) context.Context {
 		chromedp.DisableGPU,
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1100, 760),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
@@ -462,6 +473,8 @@ func TestBrowserPopupBlocked(t *testing.T) {
 	ctx := page(t, browser, th, 41)
 	n := browserPop(crm, "call-bl", 41, catalog.TriggerAutomatic, catalog.TargetNewTab, "GET", "")
 	mustPop(t, th.Hub, n)
+	time.Sleep(time.Second)
+	t.Log(evalJS[string](t, ctx, `document.querySelector("#pops").outerHTML`), len(crm.reqs))
 	waitJS(t, ctx, popSel(n.ID, "a.omlcrm-open")+` !== null`)
 	if href := evalJS[string](t, ctx, popSel(n.ID, "a.omlcrm-open")+`.href`); href != n.Request.URL {
 		t.Errorf("link href %q, want %q", href, n.Request.URL)

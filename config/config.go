@@ -180,9 +180,9 @@ type Delivery struct {
 	// Retention is delivery.retention (720h): how long delivered and dead deliveries
 	// stay in the outbox (for `oml-crm deliveries`) before they are pruned.
 	Retention time.Duration `mapstructure:"retention" json:"retention"`
-	// ConnectTimeout is delivery.connect_timeout (5s): TCP connect (and TLS handshake)
-	// timeout of an attempt, login or notification; the whole attempt is still bounded
-	// by delivery.timeout, so the effective value is the smaller of the two.
+	// ConnectTimeout is delivery.connect_timeout (5s): TCP connect timeout of an attempt,
+	// login or notification; the whole attempt is still bounded by delivery.timeout, so
+	// the effective value is the smaller of the two.
 	ConnectTimeout time.Duration `mapstructure:"connect_timeout" json:"connect_timeout"`
 	// Sites is delivery.sites ({}): per-site settings keyed by the site id
 	// (delivery.sites.<id>.signing_secret). File only.

@@ -375,10 +375,12 @@ func TestByteSize(t *testing.T) {
 
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
-	if len(keys) != 47 {
+	if len(keys) != 54 {
 		t.Errorf("only %d keys: %v", len(keys), keys)
 	}
-	for _, k := range []string{"asterisk.ami.secret", "delivery.sites", "agentws.django_secret_key", "cluster.redis_url", "calls.lazy_var_timeout"} {
+	for _, k := range []string{"asterisk.ami.secret", "delivery.sites", "agentws.django_secret_key", "cluster.redis_url", "calls.lazy_var_timeout",
+		"delivery.sqlite_synchronous", "delivery.instance_id", "delivery.poll_interval", "delivery.min_backoff",
+		"delivery.max_backoff", "delivery.retention", "delivery.connect_timeout"} {
 		found := false
 		for _, have := range keys {
 			found = found || have == k
@@ -389,5 +391,86 @@ func TestKeysAndEnvNames(t *testing.T) {
 	}
 	if got := EnvName("asterisk.ami.secret"); got != "OMLCRM_ASTERISK_AMI_SECRET" {
 		t.Errorf("EnvName = %s", got)
+	}
+}
+
+func TestDeliveryTuningKeys(t *testing.T) {
+	d := Default().Delivery
+	if d.Workers != 1000 || d.SQLiteSynchronous != "normal" || d.InstanceID != "" || d.PollInterval != time.Second ||
+		d.MinBackoff != time.Second || d.MaxBackoff != 10*time.Minute || d.Retention != 720*time.Hour ||
+		d.ConnectTimeout != 5*time.Second {
+		t.Errorf("delivery defaults = %+v", d)
+	}
+
+	path := writeFile(t, `
+delivery:
+  workers: 2000
+  sqlite_synchronous: full
+  instance_id: oml-1.example.com:b
+  poll_interval: 250ms
+  min_backoff: 2s
+  max_backoff: 5m
+  retention: 168h
+  connect_timeout: 3s
+`)
+	t.Setenv("OMLCRM_DELIVERY_MAX_BACKOFF", "15m")
+	cfg, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Delivery
+	if got.Workers != 2000 || got.SQLiteSynchronous != "full" || got.InstanceID != "oml-1.example.com:b" ||
+		got.PollInterval != 250*time.Millisecond || got.MinBackoff != 2*time.Second || got.MaxBackoff != 15*time.Minute ||
+		got.Retention != 168*time.Hour || got.ConnectTimeout != 3*time.Second {
+		t.Errorf("delivery keys from file and env = %+v", got)
+	}
+	cfg.Asterisk.AMI.Secret = "s"
+	cfg.AgentWS.TokenSecret = "0123456789abcdef"
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("valid delivery keys rejected: %v", err)
+	}
+
+	// A short delivery.timeout with the default connect timeout stays valid: the attempt
+	// timeout bounds the connect.
+	cfg.Delivery.Timeout = 2 * time.Second
+	cfg.Delivery.ConnectTimeout = 5 * time.Second
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("delivery.timeout below delivery.connect_timeout rejected: %v", err)
+	}
+
+	bad := Default()
+	bad.Asterisk.AMI.Secret = "s"
+	bad.AgentWS.TokenSecret = "0123456789abcdef"
+	bad.Delivery.SQLiteSynchronous = "off"
+	bad.Delivery.InstanceID = "two words"
+	bad.Delivery.PollInterval = 0
+	bad.Delivery.MinBackoff = 20 * time.Minute
+	bad.Delivery.MaxBackoff = 10 * time.Minute
+	bad.Delivery.Retention = -time.Hour
+	bad.Delivery.ConnectTimeout = 5 // a bare number: 5ns
+	err = bad.Validate()
+	var ps Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("Validate() = %v", err)
+	}
+	for _, w := range []string{
+		`delivery.sqlite_synchronous: "off" is not one of normal|full`,
+		`delivery.instance_id: "two words": want 1-128 letters`,
+		"delivery.poll_interval: must be a positive duration",
+		"delivery.max_backoff: shorter than delivery.min_backoff",
+		"delivery.retention: must be a positive duration",
+		"delivery.connect_timeout: 5ns is suspiciously short",
+	} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("Validate lacks %q; got:\n%v", w, err)
+		}
+	}
+	if len(ps) != 6 {
+		t.Errorf("got %d problems, want 6:\n%v", len(ps), err)
+	}
+
+	if _, err := Load(writeFile(t, "delivery:\n  min_backof: 1s\n"), nil); err == nil ||
+		!strings.Contains(err.Error(), "did you mean delivery.min_backoff?") {
+		t.Errorf("typo of a delivery key: %v", err)
 	}
 }

@@ -120,7 +120,11 @@ type Result struct {
 	SendErrors   int
 	SendError    string
 	MaxLag       time.Duration // worst lateness of an event against its schedule
-	ConnectRate  float64       // connects per second over the connect window
+	// Window is the steady part of the run (transfers' second connects caught up, calls
+	// still starting) over which ConnectRate and EventRate are measured.
+	Window      time.Duration
+	ConnectRate float64 // connects written per second in Window
+	EventRate   float64 // events written per second in Window
 	TrafficTime  time.Duration // first to last event
 	DaemonEvents float64       // events the daemon counted (its /metrics), -1 unknown
 	// Agents.
@@ -154,17 +158,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	pops, crm := NewLedger(), NewLedger()
 	owners := newPopOwners()
 	plan := NewPlan(opts.Agents)
-	perCall := connectsPerCall()
-	callRate := opts.Rate / perCall
-	calls := int(math.Ceil(opts.Duration.Seconds() * callRate))
-	if opts.Calls > 0 {
-		calls = min(calls, opts.Calls)
-	}
+	slots := int(math.Ceil(opts.Duration.Seconds() * opts.Rate))
+	lead, settle := mixTiming(opts.Talk)
 	client := &http.Client{Timeout: 5 * time.Second}
 
 	// The local CRM.
 	receiver := democrm.New(democrm.Options{
-		Capacity: 1000, MaxKeys: 2*calls + 1000,
+		Capacity: 1000, MaxKeys: 2*slots + 1000,
 		OnReceive: func(rec democrm.Record) {
 			if rec.Accepted() {
 				crm.Observe(rec.IdempotencyKey, rec.At)
@@ -277,7 +277,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	var sampling sync.WaitGroup
 	sampling.Go(func() { sampler.Run(sampleCtx, time.Second) })
 	defer func() {
-		stopSampling()
+		stopSampling() // idempotent: also done before the daemon stops
 		sampling.Wait()
 	}()
 
@@ -302,8 +302,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	eventsBefore, eventsErr := ScrapeSum(ctx, client, metricsURL, eventsMetric)
 	snd := &sender{
-		gen: newGenerator(plan, opts.Talk, time.Now().Unix()), sink: sink, callRate: callRate, calls: calls,
-		pops: pops, crm: crm, owners: owners, minGap: time.Millisecond,
+		gen: newGenerator(plan, opts.Talk, time.Now().Unix()), sink: sink, rate: opts.Rate, slots: slots,
+		calls: opts.Calls, pops: pops, crm: crm, owners: owners, minGap: time.Millisecond, lead: lead,
 	}
 	progressCtx, stopProgress := context.WithCancel(ctx)
 	var progress sync.WaitGroup
@@ -340,6 +340,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if err == nil && eventsErr == nil {
 		res.DaemonEvents = eventsAfter - eventsBefore
 	}
+	stopSampling()
+	sampling.Wait()
 	sampler.Sample()
 	closeFleet()
 	stopDaemon()
@@ -348,11 +350,15 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.Calls, res.Connects, res.Skipped = st.Calls, st.Connects-st.Skipped, st.Skipped
 	res.EventsSent, res.SendErrors, res.SendError, res.MaxLag = st.Events, st.SendErrors, st.LastError, st.MaxLag
 	res.TrafficTime = st.End.Sub(st.Start)
-	window := st.LastConnect.Sub(st.FirstConnect)
-	if st.Connects > 1 && window > 0 {
-		// Connects are written at the instants they are due: n connects span n-1 gaps.
-		res.ConnectRate = float64(st.Connects-1) / window.Seconds()
+	// The steady window: from when transfers' second connects have caught up (settle)
+	// to the last scheduled connect. A run too short for one measures from the start.
+	from, to := settle.Truncate(bucketWidth)+bucketWidth, opts.Duration
+	if to < 2*from {
+		from = 0
 	}
+	res.Window = to - from
+	res.ConnectRate, _ = steadyRate(st.ConnectsAt, from, to)
+	res.EventRate, _ = steadyRate(st.EventsAt, from, to)
 	res.PopsReceived, res.PopsReplayed = fleet.received.Load(), fleet.replayed.Load()
 	res.PopsMisrouted, res.AgentsDropped, res.AgentError = fleet.misrouted.Load(), fleet.dropped.Load(), fleet.lastError()
 	res.CRM = receiver.Stats()

@@ -37,14 +37,28 @@ func campaignTypeOf(s callsim.Scenario) catalog.CampaignType {
 	return catalog.TypeInbound
 }
 
-// connectsPerCall is the mean number of connects (agent answers) per call of the mix.
-func connectsPerCall() float64 {
+// mixTiming returns, for the call mix with talk time talk, the longest time from a
+// call's start to its first connect (lead) and from its first to its last connect
+// (settle: how long until transfers' second connects reach their steady rate).
+func mixTiming(talk time.Duration) (lead, settle time.Duration) {
 	ids := callsim.NewIDs(1)
-	n := 0
 	for _, s := range scenarioCycle {
-		n += len(callsim.Build(ids, callsim.Params{Scenario: s, Quiet: true}).Expected)
+		c := callsim.Build(ids, callsim.Params{Scenario: s, Talk: talk})
+		var first, last time.Duration = -1, 0
+		for _, e := range c.Expected {
+			if i := connectStep(c, e.AgentChannel, e.CustomerChannel); i >= 0 {
+				at := c.Steps[i].At
+				if first < 0 || at < first {
+					first = at
+				}
+				last = max(last, at)
+			}
+		}
+		if first >= 0 {
+			lead, settle = max(lead, first), max(settle, last-first)
+		}
 	}
-	return float64(n) / float64(len(scenarioCycle))
+	return lead, settle
 }
 
 // generator builds the calls of a run, one after the other, and decides what each
@@ -202,31 +216,71 @@ type batchStep struct {
 	start time.Time // the call's start (ARI timestamps)
 }
 
+// bucketWidth is the resolution of the sender's connect and event time series.
+const bucketWidth = 100 * time.Millisecond
+
 // trafficStats are the sender's counts.
 type trafficStats struct {
-	Calls        int
-	Connects     int // connects written (agent and customer bridged)
-	Skipped      int // of which invoke nothing (no site, form only, other triggers)
-	Events       uint64
-	SendErrors   int
-	LastError    string
-	MaxLag       time.Duration // longest a step was written after its due time
-	FirstConnect time.Time
-	LastConnect  time.Time
-	Start, End   time.Time
+	Calls      int
+	Connects   int // connects written (agent and customer bridged)
+	Skipped    int // of which invoke nothing (no site, form only, other triggers)
+	Events     uint64
+	SendErrors int
+	LastError  string
+	MaxLag     time.Duration // longest a step was written after its due time
+	Start, End time.Time
+	// T0 is when the first connect was scheduled; ConnectsAt and EventsAt count what was
+	// written in each bucketWidth since T0.
+	T0         time.Time
+	ConnectsAt []int
+	EventsAt   []int
 }
 
-// sender plays the calls at a given call rate and registers every due notification in
-// the ledgers just before the step that causes it is written.
+// count adds n to the bucket of t in series.
+func count(series []int, t0, t time.Time, n int) []int {
+	i := int(t.Sub(t0) / bucketWidth)
+	if i < 0 {
+		i = 0
+	}
+	for len(series) <= i {
+		series = append(series, 0)
+	}
+	series[i] += n
+	return series
+}
+
+// steadyRate is the rate per second of series over [from, to) since T0.
+func steadyRate(series []int, from, to time.Duration) (float64, int) {
+	lo, hi := int(from/bucketWidth), int(to/bucketWidth)
+	if hi <= lo {
+		return 0, 0
+	}
+	n := 0
+	for i := lo; i < hi && i < len(series); i++ {
+		n += series[i]
+	}
+	return float64(n) / (to - from).Seconds(), n
+}
+
+// sender plays the calls so that connects are written at a steady rate, and registers
+// every due notification in the ledgers just before the step that causes it is written.
+//
+// Connects, not calls, are paced: connect slot k is due at T0 + k/rate. A call takes as
+// many consecutive slots as it has connects and starts so that its first connect falls
+// on its first slot (a transfer's second connect follows seconds later, as its scenario
+// says); a call without a connect (an abandon) starts without taking a slot.
 type sender struct {
-	gen      *generator
-	sink     eventSink
-	callRate float64
-	calls    int
-	pops     *Ledger
-	crm      *Ledger
-	owners   *popOwners
-	minGap   time.Duration // batching window: events due within it go in one write
+	gen    *generator
+	sink   eventSink
+	rate   float64 // connects per second
+	slots  int     // connects to schedule
+	calls  int     // cap on calls (0: none)
+	pops   *Ledger
+	crm    *Ledger
+	owners *popOwners
+	minGap time.Duration // batching window: events due within it go in one write
+	// lead is the longest time from a call's start to its first connect.
+	lead time.Duration
 
 	mu    sync.Mutex
 	stats trafficStats
@@ -236,15 +290,19 @@ type sender struct {
 func (s *sender) Stats() trafficStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.stats
+	st := s.stats
+	st.ConnectsAt = append([]int(nil), st.ConnectsAt...)
+	st.EventsAt = append([]int(nil), st.EventsAt...)
+	return st
 }
 
 // run plays every call and returns when the last step is written or ctx ends.
 func (s *sender) run(ctx context.Context) error {
-	interval := time.Duration(float64(time.Second) / s.callRate)
+	interval := time.Duration(float64(time.Second) / s.rate)
 	start := time.Now()
+	t0 := start.Add(s.lead + 10*time.Millisecond)
 	s.mu.Lock()
-	s.stats.Start = start
+	s.stats.Start, s.stats.T0 = start, t0
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
@@ -252,7 +310,9 @@ func (s *sender) run(ctx context.Context) error {
 		s.mu.Unlock()
 	}()
 	var live callHeap
-	built := 0
+	slot, built := 0, 0
+	more := func() bool { return slot < s.slots && (s.calls == 0 || built < s.calls) }
+	slotAt := func() time.Time { return t0.Add(time.Duration(slot) * interval) }
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
@@ -260,13 +320,26 @@ func (s *sender) run(ctx context.Context) error {
 	var dues []due
 	for {
 		now := time.Now()
-		// Start the calls whose time has come (a few ms ahead, so that building them is
-		// not on the writing path).
-		for built < s.calls && !start.Add(time.Duration(built)*interval).After(now.Add(5*time.Millisecond)) {
+		// Start the calls whose first connect is due within lead (and a few ms), so that
+		// building them is not on the writing path.
+		for more() && !slotAt().Add(-s.lead).After(now.Add(5*time.Millisecond)) {
 			c := s.gen.next()
-			lc, err := prepare(s.gen.plan, c, start.Add(time.Duration(built)*interval))
+			at := slotAt()
+			lc, err := prepare(s.gen.plan, c, at)
 			if err != nil {
 				return err
+			}
+			first := -1
+			for idx := range lc.connects {
+				if first < 0 || idx < first {
+					first = idx
+				}
+			}
+			if first >= 0 {
+				lc.start = at.Add(-c.Steps[first].At)
+				slot += len(c.Expected)
+			} else {
+				lc.start = at.Add(-s.lead)
 			}
 			built++
 			s.mu.Lock()
@@ -308,14 +381,12 @@ func (s *sender) run(ctx context.Context) error {
 			n, err := s.sink.send(ctx, batch)
 			s.mu.Lock()
 			s.stats.Events += uint64(n)
+			s.stats.EventsAt = count(s.stats.EventsAt, t0, at, n)
 			s.stats.MaxLag = max(s.stats.MaxLag, lag)
-			s.stats.Connects += len(dues)
-			s.stats.Skipped += skipped
 			if len(dues) > 0 {
-				if s.stats.FirstConnect.IsZero() {
-					s.stats.FirstConnect = at
-				}
-				s.stats.LastConnect = at
+				s.stats.Connects += len(dues)
+				s.stats.Skipped += skipped
+				s.stats.ConnectsAt = count(s.stats.ConnectsAt, t0, at, len(dues))
 			}
 			if err != nil {
 				s.stats.SendErrors++
@@ -326,16 +397,18 @@ func (s *sender) run(ctx context.Context) error {
 				return ctx.Err()
 			}
 		}
-		if built == s.calls && live.Len() == 0 {
+		if !more() && live.Len() == 0 {
 			return nil
 		}
 		// Sleep until the next step or call start, but at least the batching window.
-		wake := start.Add(time.Duration(built) * interval)
-		if built == s.calls || (live.Len() > 0 && live[0].nextAt().Before(wake)) {
+		var wake time.Time
+		if more() {
+			wake = slotAt().Add(-s.lead)
+		}
+		if live.Len() > 0 && (wake.IsZero() || live[0].nextAt().Before(wake)) {
 			wake = live[0].nextAt()
 		}
-		wait := max(time.Until(wake), s.minGap)
-		timer.Reset(wait)
+		timer.Reset(max(time.Until(wake), s.minGap))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

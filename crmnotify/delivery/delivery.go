@@ -161,9 +161,13 @@ type Options struct {
 	// SigningSecrets maps a site id to its HMAC-SHA256 signing secret. Replace at run
 	// time with SetSigningSecrets.
 	SigningSecrets map[int]catalog.Secret
-	// Sites looks up a site by id when a delivery is retried after a restart and the
-	// site's authentication is not known from an Enqueue of this process (optional; when
-	// nil such a delivery to a site with login fails and is retried).
+	// SiteResolver looks up a site when a delivery to a site that logs in is attempted
+	// and this process has not seen the site in an Enqueue (queued before a restart, or
+	// by another instance). CatalogSites(cat) is the ready one. Optional: without it
+	// (and without Sites) such a delivery fails and is retried until MaxAge.
+	SiteResolver SiteResolver
+	// Sites is the older form of SiteResolver (site id only); used when SiteResolver
+	// is nil. Prefer SiteResolver: CatalogSites checks the delivery's campaign first.
 	Sites func(ctx context.Context, siteID int) (*catalog.Site, error)
 	// UserAgent is the User-Agent header: oml-crm/<version>.
 	UserAgent string
@@ -258,6 +262,9 @@ type Queue struct {
 	closed   bool
 	secrets  map[int]catalog.Secret
 	siteAuth map[int]*catalog.SiteAuth // last seen per site (from Enqueue)
+	resolved map[int]resolvedAuth      // from the site resolver, reused for resolvedAuthTTL
+
+	resolver SiteResolver // nil: none configured
 }
 
 // Open opens (creating or migrating) the outbox named by opts.Store. Nothing runs until
@@ -288,6 +295,8 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		slots:      make(chan struct{}, opts.Workers),
 		wake:       make(chan struct{}, 1),
 		siteAuth:   map[int]*catalog.SiteAuth{},
+		resolved:   map[int]resolvedAuth{},
+		resolver:   opts.resolver(),
 		opened:     opts.Clock.Now(),
 	}
 	q.sender = newSender(opts, q.clock)

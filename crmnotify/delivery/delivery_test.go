@@ -422,7 +422,8 @@ type authServer struct {
 	mu       sync.Mutex
 	valid    map[string]bool
 	loginGap time.Duration
-	duration string // value of the "expires_in" field ("" = absent)
+	duration string      // value of the "expires_in" field ("" = absent)
+	down     atomic.Bool // answer 503 to everything, login included
 }
 
 const (
@@ -433,6 +434,9 @@ const (
 func newAuthServer(t *testing.T, tlsServer bool) *authServer {
 	a := &authServer{valid: map[string]bool{}}
 	a.crm = newCRM(t, tlsServer, func(r *http.Request, n int) (int, http.Header, string) {
+		if a.down.Load() {
+			return 503, nil, "maintenance"
+		}
 		if r.URL.Path == "/login" {
 			var creds map[string]string
 			body := a.crm.requests()[n-1].Body
@@ -820,8 +824,8 @@ func TestMetricsAreExported(t *testing.T) {
 				seen[mf.GetName()] += v
 			}
 		}
-		return seen["oml_crm_delivery_deliveries_total"] == 1 && seen["oml_crm_delivery_attempts_total"] == 1 &&
-			seen["oml_crm_delivery_connect_to_crm_seconds"] == 1 && seen["oml_crm_delivery_enqueued_total"] == 1
+		return seen["omlcrm_delivery_deliveries_total"] == 1 && seen["omlcrm_delivery_attempts_total"] == 1 &&
+			seen["omlcrm_delivery_connect_to_crm_seconds"] == 1 && seen["omlcrm_delivery_enqueued_total"] == 1
 	})
 }
 

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/omlcrm/oml-crm/catalog"
 )
 
 // result is what became of a delivery after one round of attempts (usually one HTTP
@@ -40,8 +38,12 @@ func (q *Queue) attempt(d *Delivery) {
 		return
 	}
 
-	auth := q.authFor(ctx, d)
-	attempts := q.sender.send(ctx, d, auth, q.secretFor(d.SiteID))
+	var attempts []attemptResult
+	if auth, err := q.authFor(ctx, d); err != nil {
+		attempts = []attemptResult{{Attempt: Attempt{At: q.clock.Now(), Error: err.Error()}, class: classRetry}}
+	} else {
+		attempts = q.sender.send(ctx, d, auth, q.secretFor(d.SiteID))
+	}
 	if ctx.Err() != nil {
 		// Shutting down mid-attempt: the lease expires and an instance tries again.
 		return
@@ -112,30 +114,4 @@ func (q *Queue) backoff(n int) time.Duration {
 	d = min(d, q.opts.MaxBackoff)
 	half := d / 2
 	return half + rand.N(d-half+1)
-}
-
-// authFor returns the site's login settings: the last seen in an Enqueue of this
-// process, else from Options.Sites (a delivery picked up after a restart).
-func (q *Queue) authFor(ctx context.Context, d *Delivery) *catalog.SiteAuth {
-	if !d.SiteAuth {
-		return nil
-	}
-	q.mu.Lock()
-	a := q.siteAuth[d.SiteID]
-	q.mu.Unlock()
-	if a != nil || q.opts.Sites == nil {
-		return a
-	}
-	site, err := q.opts.Sites(ctx, d.SiteID)
-	if err != nil || site == nil || site.Auth == nil {
-		q.log.Warn().Err(err).Int("site", d.SiteID).Msg("look up the site's authentication for a queued delivery")
-		return nil
-	}
-	q.mu.Lock()
-	if q.siteAuth[d.SiteID] == nil {
-		q.siteAuth[d.SiteID] = site.Auth
-	}
-	a = q.siteAuth[d.SiteID]
-	q.mu.Unlock()
-	return a
 }
