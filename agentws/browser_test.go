@@ -128,17 +128,6 @@ func newBrowser(t *testing.T, popups bool) context.Context {
 		}
 		t.Skipf("skipping: Chromium at %s (set OMLCRM_CHROMIUM): %v", path, err)
 	}
-	profile := t.TempDir()
-	if !popups {
-		// Block pop-ups in the profile (content setting 2 = block), as a default browser does.
-		if err := os.MkdirAll(filepath.Join(profile, "Default"), 0o700); err != nil {
-			t.Fatal(err)
-		}
-		prefs := `{"profile":{"default_content_setting_values":{"popups":2}}}`
-		if err := os.WriteFile(filepath.Join(profile, "Default", "Preferences"), []byte(prefs), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Headless,
@@ -146,7 +135,7 @@ func newBrowser(t *testing.T, popups bool) context.Context {
 		chromedp.DisableGPU,
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(profile),
+		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1100, 760),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
@@ -161,6 +150,10 @@ func newBrowser(t *testing.T, popups bool) context.Context {
 	}
 	if popups {
 		opts = append(opts, chromedp.Flag("disable-popup-blocking", true))
+	} else {
+		// Headless Chromium has no pop-up blocker UI and lets window.open through; this
+		// switch makes every page-initiated new window fail, as a blocked pop-up does.
+		opts = append(opts, chromedp.Flag("block-new-web-contents", true))
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
@@ -469,8 +462,9 @@ func TestBrowser(t *testing.T) {
 func TestBrowserPopupBlocked(t *testing.T) {
 	crm := newCRMServer(t)
 	th := newTestHub(t, Options{})
-	browser := newBrowser(t, false)
-	ctx := page(t, browser, th, 41)
+	ctx := newBrowser(t, false)
+	run(t, ctx, chromedp.Navigate(fmt.Sprintf("%s/agent?agent=41&token=%s", th.srv.URL, mustToken(t, 41))))
+	waitJS(t, ctx, `document.querySelector("#state.open") !== null`)
 	n := browserPop(crm, "call-bl", 41, catalog.TriggerAutomatic, catalog.TargetNewTab, "GET", "")
 	mustPop(t, th.Hub, n)
 	time.Sleep(time.Second)

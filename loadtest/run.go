@@ -68,7 +68,10 @@ type Targets struct {
 // p99 connect→CRM ≤ 20 ms (and nothing lost or duplicated, always).
 var DefaultTargets = Targets{ConnectRate: 200, PopP99: 5 * time.Millisecond, CRMP99: 20 * time.Millisecond}
 
-func (o *Options) check() error {
+// Check validates the options (naming the flag at fault) and fills in the defaults. Run
+// calls it; callers may call it first to refuse bad flags before preparing anything.
+// It does not check WorkDir.
+func (o *Options) Check() error {
 	var errs []error
 	if o.Rate <= 0 || math.IsInf(o.Rate, 0) || math.IsNaN(o.Rate) {
 		errs = append(errs, fmt.Errorf("--rate %v: must be a positive number of connects per second", o.Rate))
@@ -87,9 +90,6 @@ func (o *Options) check() error {
 	}
 	if len(o.Daemon) == 0 {
 		errs = append(errs, errors.New("no daemon command"))
-	}
-	if o.WorkDir == "" {
-		errs = append(errs, errors.New("no work directory"))
 	}
 	if o.Talk <= 0 {
 		o.Talk = 6 * time.Second
@@ -151,8 +151,11 @@ func (r *Result) Completed() bool { return r.Incomplete == "" }
 // ctx bounds the whole run (the hard timeout): when it ends early the result is marked
 // incomplete. An error means the run could not be set up.
 func Run(ctx context.Context, opts Options) (*Result, error) {
-	if err := opts.check(); err != nil {
+	if err := opts.Check(); err != nil {
 		return nil, err
+	}
+	if opts.WorkDir == "" {
+		return nil, errors.New("no work directory")
 	}
 	res := &Result{Options: opts, DaemonEvents: -1}
 	pops, crm := NewLedger(), NewLedger()

@@ -88,6 +88,17 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		bin = exe
 	}
+	opts := loadtest.Options{
+		Rate: *rate, Duration: *duration, Calls: *calls, Agents: *agents, Source: *source,
+		Talk: *talk, Drain: *drain, Daemon: []string{bin}, DaemonLogLevel: *logLevel,
+		Targets: loadtest.Targets{ConnectRate: *targetRate, PopP99: *popP99, CRMP99: *crmP99},
+	}
+	if err := opts.Check(); err != nil {
+		return fail(loadtestCouldNot, "%v", err)
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fail(loadtestCouldNot, "--daemon: %v", err)
+	}
 	dir := *workDir
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "oml-crm-loadtest-")
@@ -114,11 +125,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return fail(loadtestCouldNot, "--work-dir: %v", err)
 	}
 
-	opts := loadtest.Options{
-		Rate: *rate, Duration: *duration, Calls: *calls, Agents: *agents, Source: *source,
-		Talk: *talk, Drain: *drain, Daemon: []string{bin}, DaemonLogLevel: *logLevel, WorkDir: dir,
-		Targets: loadtest.Targets{ConnectRate: *targetRate, PopP99: *popP99, CRMP99: *crmP99},
-	}
+	opts.WorkDir = dir
 	if !*quiet {
 		opts.Progress = stderr
 	}

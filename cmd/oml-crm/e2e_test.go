@@ -157,14 +157,14 @@ func TestE2EEveryCampaignTypeAndTrigger(t *testing.T) {
 			agent1 := dialAgent(t, d.base, e2eTokenSecret, 1)
 			agent2 := dialAgent(t, d.base, e2eTokenSecret, 2)
 
-			preview := simCall(s.ids, 11, catalog.TypePreview, e2eAgent1, "T-11")      // agent trigger, GET, embedded
-			clean := simCall(s.ids, 12, catalog.TypePreview, e2eAgent2, "T-12")        // agent trigger, clean URL
-			dialer := simCall(s.ids, 13, catalog.TypeDialer, e2eAgent1, "T-13")        // server, POST JSON, login
-			formOnly := simCall(s.ids, 15, catalog.TypeInbound, e2eAgent2, "T-15")     // no site: skipped
-			inbound := simCall(s.ids, 16, catalog.TypeInbound, e2eAgent2, "T-16")      // automatic, POST form, new tab
-			manual := simCall(s.ids, 17, catalog.TypeManual, e2eAgent1, "T-17")        // server, GET
-			disposition := simCall(s.ids, 18, catalog.TypeDialer, e2eAgent2, "T-18")   // disposition: skipped
-			unknown := simCall(s.ids, 99, catalog.TypeInbound, e2eAgent1, "T-99")      // not in the catalog
+			preview := simCall(s.ids, 11, catalog.TypePreview, e2eAgent1, "T-11")    // agent trigger, GET, embedded
+			clean := simCall(s.ids, 12, catalog.TypePreview, e2eAgent2, "T-12")      // agent trigger, clean URL
+			dialer := simCall(s.ids, 13, catalog.TypeDialer, e2eAgent1, "T-13")      // server, POST JSON, login
+			formOnly := simCall(s.ids, 15, catalog.TypeInbound, e2eAgent2, "T-15")   // no site: skipped
+			inbound := simCall(s.ids, 16, catalog.TypeInbound, e2eAgent2, "T-16")    // automatic, POST form, new tab
+			manual := simCall(s.ids, 17, catalog.TypeManual, e2eAgent1, "T-17")      // server, GET
+			disposition := simCall(s.ids, 18, catalog.TypeDialer, e2eAgent2, "T-18") // disposition: skipped
+			unknown := simCall(s.ids, 99, catalog.TypeInbound, e2eAgent1, "T-99")    // not in the catalog
 			s.ast.play(t, preview, clean, dialer, formOnly, inbound, manual, disposition, unknown)
 
 			// Server trigger: POST JSON after the site's login; GET with the query.
@@ -188,7 +188,7 @@ func TestE2EEveryCampaignTypeAndTrigger(t *testing.T) {
 
 			// Agent and automatic triggers: pops to the right agent only.
 			pops := map[int]agentws.PopMessage{}
-			for range 2 {
+			for range 1 {
 				p := agent1.nextPop(t)
 				pops[p.Campaign.ID] = p
 			}
@@ -218,12 +218,12 @@ func TestE2EEveryCampaignTypeAndTrigger(t *testing.T) {
 				return d.metric(`omlcrm_connects_total{outcome="skipped"}`) == 3
 			})
 			for sample, want := range map[string]float64{
-				`omlcrm_connects_total{outcome="server"}`:                         2,
-				`omlcrm_connects_total{outcome="popped"}`:                         3,
-				`omlcrm_connects_total{outcome="error"}`:                          0,
-				`omlcrm_connects_skipped_total{reason="no_site"}`:                 1,
+				`omlcrm_connects_total{outcome="server"}`:                        2,
+				`omlcrm_connects_total{outcome="popped"}`:                        3,
+				`omlcrm_connects_total{outcome="error"}`:                         0,
+				`omlcrm_connects_skipped_total{reason="no_site"}`:                1,
 				`omlcrm_connects_skipped_total{reason="trigger_not_on_connect"}`: 1,
-				`omlcrm_connects_skipped_total{reason="unknown_campaign"}`:        1,
+				`omlcrm_connects_skipped_total{reason="unknown_campaign"}`:       1,
 			} {
 				if got := d.metric(sample); got != want {
 					t.Errorf("%s = %v, want %v", sample, got, want)
@@ -329,11 +329,14 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s' AND 
 		code, body := httpGet(d.base + "/readyz")
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "catalog database")
 	})
+	// Past catalog.cache_ttl (1s) the campaign is stale: it is served from the cache
+	// while its refresh fails. The contact cannot be read: its fields render empty.
+	time.Sleep(1500 * time.Millisecond)
 	down := simCall(s.ids, 13, catalog.TypeDialer, e2eAgent2, "T-down")
 	s.ast.play(t, down)
 	body := jsonBody(t, s.waitDelivered(t, down, 2, 3).Body)
-	if body["ticket"] != "T-down" || body["campaign"] != "Dialer" {
-		t.Errorf("delivery while PostgreSQL is down: %v", body)
+	if body["ticket"] != "T-down" || body["campaign"] != "Dialer" || body["phone"] != "4149014" || body["customer"] != "" {
+		t.Errorf("delivery while PostgreSQL is down: %v (want the call's fields, an empty customer)", body)
 	}
 
 	restore()

@@ -9,6 +9,27 @@
 // result resends the request, with the same Idempotency-Key header (the notification id)
 // so the CRM can drop the duplicate.
 //
+// Sites that log in for a bearer token (OMniLeads' external-site authentication): the
+// credentials are never written to the outbox. A delivery attempted by a process that
+// did not enqueue it (after a restart, or another instance's) reads the site's current
+// login settings through Options.SiteResolver; CatalogSites(cat) documents how a
+// campaign that now points at another site is handled. Without a resolver such a
+// delivery fails and is retried until its maximum age.
+//
+// Redirects: only redirects to the same scheme and host are followed (at most 5); any
+// other 3xx ends the attempt and the delivery is dead-lettered, so that a notification
+// and its bearer token never reach another host. Following Go's net/http:
+//   - 307 and 308 resend the same method with the same body and headers (Content-Type,
+//     Authorization, Idempotency-Key and X-OMLCRM-Signature, which still matches the
+//     body);
+//   - 301, 302 and 303 turn a POST into a GET without a body (a GET stays a GET); the
+//     Content-Type is dropped, Authorization and Idempotency-Key are kept, and the
+//     X-OMLCRM-Signature header is still sent but no longer applies: it signs the
+//     original body, which the redirected request does not carry. A POST site whose
+//     CRM answers 301/302/303 therefore loses its body, and a 2xx from the redirect
+//     target counts as delivered: point the site at the final URL (or have the CRM
+//     use 307/308).
+//
 // Why not riverqueue/river: see docs/bench/delivery.md (on SQLite its poll-based fetch
 // alone costs p99 ≈ 50 ms against the 20 ms target, and it keeps no per-attempt record).
 package delivery

@@ -414,6 +414,33 @@ func TestCrossHostRedirectIsNotFollowed(t *testing.T) {
 	})
 }
 
+// A same-host 301/302/303 turns a POST into a bodiless GET (net/http, documented in the
+// package doc): the signature header still travels but no longer matches any body.
+func TestSameHost302TurnsPostIntoGet(t *testing.T) {
+	c := newCRM(t, false, func(r *http.Request, n int) (int, http.Header, string) {
+		if r.URL.Path == "/moved" {
+			return 302, http.Header{"Location": {"/new"}}, ""
+		}
+		return 200, nil, "ok"
+	})
+	opts := testOptions("sqlite:" + filepath.Join(t.TempDir(), "q.db"))
+	opts.SigningSecrets = map[int]catalog.Secret{7: testSecret}
+	h := startQueue(t, opts)
+	n := notification(t, c.srv.URL+"/moved", catalog.MethodPOST, catalog.FormatJSON, nil)
+	enqueue(t, h.q, n)
+	h.waitStatus(t, n.ID, StatusDelivered)
+	got := c.requests()
+	if len(got) != 2 || got[0].Method != http.MethodPost || !bytes.Equal(got[0].Body, n.Request.Body) {
+		t.Fatalf("requests = %+v", got)
+	}
+	verifySignature(t, got[0], testSecret)
+	r := got[1]
+	if r.Method != http.MethodGet || r.Path != "/new" || len(r.Body) != 0 || r.ContentType != "" ||
+		r.IdempotencyKey != n.ID || r.Signature != got[0].Signature {
+		t.Errorf("after the 302: %+v", r)
+	}
+}
+
 // authServer is a CRM with a login endpoint: tokens are "tok-<n>", valid until the
 // test revokes them.
 type authServer struct {

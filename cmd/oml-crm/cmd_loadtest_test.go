@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/omlcrm/oml-crm/loadtest"
+)
+
+// TestLoadtestSmallRun runs the loadtest command at small scale against the real binary,
+// through AMI and through ARI, and checks that every pop and every CRM delivery the calls
+// called for arrived exactly once, at the right agent. Latencies are reported, not
+// asserted.
+func TestLoadtestSmallRun(t *testing.T) {
+	bin := buildBinary(t)
+	for _, source := range []string{"ami", "ari"} {
+		t.Run(source, func(t *testing.T) {
+			dir := t.TempDir()
+			reportPath, jsonPath := filepath.Join(dir, "report.md"), filepath.Join(dir, "result.json")
+			var stdout, stderr bytes.Buffer
+			code := runLoadtest(context.Background(), []string{
+				"--daemon", bin, "--source", source, "--rate", "20", "--duration", "3s", "--agents", "20",
+				"--talk", "2s", "--grace", "60s", "--work-dir", filepath.Join(dir, "work"), "--quiet",
+				"--report", reportPath, "--json", jsonPath,
+			}, &stdout, &stderr)
+			t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+			if code != loadtestCompleted {
+				t.Fatalf("exit %d, want %d (completed)", code, loadtestCompleted)
+			}
+
+			raw, err := os.ReadFile(jsonPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res loadtest.Result
+			if err := json.Unmarshal(raw, &res); err != nil {
+				t.Fatalf("decoding --json output: %v", err)
+			}
+			if !res.Completed() {
+				t.Fatalf("run incomplete: %s", res.Incomplete)
+			}
+			if res.Calls == 0 || res.Connects == 0 || res.Skipped == 0 {
+				t.Errorf("calls %d, connects invoking a CRM %d, connects invoking nothing %d: want all > 0",
+					res.Calls, res.Connects, res.Skipped)
+			}
+			pop, crm := res.Report.Paths[0].Totals, res.Report.Paths[1].Totals
+			for name, tot := range map[string]loadtest.LedgerTotals{"pops": pop, "CRM deliveries": crm} {
+				if tot.Expected == 0 {
+					t.Errorf("%s: none expected: the mix must produce both kinds", name)
+				}
+				if tot.Delivered != tot.Expected || tot.Lost != 0 {
+					t.Errorf("%s: %d of %d arrived, %d lost", name, tot.Delivered, tot.Expected, tot.Lost)
+				}
+				if tot.Duplicates != 0 || tot.Unexpected != 0 {
+					t.Errorf("%s: %d duplicated, %d unexpected", name, tot.Duplicates, tot.Unexpected)
+				}
+			}
+			if got := pop.Expected + crm.Expected; got != uint64(res.Connects) {
+				t.Errorf("%d pops + deliveries expected for %d connects invoking a CRM", got, res.Connects)
+			}
+			if res.PopsMisrouted != 0 || res.CRM.DuplicateDeliveries != 0 {
+				t.Errorf("%d pops reached the wrong agent; the CRM saw %d duplicate deliveries", res.PopsMisrouted, res.CRM.DuplicateDeliveries)
+			}
+			if res.PopsReceived != pop.Delivered {
+				t.Errorf("agents received %d pops, %d distinct expected ones", res.PopsReceived, pop.Delivered)
+			}
+			if res.DaemonEvents != float64(res.EventsSent) {
+				t.Errorf("the daemon counted %.0f events, the fake Asterisk sent %d", res.DaemonEvents, res.EventsSent)
+			}
+			if res.DaemonExit != "exit 0" {
+				t.Errorf("daemon stop: %s", res.DaemonExit)
+			}
+
+			report, err := os.ReadFile(reportPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, want := range []string{"Command: `oml-crm loadtest ", "| connect → pop |", "| connect → CRM |", "| 0 lost |", "| 0 duplicated |"} {
+				if !strings.Contains(string(report), want) {
+					t.Errorf("report lacks %q:\n%s", want, report)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadtestUsage(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := runLoadtest(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	for _, flag := range []string{"--rate", "--duration", "--agents", "--calls", "--source", "--report", "--daemon"} {
+		if !strings.Contains(stdout.String(), flag) {
+			t.Errorf("--help does not document %s:\n%s", flag, stdout.String())
+		}
+	}
+	cases := map[string][]string{
+		"bad source":   {"--source", "sip"},
+		"no agents":    {"--agents", "0"},
+		"zero rate":    {"--rate", "0"},
+		"stray arg":    {"now"},
+		"unknown flag": {"--fast"},
+	}
+	for name, args := range cases {
+		stdout.Reset()
+		stderr.Reset()
+		args = append(args, "--daemon", "/nonexistent/oml-crm", "--quiet")
+		if code := runLoadtest(context.Background(), args, &stdout, &stderr); code != loadtestCouldNot {
+			t.Errorf("%s: exit %d, want %d; stderr: %s", name, code, loadtestCouldNot, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "oml-crm loadtest: ") {
+			t.Errorf("%s: no error message: %q", name, stderr.String())
+		}
+	}
+}
