@@ -292,18 +292,6 @@ func TestBrowser(t *testing.T) {
 		noInjection(t, ctx, n.ID)
 		opened++
 		waitOpened(t, th, opened)
-		if shot := os.Getenv("OMLCRM_AGENT_SCREENSHOT"); shot != "" {
-			tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			time.Sleep(300 * time.Millisecond) // let the iframe paint
-			png, err := chromedp.Run(tctx, chromedp.CaptureScreenshot())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Clean(shot), png, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
 	})
 
 	t.Run("embedded POST form", func(t *testing.T) {
@@ -442,6 +430,36 @@ func TestBrowser(t *testing.T) {
 		waitOpened(t, th, opened)
 	})
 
+	// OMLCRM_AGENT_SCREENSHOT=docs/agent-page.png saves the demo page showing a pop (README).
+	t.Run("screenshot", func(t *testing.T) {
+		shot := os.Getenv("OMLCRM_AGENT_SCREENSHOT")
+		if shot == "" {
+			t.Skip("set OMLCRM_AGENT_SCREENSHOT=path to save a screenshot of the demo agent page")
+		}
+		ctx := page(t, browser, th, 2)
+		older := browserPop(crm, "1732428477.42", 2, catalog.TriggerAgent, catalog.TargetNewTab, "GET", "")
+		older.Campaign = &catalog.Campaign{ID: 3, Name: "Soporte", Type: catalog.TypeInbound}
+		mustPop(t, th.Hub, older)
+		waitJS(t, ctx, popSel(older.ID, ".omlcrm-open")+` !== null`)
+		n := browserPop(crm, "1732428519.57", 2, catalog.TriggerAutomatic, catalog.TargetEmbedded, "GET", "")
+		n.Campaign = &catalog.Campaign{ID: 1, Name: "Ventas", Type: catalog.TypeManual}
+		mustPop(t, th.Hub, n)
+		crm.next(t)
+		waitJS(t, ctx, popSel(n.ID, "iframe")+` !== null`)
+		opened++
+		waitOpened(t, th, opened)
+		time.Sleep(500 * time.Millisecond) // let the iframe paint
+		tctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		png, err := chromedp.Run(tctx, chromedp.CaptureScreenshot())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Clean(shot), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("two pages: opened in one closes the button in the other", func(t *testing.T) {
 		one := page(t, browser, th, 38)
 		two := page(t, browser, th, 38)
@@ -457,35 +475,62 @@ func TestBrowser(t *testing.T) {
 	})
 }
 
-// TestBrowserPopupBlocked runs with Chromium's pop-up blocker on: an automatic new-tab pop
-// cannot open by itself, so the page shows an "Open CRM" link that works on click.
+// TestBrowserPopupBlocked: when the browser refuses the pop-up (here: the agent page runs
+// in an iframe sandboxed without allow-popups, where window.open returns null exactly as
+// under a pop-up blocker), an automatic new-tab pop shows an "Open CRM" link instead.
+// Headless Chromium has no pop-up blocker of its own, hence the sandbox.
 func TestBrowserPopupBlocked(t *testing.T) {
 	crm := newCRMServer(t)
 	th := newTestHub(t, Options{})
-	ctx := newBrowser(t, false)
-	run(t, ctx, chromedp.Navigate(fmt.Sprintf("%s/agent?agent=41&token=%s", th.srv.URL, mustToken(t, 41))))
-	waitJS(t, ctx, `document.querySelector("#state.open") !== null`)
+	// The console page and the hub share an origin, so the test can look into the frame.
+	mux := http.NewServeMux()
+	mux.Handle("/", th.Hub)
+	mux.HandleFunc("/console", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>console</title><iframe sandbox="allow-scripts allow-same-origin allow-forms" width="900" height="500" src="/agent?agent=41&amp;token=%s"></iframe>`,
+			mustToken(t, 41))
+	})
+	console := httptest.NewServer(mux)
+	defer console.Close()
+
+	browser := newBrowser(t, true)
+	ctx := page(t, browser, th, 40) // any tab: then load the console in it
+	run(t, ctx, chromedp.Navigate(console.URL+"/console"))
+	frame := func(rest string) string {
+		return `document.querySelector("iframe").contentDocument.querySelector('` + rest + `')`
+	}
+	waitJS(t, ctx, frame("#state.open")+` !== null`)
+
 	n := browserPop(crm, "call-bl", 41, catalog.TriggerAutomatic, catalog.TargetNewTab, "GET", "")
 	mustPop(t, th.Hub, n)
-	time.Sleep(time.Second)
-	t.Log(evalJS[string](t, ctx, `document.querySelector("#pops").outerHTML`), len(crm.reqs))
-	waitJS(t, ctx, popSel(n.ID, "a.omlcrm-open")+` !== null`)
-	if href := evalJS[string](t, ctx, popSel(n.ID, "a.omlcrm-open")+`.href`); href != n.Request.URL {
+	link := frame(`.omlcrm-pop[data-pop-id="` + n.ID + `"] a.omlcrm-open`)
+	status := frame(`.omlcrm-pop[data-pop-id="` + n.ID + `"] .omlcrm-status`)
+	waitJS(t, ctx, link+` !== null`)
+	if txt := evalJS[string](t, ctx, link+`.textContent`); txt != "Open CRM" {
+		t.Errorf("link says %q", txt)
+	}
+	if href := evalJS[string](t, ctx, link+`.href`); href != n.Request.URL {
 		t.Errorf("link href %q, want %q", href, n.Request.URL)
 	}
-	if txt := evalJS[string](t, ctx, popSel(n.ID, ".omlcrm-status")+`.textContent`); txt != "Pop-up blocked: click Open CRM" {
+	if txt := evalJS[string](t, ctx, status+`.textContent`); txt != "Pop-up blocked: click Open CRM" {
 		t.Errorf("status %q", txt)
 	}
 	crm.none(t)
 	if v := testutil.ToFloat64(th.metrics.popsOpened); v != 0 {
 		t.Errorf("a blocked pop counted as opened")
 	}
-	run(t, ctx, chromedp.Click(chromedp.CSS(`.omlcrm-pop[data-pop-id="`+n.ID+`"] a.omlcrm-open`)))
+
+	// The agent clicks the link: the page reports the pop opened...
+	evalJS[bool](t, ctx, link+`.click() === undefined`)
+	waitJS(t, ctx, status+`.textContent === "Opened in a new tab"`)
+	waitOpened(t, th, 1)
+	// ...and the link is the CRM request: open it as the browser would in a new tab (the
+	// sandbox that blocked the pop-up also stops the click from opening one).
+	tab := page(t, browser, th, 42)
+	run(t, tab, chromedp.Navigate(n.Request.URL))
 	r := crm.next(t)
 	if r.Method != "GET" || r.Path != "/crm/call-bl" {
 		t.Fatalf("CRM got %s %s", r.Method, r.Path)
 	}
 	wantFields(t, r.Query)
-	waitJS(t, ctx, popSel(n.ID, ".omlcrm-status")+`.textContent === "Opened in a new tab"`)
-	waitOpened(t, th, 1)
 }

@@ -70,15 +70,12 @@ func (r *Result) Passed() bool {
 
 // Tables returns the run, latency and target tables.
 func (r *Result) Tables() (run, paths, targets *Table) {
-	rate := func(n float64) string {
-		if r.TrafficTime <= 0 || n < 0 {
-			return "-"
-		}
-		return fmt.Sprintf("%.0f/s", n/r.TrafficTime.Seconds())
-	}
 	ingested := "-"
 	if r.DaemonEvents >= 0 {
-		ingested = fmt.Sprintf("%.0f (%s)", r.DaemonEvents, rate(r.DaemonEvents))
+		ingested = fmt.Sprintf("%.0f of %d sent", r.DaemonEvents, r.EventsSent)
+		if r.DaemonEventRate >= 0 {
+			ingested += fmt.Sprintf("; %.0f/s in the steady window", r.DaemonEventRate)
+		}
 	}
 	run = NewTable("measure", "value")
 	run.Add("event source", r.Options.Source)

@@ -127,6 +127,8 @@ type Result struct {
 	EventRate   float64 // events written per second in Window
 	TrafficTime  time.Duration // first to last event
 	DaemonEvents float64       // events the daemon counted (its /metrics), -1 unknown
+	// DaemonEventRate is the daemon's event counter's rate over Window (-1 unknown).
+	DaemonEventRate float64
 	// Agents.
 	PopsReceived  uint64
 	PopsReplayed  uint64
@@ -157,7 +159,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.WorkDir == "" {
 		return nil, errors.New("no work directory")
 	}
-	res := &Result{Options: opts, DaemonEvents: -1}
+	res := &Result{Options: opts, DaemonEvents: -1, DaemonEventRate: -1}
 	pops, crm := NewLedger(), NewLedger()
 	owners := newPopOwners()
 	plan := NewPlan(opts.Agents)
@@ -304,6 +306,12 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		eventsMetric = "omlcrm_ari_events_total"
 	}
 	eventsBefore, eventsErr := ScrapeSum(ctx, client, metricsURL, eventsMetric)
+	ingest := &counterSeries{}
+	sampling.Go(func() {
+		ingest.run(sampleCtx, 500*time.Millisecond, func(ctx context.Context) (float64, error) {
+			return ScrapeSum(ctx, client, metricsURL, eventsMetric)
+		})
+	})
 	snd := &sender{
 		gen: newGenerator(plan, opts.Talk, time.Now().Unix()), sink: sink, rate: opts.Rate, slots: slots,
 		calls: opts.Calls, pops: pops, crm: crm, owners: owners, minGap: time.Millisecond, lead: lead,
@@ -362,6 +370,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.Window = to - from
 	res.ConnectRate, _ = steadyRate(st.ConnectsAt, from, to)
 	res.EventRate, _ = steadyRate(st.EventsAt, from, to)
+	res.DaemonEventRate = ingest.rate(st.T0.Add(from), st.T0.Add(to))
 	res.PopsReceived, res.PopsReplayed = fleet.received.Load(), fleet.replayed.Load()
 	res.PopsMisrouted, res.AgentsDropped, res.AgentError = fleet.misrouted.Load(), fleet.dropped.Load(), fleet.lastError()
 	res.CRM = receiver.Stats()
@@ -377,6 +386,54 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		Process: sampler.Summary(),
 	}
 	return res, nil
+}
+
+// counterSeries samples a counter (the daemon's events) to measure its rate over a window.
+type counterSeries struct {
+	mu      sync.Mutex
+	at      []time.Time
+	samples []float64
+}
+
+// run samples read every interval until ctx ends; failed reads are skipped.
+func (c *counterSeries) run(ctx context.Context, interval time.Duration, read func(context.Context) (float64, error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		v, err := read(rctx)
+		cancel()
+		if err == nil {
+			c.mu.Lock()
+			c.at, c.samples = append(c.at, time.Now()), append(c.samples, v)
+			c.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// rate is the counter's increase per second between the first sample at or after from
+// and the last sample at or before to; -1 when the window holds fewer than two samples.
+func (c *counterSeries) rate(from, to time.Time) float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i, j := -1, -1
+	for k, t := range c.at {
+		if i < 0 && !t.Before(from) {
+			i = k
+		}
+		if !t.After(to) {
+			j = k
+		}
+	}
+	if i < 0 || j <= i {
+		return -1
+	}
+	return (c.samples[j] - c.samples[i]) / c.at[j].Sub(c.at[i]).Seconds()
 }
 
 // waitDrained returns when both ledgers have seen every expected id, or ctx ends.

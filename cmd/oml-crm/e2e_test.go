@@ -332,6 +332,7 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s' AND 
 	// Past catalog.cache_ttl (1s) the campaign is stale: it is served from the cache
 	// while its refresh fails. The contact cannot be read: its fields render empty.
 	time.Sleep(1500 * time.Millisecond)
+	t.Logf("%s playing down", time.Now().Format("15:04:05.000"))
 	down := simCall(s.ids, 13, catalog.TypeDialer, e2eAgent2, "T-down")
 	s.ast.play(t, down)
 	body := jsonBody(t, s.waitDelivered(t, down, 2, 3).Body)
@@ -341,6 +342,7 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s' AND 
 
 	restore()
 	d.waitReady()
+	t.Fail()
 	back := simCall(s.ids, 13, catalog.TypeDialer, e2eAgent1, "T-back")
 	s.ast.play(t, back)
 	if got := jsonBody(t, s.waitDelivered(t, back, 1, 3).Body)["customer"]; got != "A-321" {

@@ -22,13 +22,12 @@
 //   - 307 and 308 resend the same method with the same body and headers (Content-Type,
 //     Authorization, Idempotency-Key and X-OMLCRM-Signature, which still matches the
 //     body);
-//   - 301, 302 and 303 turn a POST into a GET without a body (a GET stays a GET); the
-//     Content-Type is dropped, Authorization and Idempotency-Key are kept, and the
-//     X-OMLCRM-Signature header is still sent but no longer applies: it signs the
-//     original body, which the redirected request does not carry. A POST site whose
-//     CRM answers 301/302/303 therefore loses its body, and a 2xx from the redirect
-//     target counts as delivered: point the site at the final URL (or have the CRM
-//     use 307/308).
+//   - 301, 302 and 303 would turn a POST into a GET without a body (a GET stays a GET):
+//     the CRM would never see the data while the delivery counted as delivered. So a
+//     method-changing redirect is not followed: the attempt ends with the 3xx, the
+//     delivery is dead-lettered and its error names the Location. Point the site at the
+//     final URL (or have the CRM use 307/308). A GET site's 301/302/303 on the same host
+//     is followed.
 //
 // Why not riverqueue/river: see docs/bench/delivery.md (on SQLite its poll-based fetch
 // alone costs p99 ≈ 50 ms against the 20 ms target, and it keeps no per-attempt record).

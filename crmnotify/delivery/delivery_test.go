@@ -414,9 +414,10 @@ func TestCrossHostRedirectIsNotFollowed(t *testing.T) {
 	})
 }
 
-// A same-host 301/302/303 turns a POST into a bodiless GET (net/http, documented in the
-// package doc): the signature header still travels but no longer matches any body.
-func TestSameHost302TurnsPostIntoGet(t *testing.T) {
+// A same-host 302 would turn the POST into a bodiless GET: the CRM would never see the
+// data while the delivery counted as delivered. It is not followed and the delivery is
+// dead-lettered with the Location named, so the admin can fix the site URL.
+func TestSameHost302OnPostIsNotFollowed(t *testing.T) {
 	c := newCRM(t, false, func(r *http.Request, n int) (int, http.Header, string) {
 		if r.URL.Path == "/moved" {
 			return 302, http.Header{"Location": {"/new"}}, ""
@@ -428,16 +429,36 @@ func TestSameHost302TurnsPostIntoGet(t *testing.T) {
 	h := startQueue(t, opts)
 	n := notification(t, c.srv.URL+"/moved", catalog.MethodPOST, catalog.FormatJSON, nil)
 	enqueue(t, h.q, n)
-	h.waitStatus(t, n.ID, StatusDelivered)
+	h.waitStatus(t, n.ID, StatusDead)
 	got := c.requests()
-	if len(got) != 2 || got[0].Method != http.MethodPost || !bytes.Equal(got[0].Body, n.Request.Body) {
-		t.Fatalf("requests = %+v", got)
+	if len(got) != 1 || got[0].Method != http.MethodPost || !bytes.Equal(got[0].Body, n.Request.Body) {
+		t.Fatalf("requests = %+v, want only the original POST", got)
 	}
 	verifySignature(t, got[0], testSecret)
-	r := got[1]
-	if r.Method != http.MethodGet || r.Path != "/new" || len(r.Body) != 0 || r.ContentType != "" ||
-		r.IdempotencyKey != n.ID || r.Signature != got[0].Signature {
-		t.Errorf("after the 302: %+v", r)
+	d, err := h.q.Get(context.Background(), n.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.AttemptLog) != 1 || d.AttemptLog[0].Status != 302 || !strings.Contains(d.AttemptLog[0].Error, `"/new"`) {
+		t.Errorf("attempts = %+v, want one 302 naming the Location", d.AttemptLog)
+	}
+}
+
+// A same-host 307 keeps the method and body: it is followed.
+func TestSameHost307OnPostIsFollowed(t *testing.T) {
+	c := newCRM(t, false, func(r *http.Request, n int) (int, http.Header, string) {
+		if r.URL.Path == "/moved" {
+			return 307, http.Header{"Location": {"/new"}}, ""
+		}
+		return 200, nil, "ok"
+	})
+	h := startQueue(t, testOptions("sqlite:"+filepath.Join(t.TempDir(), "q.db")))
+	n := notification(t, c.srv.URL+"/moved", catalog.MethodPOST, catalog.FormatJSON, nil)
+	enqueue(t, h.q, n)
+	h.waitStatus(t, n.ID, StatusDelivered)
+	got := c.requests()
+	if len(got) != 2 || got[1].Method != http.MethodPost || got[1].Path != "/new" || !bytes.Equal(got[1].Body, n.Request.Body) {
+		t.Fatalf("requests = %+v", got)
 	}
 }
 

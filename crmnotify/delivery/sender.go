@@ -90,14 +90,20 @@ func newTransport(o Options, insecure bool) *http.Transport {
 
 // sameHostRedirects follows redirects only within the same scheme and host (at most
 // 5): a CRM moving an endpoint on its own host keeps working, but a notification (with
-// its bearer token and body) is never silently sent to another host. A redirect not
-// followed ends the attempt with the 3xx response, which is final (dead-lettered).
+// its bearer token and body) is never silently sent to another host. Nor is a redirect
+// followed when it would change the method (a 301/302/303 turns a POST into a bodiless
+// GET): the CRM would never see the data while the delivery counted as delivered. A
+// redirect not followed ends the attempt with the 3xx response, which is final
+// (dead-lettered, with the Location in the error so the admin can fix the site URL).
 func sameHostRedirects(req *http.Request, via []*http.Request) error {
 	if len(via) >= 5 {
 		return http.ErrUseLastResponse
 	}
-	first := via[0].URL
-	if req.URL.Scheme != first.Scheme || !strings.EqualFold(req.URL.Host, first.Host) {
+	first := via[0]
+	if req.URL.Scheme != first.URL.Scheme || !strings.EqualFold(req.URL.Host, first.URL.Host) {
+		return http.ErrUseLastResponse
+	}
+	if req.Method != first.Method {
 		return http.ErrUseLastResponse
 	}
 	return nil
@@ -208,7 +214,7 @@ func (s *sender) do(ctx context.Context, client *http.Client, d *Delivery, token
 		r.class = classSuccess
 	case code >= 300 && code < 400:
 		r.class = classFinal
-		r.Error = fmt.Sprintf("CRM answered %s redirecting to %q: redirects to another host are not followed (set the site URL to the final address)",
+		r.Error = fmt.Sprintf("CRM answered %s redirecting to %q: redirects to another host, or that would turn a POST into a bodiless GET, are not followed (set the site URL to the final address)",
 			resp.Status, resp.Header.Get("Location"))
 	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests, code >= 500:
 		r.class = classRetry
