@@ -21,12 +21,12 @@ import (
 
 // Django session errors; each refusal wraps one of them.
 var (
-	ErrNoSession        = errors.New("no live Django session")
-	ErrSessionData      = errors.New("undecodable Django session data")
-	ErrSessionSigned    = errors.New("Django session signature does not match")
-	ErrNotAuthenticated = errors.New("Django session has no authenticated user")
+	ErrNoSession        = errors.New("no live session in django_session")
+	ErrSessionData      = errors.New("undecodable session_data")
+	ErrSessionSigned    = errors.New("session_data signature does not match the Django SECRET_KEY")
+	ErrNotAuthenticated = errors.New("session has no authenticated user")
 	ErrNotAgent         = errors.New("user is not an active OMniLeads agent")
-	ErrSessionHash      = errors.New("Django session hash does not match the user's password (password changed)")
+	ErrSessionHash      = errors.New("session hash does not match the user's password (changed since login)")
 )
 
 // AgentUser is what the hub needs of an OMniLeads user that is an agent.

@@ -86,6 +86,7 @@ func (s *redisStore) add(ctx context.Context, p *pendingPop) (bool, error) {
 func (s *redisStore) live(ctx context.Context, agentID int, now time.Time) ([]pendingPop, error) {
 	key := s.agentKey(agentID)
 	nowMs := strconv.FormatInt(now.UnixMilli(), 10)
+	//lint:ignore SA1019 ZRANGEBYSCORE works on every Redis; ZRANGE … BYSCORE needs Redis ≥ 6.2.
 	ids, err := s.rdb.ZRangeByScore(ctx, key, &redis.ZRangeBy{Min: "(" + nowMs, Max: "+inf"}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("list pending pops of agent %d in Redis: %w", agentID, err)

@@ -63,16 +63,6 @@ const loadContacts = 500
 // loadContactDB is the id of the generated contact database.
 const loadContactDB = 1
 
-// campaignID is the id of campaign type t with variant v: 100*t + the variant's index.
-func campaignID(t catalog.CampaignType, variant int) int {
-	for i, v := range variantCycle {
-		if v == variant {
-			return 100*int(t) + i
-		}
-	}
-	panic(fmt.Sprintf("loadtest: variant %d not in the cycle", variant))
-}
-
 // campaignOutcome says what a connect on a generated campaign produces.
 type campaignOutcome struct {
 	SiteID int

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 )
 
@@ -90,6 +91,14 @@ func (r *Result) Tables() (run, paths, targets *Table) {
 	run.Add("CRM requests", fmt.Sprintf("%d (%d accepted)", r.CRM.Requests, r.CRM.Accepted))
 	run.Add("daemon RSS max / last", FormatBytes(r.Report.Process.RSSMax)+" / "+FormatBytes(r.Report.Process.RSSLast))
 	run.Add("daemon goroutines max / last", fmt.Sprintf("%d / %d", r.Report.Process.GoroutinesMax, r.Report.Process.GoroutinesLast))
+	cores := func(v float64) string {
+		if v < 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", v)
+	}
+	run.Add("CPU cores used (steady window)", fmt.Sprintf("daemon %s, load test %s", cores(r.DaemonCPU), cores(r.LoadTestCPU)))
+	run.Add("machine load average (1 min)", fmt.Sprintf("%.2f before, %.2f after (%d CPUs)", r.LoadBefore, r.LoadAfter, runtime.NumCPU()))
 	run.Add("daemon stop", r.DaemonExit)
 	if r.SendErrors > 0 {
 		run.Add("send errors", fmt.Sprintf("%d, last: %s", r.SendErrors, r.SendError))

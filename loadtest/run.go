@@ -113,22 +113,28 @@ type Result struct {
 	// goroutines.
 	Report Report
 	// Traffic is what the fake Asterisk did.
-	Calls        int
-	Connects     int // connects that must invoke a CRM (pop or request)
-	Skipped      int // connects on campaigns that invoke nothing
-	EventsSent   uint64
-	SendErrors   int
-	SendError    string
-	MaxLag       time.Duration // worst lateness of an event against its schedule
+	Calls      int
+	Connects   int // connects that must invoke a CRM (pop or request)
+	Skipped    int // connects on campaigns that invoke nothing
+	EventsSent uint64
+	SendErrors int
+	SendError  string
+	MaxLag     time.Duration // worst lateness of an event against its schedule
 	// Window is the steady part of the run (transfers' second connects caught up, calls
 	// still starting) over which ConnectRate and EventRate are measured.
-	Window      time.Duration
-	ConnectRate float64 // connects written per second in Window
-	EventRate   float64 // events written per second in Window
+	Window       time.Duration
+	ConnectRate  float64       // connects written per second in Window
+	EventRate    float64       // events written per second in Window
 	TrafficTime  time.Duration // first to last event
 	DaemonEvents float64       // events the daemon counted (its /metrics), -1 unknown
 	// DaemonEventRate is the daemon's event counter's rate over Window (-1 unknown).
 	DaemonEventRate float64
+	// DaemonCPU and LoadTestCPU are the CPU cores the daemon and the load-test process
+	// (fake Asterisk, agents, CRM) used on average over Window (-1 unknown).
+	DaemonCPU, LoadTestCPU float64
+	// LoadBefore and LoadAfter are the machine's 1-minute load average before the traffic
+	// and after it: what else was running.
+	LoadBefore, LoadAfter float64
 	// Agents.
 	PopsReceived  uint64
 	PopsReplayed  uint64
@@ -159,7 +165,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.WorkDir == "" {
 		return nil, errors.New("no work directory")
 	}
-	res := &Result{Options: opts, DaemonEvents: -1, DaemonEventRate: -1}
+	res := &Result{Options: opts, DaemonEvents: -1, DaemonEventRate: -1, DaemonCPU: -1, LoadTestCPU: -1}
 	pops, crm := NewLedger(), NewLedger()
 	owners := newPopOwners()
 	plan := NewPlan(opts.Agents)
@@ -306,12 +312,21 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		eventsMetric = "omlcrm_ari_events_total"
 	}
 	eventsBefore, eventsErr := ScrapeSum(ctx, client, metricsURL, eventsMetric)
-	ingest := &counterSeries{}
+	ingest, daemonCPU, selfCPU := &counterSeries{}, &counterSeries{}, &counterSeries{}
 	sampling.Go(func() {
 		ingest.run(sampleCtx, 500*time.Millisecond, func(ctx context.Context) (float64, error) {
 			return ScrapeSum(ctx, client, metricsURL, eventsMetric)
 		})
 	})
+	cpuOf := func(pid int) func(context.Context) (float64, error) {
+		return func(context.Context) (float64, error) {
+			d, err := ReadCPU(pid)
+			return d.Seconds(), err
+		}
+	}
+	sampling.Go(func() { daemonCPU.run(sampleCtx, 500*time.Millisecond, cpuOf(d.PID())) })
+	sampling.Go(func() { selfCPU.run(sampleCtx, 500*time.Millisecond, cpuOf(0)) })
+	res.LoadBefore, _ = LoadAverage()
 	snd := &sender{
 		gen: newGenerator(plan, opts.Talk, time.Now().Unix()), sink: sink, rate: opts.Rate, slots: slots,
 		calls: opts.Calls, pops: pops, crm: crm, owners: owners, minGap: time.Millisecond, lead: lead,
@@ -347,10 +362,15 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	// Measure, then stop the agents and the daemon.
 	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	eventsAfter, err := ScrapeSum(fctx, client, metricsURL, eventsMetric)
+	// Keep the daemon's final metrics beside its log, for the analysis of a run.
+	if err := saveURL(fctx, client, metricsURL, filepath.Join(opts.WorkDir, "metrics.txt")); err != nil {
+		opts.Logger.Warn().Err(err).Msg("saving the daemon's final metrics")
+	}
 	cancel()
 	if err == nil && eventsErr == nil {
 		res.DaemonEvents = eventsAfter - eventsBefore
 	}
+	res.LoadAfter, _ = LoadAverage()
 	stopSampling()
 	sampling.Wait()
 	sampler.Sample()
@@ -371,6 +391,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.ConnectRate, _ = steadyRate(st.ConnectsAt, from, to)
 	res.EventRate, _ = steadyRate(st.EventsAt, from, to)
 	res.DaemonEventRate = ingest.rate(st.T0.Add(from), st.T0.Add(to))
+	res.DaemonCPU = daemonCPU.rate(st.T0.Add(from), st.T0.Add(to))
+	res.LoadTestCPU = selfCPU.rate(st.T0.Add(from), st.T0.Add(to))
 	res.PopsReceived, res.PopsReplayed = fleet.received.Load(), fleet.replayed.Load()
 	res.PopsMisrouted, res.AgentsDropped, res.AgentError = fleet.misrouted.Load(), fleet.dropped.Load(), fleet.lastError()
 	res.CRM = receiver.Stats()
@@ -511,6 +533,26 @@ agentws:
   token_secret: %s
 `, q(c.Catalog), q(c.SQLite), q(c.TokenSecret))
 	return err
+}
+
+// saveURL writes the body of a GET of url to path.
+func saveURL(ctx context.Context, client *http.Client, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
+	}
+	return writeFile(path, func(w io.Writer) error {
+		_, err := io.Copy(w, io.LimitReader(resp.Body, 64<<20))
+		return err
+	})
 }
 
 // writeFile creates path (mode 0600: it may hold secrets) and fills it with fill.

@@ -60,8 +60,6 @@ type daemonOptions struct {
 	// OnConnect is told of every connect and what the dispatcher did with it (nil, a
 	// *crmnotify.SkippedError, or a failure), after the hand-off.
 	OnConnect func(c calls.Connected, err error)
-	// DeliveryRetry bounds the delivery queue's retry delays (zero: the queue's defaults).
-	DeliveryMinBackoff, DeliveryMaxBackoff time.Duration
 }
 
 // daemon is the running pipeline: Asterisk client → calls.Tracker → intake →
@@ -85,9 +83,9 @@ type daemon struct {
 
 	sessions *pgxpool.Pool // django-session auth
 
-	bg     sync.WaitGroup // tracker.Run, queue.Run, HTTP serve, store opener
-	stopBG context.CancelFunc
-	served chan error // the HTTP server's end
+	bg     sync.WaitGroup     // tracker.Run, queue.Run, the PostgreSQL outbox opener
+	stopBG context.CancelFunc // ends the background work and the in-flight dispatches
+	served chan error         // the HTTP server's end
 }
 
 // startDaemon builds and starts every part. It fails on what cannot be retried (a bad
@@ -136,7 +134,6 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	if err != nil {
 		return d, err
 	}
-	qopts.MinBackoff, qopts.MaxBackoff = o.DeliveryMinBackoff, o.DeliveryMaxBackoff
 	d.queue = newQueueSlot()
 	if cfg.Delivery.Store == "sqlite" {
 		// A local file: failing to open it is a configuration or permission problem that
@@ -190,7 +187,7 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	if err != nil {
 		return d, err
 	}
-	d.intake = newIntake(bgCtx, disp, cfg.Delivery.Workers, o.OnConnect)
+	d.intake = newIntake(bgCtx, disp, intakeWorkers, o.OnConnect, d.log)
 
 	// Call tracker and the Asterisk client.
 	src := &sourceRef{}
@@ -230,7 +227,7 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	if err := d.startHTTP(o); err != nil {
 		return d, err
 	}
-	d.log.Info().Str("listen", d.addr).Str("asterisk", cfg.Asterisk.Source+" "+d.asteriskAddress()).
+	d.log.Info().Str("version", version).Str("listen", d.addr).Str("asterisk", cfg.Asterisk.Source+" "+d.asteriskAddress()).
 		Str("catalog", cfg.Catalog.Source).Str("delivery_store", cfg.Delivery.Store).
 		Str("agent_auth", cfg.AgentWS.Auth).Msg("oml-crm started")
 	return d, nil
@@ -272,16 +269,24 @@ func deliveryOptions(cfg *config.Config, log zerolog.Logger, reg prometheus.Regi
 	if err != nil {
 		return delivery.Options{}, err
 	}
+	dc := cfg.Delivery
 	o := delivery.Options{
-		Schema:         cfg.Delivery.PostgresSchema,
-		Timeout:        cfg.Delivery.Timeout,
-		MaxAge:         cfg.Delivery.MaxAge,
-		Workers:        cfg.Delivery.Workers,
-		SigningSecrets: secrets,
-		Sites:          siteLookup(cat),
-		UserAgent:      "oml-crm/" + version,
-		Logger:         log,
-		Registerer:     reg,
+		Schema:            dc.PostgresSchema,
+		Timeout:           dc.Timeout,
+		DialTimeout:       dc.ConnectTimeout,
+		MaxAge:            dc.MaxAge,
+		Workers:           dc.Workers,
+		MinBackoff:        dc.MinBackoff,
+		MaxBackoff:        dc.MaxBackoff,
+		PollInterval:      dc.PollInterval,
+		Retention:         dc.Retention,
+		InstanceID:        dc.InstanceID,
+		SQLiteSynchronous: dc.SQLiteSynchronous,
+		SigningSecrets:    secrets,
+		Sites:             siteLookup(cat),
+		UserAgent:         "oml-crm/" + version,
+		Logger:            log,
+		Registerer:        reg,
 	}
 	switch cfg.Delivery.Store {
 	case "sqlite":
@@ -513,6 +518,11 @@ func (d *daemon) shutdown(timeout time.Duration) bool {
 	start := time.Now()
 	d.log.Info().Dur("timeout", timeout).Msg("shutting down: intake stopped, finishing in-flight work")
 
+	// Past the deadline, whatever still waits (a dispatch blocked on a store that never
+	// came up, and so the event handler) is cancelled.
+	stopAtDeadline := context.AfterFunc(ctx, d.stopBG)
+	defer stopAtDeadline()
+
 	// 1. No new events.
 	if d.amiC != nil {
 		d.amiC.Close()
@@ -716,23 +726,31 @@ type intake struct {
 	disp      *crmnotify.Dispatcher
 	slots     chan struct{}
 	onConnect func(calls.Connected, error)
+	log       zerolog.Logger
 
 	mu       sync.Mutex
 	inflight map[string]*sync.WaitGroup // call id → its connects being dispatched
 	all      sync.WaitGroup
 }
 
-func newIntake(ctx context.Context, disp *crmnotify.Dispatcher, workers int, onConnect func(calls.Connected, error)) *intake {
-	if workers <= 0 {
-		workers = 64
-	}
-	return &intake{ctx: ctx, disp: disp, slots: make(chan struct{}, workers), onConnect: onConnect,
+// intakeWorkers bounds the connects dispatched at once (catalog reads, render, enqueue
+// or pop); beyond it the tracker waits.
+const intakeWorkers = 256
+
+func newIntake(ctx context.Context, disp *crmnotify.Dispatcher, workers int, onConnect func(calls.Connected, error), log zerolog.Logger) *intake {
+	return &intake{ctx: ctx, disp: disp, slots: make(chan struct{}, workers), onConnect: onConnect, log: log,
 		inflight: map[string]*sync.WaitGroup{}}
 }
 
 // Connected implements calls.Output.
 func (in *intake) Connected(c calls.Connected) {
-	in.slots <- struct{}{}
+	select {
+	case in.slots <- struct{}{}:
+	case <-in.ctx.Done():
+		// Only past the shutdown deadline: the connect cannot be handed on any more.
+		in.lost(c)
+		return
+	}
 	in.mu.Lock()
 	wg := in.inflight[c.CallID]
 	if wg == nil {
@@ -751,6 +769,14 @@ func (in *intake) Connected(c calls.Connected) {
 			in.onConnect(c, err)
 		}
 	}()
+}
+
+func (in *intake) lost(c calls.Connected) {
+	in.log.Error().Str("call_id", c.CallID).Int("campaign_id", c.CampaignID).Int("agent_id", c.AgentID).
+		Msg("connect dropped: it arrived after the shutdown deadline")
+	if in.onConnect != nil {
+		in.onConnect(c, fmt.Errorf("call %s: connect arrived after the shutdown deadline: %w", c.CallID, in.ctx.Err()))
+	}
 }
 
 // Ended implements calls.Output.

@@ -87,6 +87,7 @@ func runtimeGOROOT() string {
 type crmServer struct {
 	*httptest.Server
 	outage atomic.Bool
+	delay  atomic.Int64 // nanoseconds to wait before answering a delivery
 
 	mu   sync.Mutex
 	reqs []crmRequest
@@ -110,6 +111,9 @@ func newCRM(t *testing.T) *crmServer {
 			w.Header().Set("Content-Type", "application/json")
 			fmt.Fprintf(w, `{"access_token": %q, "expires_in": 3600}`, crmToken)
 			return
+		}
+		if d := time.Duration(c.delay.Load()); d > 0 {
+			time.Sleep(d)
 		}
 		status := http.StatusOK
 		if c.outage.Load() {

@@ -332,7 +332,6 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s' AND 
 	// Past catalog.cache_ttl (1s) the campaign is stale: it is served from the cache
 	// while its refresh fails. The contact cannot be read: its fields render empty.
 	time.Sleep(1500 * time.Millisecond)
-	t.Logf("%s playing down", time.Now().Format("15:04:05.000"))
 	down := simCall(s.ids, 13, catalog.TypeDialer, e2eAgent2, "T-down")
 	s.ast.play(t, down)
 	body := jsonBody(t, s.waitDelivered(t, down, 2, 3).Body)
@@ -342,7 +341,6 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s' AND 
 
 	restore()
 	d.waitReady()
-	t.Fail()
 	back := simCall(s.ids, 13, catalog.TypeDialer, e2eAgent1, "T-back")
 	s.ast.play(t, back)
 	if got := jsonBody(t, s.waitDelivered(t, back, 1, 3).Body)["customer"]; got != "A-321" {
@@ -570,4 +568,95 @@ func mustParseURL(t *testing.T, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// Asterisk and PostgreSQL both down when the daemon starts: it starts anyway, /readyz
+// names both, and once they are up calls flow.
+func TestE2EStartWithDependenciesDown(t *testing.T) {
+	s := newE2E(t, "ami")
+	dbName := strings.TrimPrefix(mustParseURL(t, s.db).Path, "/")
+	admin := pgtest.AdminURL(t)
+	pgtest.Exec(t, admin, fmt.Sprintf(`ALTER DATABASE %q WITH ALLOW_CONNECTIONS false`, dbName))
+	t.Cleanup(func() { pgtest.Exec(t, admin, fmt.Sprintf(`ALTER DATABASE %q WITH ALLOW_CONNECTIONS true`, dbName)) })
+	s.ast.ami.Down()
+
+	d := startDaemonProc(t, s.bin, s.cfgPath, s.cfg.Listen)
+	waitFor(t, 15*time.Second, "/readyz to name asterisk and the catalog database", func() bool {
+		code, body := httpGet(d.base + "/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, `"asterisk"`) && strings.Contains(body, `"catalog database"`)
+	})
+	if code, _ := httpGet(d.base + "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d while dependencies are down, want 200 (liveness only)", code)
+	}
+
+	pgtest.Exec(t, admin, fmt.Sprintf(`ALTER DATABASE %q WITH ALLOW_CONNECTIONS true`, dbName))
+	if err := s.ast.ami.Up(); err != nil {
+		t.Fatal(err)
+	}
+	d.waitReady()
+	c := simCall(s.ids, 13, catalog.TypeDialer, e2eAgent1, "T-late")
+	s.ast.play(t, c)
+	if got := jsonBody(t, s.waitDelivered(t, c, 1, 3).Body)["customer"]; got != "A-321" {
+		t.Errorf("customer = %v, want A-321", got)
+	}
+	d.stop()
+}
+
+// SIGTERM while deliveries are in flight to a slow CRM: the daemon exits 0 within
+// http.shutdown_timeout, and whatever it did not finish is delivered after the restart,
+// once per Idempotency-Key.
+func TestE2EGracefulStopWithInFlightDeliveries(t *testing.T) {
+	s := newE2E(t, "ami")
+	d := s.start(t)
+	s.crm.delay.Store(int64(1500 * time.Millisecond))
+	var cs []*callsim.Call
+	for i := range 4 {
+		cs = append(cs, simCall(s.ids, 13, catalog.TypeDialer, e2eAgent1, fmt.Sprintf("T-stop-%d", i)))
+	}
+	s.ast.play(t, cs...)
+	waitFor(t, 10*time.Second, "the deliveries to be queued", func() bool {
+		return d.metric(`omlcrm_connects_total{outcome="server"}`) == 4
+	})
+	d.stop()
+
+	s.crm.delay.Store(0)
+	d = startDaemonProc(t, s.bin, s.cfgPath, s.cfg.Listen)
+	d.waitReady()
+	for _, c := range cs {
+		s.waitDelivered(t, c, 1, 3)
+	}
+	d.stop()
+	for _, c := range cs {
+		if n := len(s.crm.accepted()[crmnotify.NotificationID(c.CallID, 1, 3)]); n != 1 {
+			t.Errorf("call %s accepted %d times, want once", c.CallID, n)
+		}
+	}
+}
+
+// The ARI events websocket drops and Asterisk restarts: calls after the reconnect flow.
+func TestE2EARIRestart(t *testing.T) {
+	s := newE2E(t, "ari")
+	d := s.start(t)
+	before := simCall(s.ids, 17, catalog.TypeManual, e2eAgent1, "T-ari-before")
+	s.ast.play(t, before)
+	s.waitDelivered(t, before, 1, 5)
+
+	s.ast.ari.Stop()
+	waitFor(t, 10*time.Second, "/readyz to name asterisk", func() bool {
+		code, body := httpGet(d.base + "/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "asterisk")
+	})
+	if err := s.ast.ari.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.ast.ari.WaitClients(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	d.waitReady()
+	after := simCall(s.ids, 17, catalog.TypeManual, e2eAgent2, "T-ari-after")
+	s.ast.play(t, after)
+	s.waitDelivered(t, after, 2, 5)
+	d.stop()
 }
