@@ -2,7 +2,7 @@
  * oml-crm.js: the oml-crm browser client. No dependencies; embeddable in any page.
  *
  *   var client = OmlCrm.connect({
- *     url: "wss://host/ws",          // default: the /ws beside this script
+ *     url: "wss://host/ws",          // default: "ws" beside this script (/oml-crm/oml-crm.js → /oml-crm/ws)
  *     container: "#crm",             // element or selector where pops are rendered
  *     token: "v1.…",                 // agent token (omit with the OMniLeads session cookie)
  *     onPop: function (pop, api) {}, // return false to render it yourself (then call api.opened())
@@ -29,9 +29,14 @@
 
   var thisScript = global.document && global.document.currentScript;
 
+  // The websocket is served beside this script: /oml-crm.js → /ws, and behind a proxy
+  // prefix /oml-crm/oml-crm.js → /oml-crm/ws (OMniLeads' own /ws belongs to Kamailio).
   function defaultURL() {
-    var base = thisScript && thisScript.src ? new URL(thisScript.src) : new URL(global.location.href);
-    return (base.protocol === "https:" ? "wss://" : "ws://") + base.host + "/ws";
+    var u = thisScript && thisScript.src ? new URL("ws", thisScript.src) : new URL("/ws", global.location.href);
+    u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+    u.search = "";
+    u.hash = "";
+    return u.toString();
   }
 
   function el(tag, className, text) {

@@ -660,3 +660,47 @@ func TestE2EARIRestart(t *testing.T) {
 	s.waitDelivered(t, after, 2, 5)
 	d.stop()
 }
+
+// The delivery queue in PostgreSQL (delivery.store: postgres, in the OMniLeads database's
+// own oml_crm schema), unreachable at start: /readyz names the delivery store until it
+// opens, then deliveries flow through it.
+func TestE2EPostgresDeliveryStore(t *testing.T) {
+	s := newE2E(t, "ami")
+	s.cfg.Extra = ""
+	s.cfg.write(t, s.cfgPath)
+	y, err := os.ReadFile(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y = bytes.Replace(y, []byte("delivery: {store: sqlite,"), []byte("delivery: {store: postgres, postgres_schema: oml_crm_e2e,"), 1)
+	if err := os.WriteFile(s.cfgPath, y, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dbName := strings.TrimPrefix(mustParseURL(t, s.db).Path, "/")
+	admin := pgtest.AdminURL(t)
+	pgtest.Exec(t, admin, fmt.Sprintf(`ALTER DATABASE %q WITH ALLOW_CONNECTIONS false`, dbName))
+	t.Cleanup(func() { pgtest.Exec(t, admin, fmt.Sprintf(`ALTER DATABASE %q WITH ALLOW_CONNECTIONS true`, dbName)) })
+
+	d := startDaemonProc(t, s.bin, s.cfgPath, s.cfg.Listen)
+	waitFor(t, 15*time.Second, "/readyz to name the delivery store", func() bool {
+		code, body := httpGet(d.base + "/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, `"delivery store"`)
+	})
+	pgtest.Exec(t, admin, fmt.Sprintf(`ALTER DATABASE %q WITH ALLOW_CONNECTIONS true`, dbName))
+	d.waitReady()
+
+	c := simCall(s.ids, 13, catalog.TypeDialer, e2eAgent1, "T-pg-queue")
+	s.ast.play(t, c)
+	s.waitDelivered(t, c, 1, 3)
+	d.stop()
+
+	q, err := delivery.Open(context.Background(), delivery.Options{Store: s.db, Schema: "oml_crm_e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	got, err := q.Get(context.Background(), crmnotify.NotificationID(c.CallID, 1, 3))
+	if err != nil || got.Status != delivery.StatusDelivered {
+		t.Errorf("the PostgreSQL outbox: %+v, %v; want the delivery, delivered", got, err)
+	}
+}
