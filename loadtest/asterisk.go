@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/omlcrm/oml-crm/ami/amitest"
 	"github.com/omlcrm/oml-crm/ari/aritest"
@@ -15,10 +16,16 @@ type amiSink struct {
 	buf []byte
 }
 
-func (s *amiSink) send(_ context.Context, batch []batchStep) (int, error) {
+func (s *amiSink) send(_ context.Context, batch []batchStep, writing func([]due, time.Time)) (int, error) {
 	s.buf = s.buf[:0]
 	for _, b := range batch {
 		s.buf = b.step.AppendAMI(s.buf)
+	}
+	at := time.Now()
+	for _, b := range batch {
+		if len(b.dues) > 0 {
+			writing(b.dues, at)
+		}
 	}
 	if err := s.srv.Send(s.buf); err != nil {
 		return 0, fmt.Errorf("writing %d AMI events: %w", len(batch), err)
@@ -33,11 +40,14 @@ type ariSink struct {
 	buf []byte
 }
 
-func (s *ariSink) send(ctx context.Context, batch []batchStep) (int, error) {
+func (s *ariSink) send(ctx context.Context, batch []batchStep, writing func([]due, time.Time)) (int, error) {
 	n := 0
 	for _, b := range batch {
 		var ok bool
 		s.buf, ok = b.step.AppendARI(s.buf[:0], b.start)
+		if len(b.dues) > 0 {
+			writing(b.dues, time.Now())
+		}
 		if !ok {
 			continue
 		}

@@ -128,10 +128,13 @@ type recordingSink struct {
 	events []string
 }
 
-func (r *recordingSink) send(_ context.Context, batch []batchStep) (int, error) {
+func (r *recordingSink) send(_ context.Context, batch []batchStep, writing func([]due, time.Time)) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, b := range batch {
+		if len(b.dues) > 0 {
+			writing(b.dues, time.Now())
+		}
 		r.events = append(r.events, string(b.step.AppendAMI(nil)))
 	}
 	return len(batch), nil

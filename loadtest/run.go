@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -120,6 +121,11 @@ type Result struct {
 	SendErrors int
 	SendError  string
 	MaxLag     time.Duration // worst lateness of an event against its schedule
+	MaxSend    time.Duration // longest single write to the daemon
+	// SelfGCMax and SelfGCs are the load-test process's longest GC pause and GC count
+	// over the run: its own stalls, which delay both ends of every measurement.
+	SelfGCMax time.Duration
+	SelfGCs   int64
 	// Window is the steady part of the run (transfers' second connects caught up, calls
 	// still starting) over which ConnectRate and EventRate are measured.
 	Window       time.Duration
@@ -136,11 +142,12 @@ type Result struct {
 	// and after it: what else was running.
 	LoadBefore, LoadAfter float64
 	// Agents.
-	PopsReceived  uint64
-	PopsReplayed  uint64
-	PopsMisrouted uint64
-	AgentsDropped uint64
-	AgentError    string
+	AgentsConnectTime time.Duration // to open every agent websocket (64 at a time) and get its hello
+	PopsReceived      uint64
+	PopsReplayed      uint64
+	PopsMisrouted     uint64
+	AgentsDropped     uint64
+	AgentError        string
 	// CRM.
 	CRM democrm.Stats
 	// The daemon.
@@ -293,7 +300,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}()
 
 	// The agents.
+	dialStart := time.Now()
 	fleet, err := connectAgents(ctx, "ws://"+httpAddr+"/ws", []byte(secret), opts.Agents, 64, pops, owners)
+	res.AgentsConnectTime = time.Since(dialStart)
 	if err != nil {
 		return nil, fmt.Errorf("%w (daemon log: %s)", err, res.DaemonLog)
 	}
@@ -336,6 +345,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Progress != nil {
 		progress.Go(func() { reportProgress(progressCtx, opts.Progress, opts.ProgressEvery, snd, pops, crm, sampler) })
 	}
+	var gcStart debug.GCStats
+	debug.ReadGCStats(&gcStart)
+	gcBefore := gcStart.NumGC
 	sendErr := snd.run(ctx)
 	// Wait for what the last connects caused.
 	if sendErr == nil {
@@ -380,6 +392,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	st := snd.Stats()
 	res.Calls, res.Connects, res.Skipped = st.Calls, st.Connects-st.Skipped, st.Skipped
 	res.EventsSent, res.SendErrors, res.SendError, res.MaxLag = st.Events, st.SendErrors, st.LastError, st.MaxLag
+	res.MaxSend = st.MaxSend
+	var gc debug.GCStats
+	gc.PauseQuantiles = make([]time.Duration, 2) // min, max
+	debug.ReadGCStats(&gc)
+	res.SelfGCMax, res.SelfGCs = gc.PauseQuantiles[1], gc.NumGC-gcBefore
 	res.TrafficTime = st.End.Sub(st.Start)
 	// The steady window: from when transfers' second connects have caught up (settle)
 	// to the last scheduled connect. A run too short for one measures from the start.

@@ -205,15 +205,18 @@ func (h *callHeap) Pop() any {
 }
 
 // eventSink is the fake Asterisk side: it writes a batch of steps to the daemon and
-// reports how many events went out. It blocks while the daemon does not read.
+// reports how many events went out. It blocks while the daemon does not read. It calls
+// writing with each step that connects a call (dues not empty) and the time just before
+// that step's bytes are written: the connect time latencies are measured from.
 type eventSink interface {
-	send(ctx context.Context, batch []batchStep) (int, error)
+	send(ctx context.Context, batch []batchStep, writing func(dues []due, at time.Time)) (int, error)
 }
 
 // batchStep is one step to write.
 type batchStep struct {
 	step  *callsim.Step
 	start time.Time // the call's start (ARI timestamps)
+	dues  []due     // the connects this step makes
 }
 
 // bucketWidth is the resolution of the sender's connect and event time series.
@@ -228,6 +231,7 @@ type trafficStats struct {
 	SendErrors int
 	LastError  string
 	MaxLag     time.Duration // longest a step was written after its due time
+	MaxSend    time.Duration // longest one write took (the daemon not reading shows here)
 	Start, End time.Time
 	// T0 is when the first connect was scheduled; ConnectsAt and EventsAt count what was
 	// written in each bucketWidth since T0.
@@ -317,7 +321,6 @@ func (s *sender) run(ctx context.Context) error {
 	defer timer.Stop()
 	<-timer.C
 	var batch []batchStep
-	var dues []due
 	for {
 		now := time.Now()
 		// Start the calls whose first connect is due within lead (and a few ms), so that
@@ -350,13 +353,12 @@ func (s *sender) run(ctx context.Context) error {
 			}
 		}
 		// Collect every step due now.
-		batch, dues = batch[:0], dues[:0]
+		batch = batch[:0]
 		var lag time.Duration
 		for live.Len() > 0 && !live[0].nextAt().After(now) {
 			lc := live[0]
 			lag = max(lag, now.Sub(lc.nextAt()))
-			batch = append(batch, batchStep{step: &lc.call.Steps[lc.next], start: lc.start})
-			dues = append(dues, lc.connects[lc.next]...)
+			batch = append(batch, batchStep{step: &lc.call.Steps[lc.next], start: lc.start, dues: lc.connects[lc.next]})
 			lc.next++
 			if lc.next == len(lc.call.Steps) {
 				heap.Pop(&live)
@@ -365,29 +367,13 @@ func (s *sender) run(ctx context.Context) error {
 			}
 		}
 		if len(batch) > 0 {
-			at := time.Now()
-			skipped := 0
-			for _, d := range dues {
-				switch {
-				case d.id == "":
-					skipped++
-				case d.server:
-					s.crm.Expect(d.id, at)
-				default:
-					s.owners.set(d.id, d.agent)
-					s.pops.Expect(d.id, at)
-				}
-			}
-			n, err := s.sink.send(ctx, batch)
+			begin := time.Now()
+			n, err := s.sink.send(ctx, batch, s.writing)
 			s.mu.Lock()
+			s.stats.MaxSend = max(s.stats.MaxSend, time.Since(begin))
 			s.stats.Events += uint64(n)
-			s.stats.EventsAt = count(s.stats.EventsAt, t0, at, n)
+			s.stats.EventsAt = count(s.stats.EventsAt, s.stats.T0, begin, n)
 			s.stats.MaxLag = max(s.stats.MaxLag, lag)
-			if len(dues) > 0 {
-				s.stats.Connects += len(dues)
-				s.stats.Skipped += skipped
-				s.stats.ConnectsAt = count(s.stats.ConnectsAt, t0, at, len(dues))
-			}
 			if err != nil {
 				s.stats.SendErrors++
 				s.stats.LastError = err.Error()
@@ -415,6 +401,28 @@ func (s *sender) run(ctx context.Context) error {
 		case <-timer.C:
 		}
 	}
+}
+
+// writing registers the notifications a connect step makes due, at, just before the
+// step is written, and counts the connect.
+func (s *sender) writing(dues []due, at time.Time) {
+	skipped := 0
+	for _, d := range dues {
+		switch {
+		case d.id == "":
+			skipped++
+		case d.server:
+			s.crm.Expect(d.id, at)
+		default:
+			s.owners.set(d.id, d.agent)
+			s.pops.Expect(d.id, at)
+		}
+	}
+	s.mu.Lock()
+	s.stats.Connects += len(dues)
+	s.stats.Skipped += skipped
+	s.stats.ConnectsAt = count(s.stats.ConnectsAt, s.stats.T0, at, len(dues))
+	s.mu.Unlock()
 }
 
 // popOwners remembers which agent each expected pop is for, to catch pops delivered to

@@ -215,15 +215,12 @@ func demoMain(ctx context.Context, d *daemon, asterisk *amitest.Server, cat cata
 
 	played := playDemoCalls(ctx, asterisk, cat, rep, nCalls, rate, stderr)
 	if nCalls == 0 {
-		// Loop mode ends with Ctrl-C: print what happened and stop.
+		// Loop mode ends with Ctrl-C: let the last notifications land, say what happened.
+		rep.drain(context.Background(), 2*time.Second)
 		rep.summary(played)
 		return 0
 	}
-	// Wait for the last deliveries and pops.
-	deadline := time.Now().Add(drain)
-	for !rep.settled() && time.Now().Before(deadline) && ctx.Err() == nil {
-		time.Sleep(20 * time.Millisecond)
-	}
+	rep.drain(ctx, drain)
 	if !rep.summary(played) {
 		return 1
 	}
@@ -580,6 +577,15 @@ func (r *demoReport) settled() bool {
 	return r.connected >= r.expectedConnects && len(r.pending) == 0
 }
 
+// drain waits until every expected connect happened and every notification arrived, at
+// most timeout.
+func (r *demoReport) drain(ctx context.Context, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for !r.settled() && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // summary prints the summary and reports whether nothing was lost.
 func (r *demoReport) summary(played int) bool {
 	r.mu.Lock()
@@ -588,7 +594,7 @@ func (r *demoReport) summary(played int) bool {
 	fmt.Fprintf(r.out, "summary: %d calls, %d connected, %d delivered, %d popped, %d skipped, %d failed",
 		played, r.connected, r.delivered, r.popped, r.skipped, r.failed)
 	if r.interrupted > 0 {
-		fmt.Fprintf(r.out, " (%d cut short by the stop)", r.interrupted)
+		fmt.Fprintf(r.out, " (%d still in progress at the stop)", r.interrupted)
 	}
 	if abandoned := played - r.interrupted - r.answered; abandoned > 0 {
 		fmt.Fprintf(r.out, " (%d abandoned before an agent answered)", abandoned)

@@ -58,6 +58,8 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 
+	// Secrets print redacted (config's Secret and SecretURL types).
+	log.Debug().Interface("config", cfg).Msg("effective configuration")
 	d, err := startDaemon(ctx, daemonOptions{Config: cfg, Logger: log})
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")

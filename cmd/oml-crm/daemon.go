@@ -39,6 +39,7 @@ const (
 	depAsterisk      = "asterisk"
 	depCatalogDB     = "catalog database"
 	depDeliveryStore = "delivery store"
+	depRedis         = "redis"
 )
 
 // daemonOptions is what `run` and `demo` hand to startDaemon. Only Config and Logger are
@@ -72,7 +73,7 @@ type daemon struct {
 	metrics prometheus.Registerer // d.reg for the packages: see lenientRegisterer
 	catalog catalog.Catalog
 	queue   *queueSlot
-	hub     *agentws.Hub
+	hub     *hubSlot
 	tracker *calls.Tracker
 	intake  *intake
 	amiC    *ami.Client
@@ -162,13 +163,25 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 		}
 	}()
 
-	// Agent hub.
+	// Agent hub. In cluster mode it needs Redis, which may come later.
 	hopts, err := d.hubOptions(cfg)
 	if err != nil {
 		return d, err
 	}
-	if d.hub, err = agentws.New(hopts); err != nil {
-		return d, fmt.Errorf("agent websocket hub: %w", err)
+	d.hub = newHubSlot()
+	if hopts.RedisURL == "" {
+		h, err := agentws.New(hopts)
+		if err != nil {
+			return d, fmt.Errorf("agent websocket hub: %w", err)
+		}
+		d.hub.set(h)
+	} else {
+		d.health.Set(depRedis, false, "connecting to Redis")
+		d.bg.Add(1)
+		go func() {
+			defer d.bg.Done()
+			d.openHubRetrying(bgCtx, hopts)
+		}()
 	}
 
 	// Dispatcher and the intake feeding it.
@@ -456,9 +469,8 @@ func (d *daemon) sourceState(up bool, err error) {
 
 func (d *daemon) startHTTP(o daemonOptions) error {
 	mux := http.NewServeMux()
-	hub := d.hub.Handler()
 	for _, p := range []string{"/ws", "/oml-crm.js", "/agent", "/agent.js"} {
-		mux.Handle(p, hub)
+		mux.Handle(p, d.hub)
 	}
 	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
 	mux.Handle("/healthz", d.health.LivenessHandler())
@@ -555,8 +567,8 @@ func (d *daemon) shutdown(timeout time.Duration) bool {
 			}
 		})
 		wg.Go(func() {
-			if d.hub != nil {
-				d.hub.Close()
+			if h := d.hub.get(); h != nil {
+				h.Close()
 			}
 		})
 		wg.Go(func() {
@@ -598,11 +610,13 @@ func (d *daemon) closeAll() {
 	if d.server != nil {
 		d.server.Close()
 	}
-	if d.hub != nil {
-		d.hub.Close()
-	}
 	d.stopBG()
 	d.bg.Wait()
+	if d.hub != nil {
+		if h := d.hub.get(); h != nil {
+			h.Close()
+		}
+	}
 	if d.queue != nil {
 		if q := d.queue.get(); q != nil {
 			q.Close()
@@ -614,6 +628,124 @@ func (d *daemon) closeAll() {
 	if d.sessions != nil {
 		d.sessions.Close()
 	}
+}
+
+// openHubRetrying builds the cluster-mode hub, retrying with a capped backoff until
+// Redis answers or ctx ends; pops meanwhile wait in hubSlot.Pop.
+func (d *daemon) openHubRetrying(ctx context.Context, o agentws.Options) {
+	pause := 500 * time.Millisecond
+	for {
+		// A failed attempt must not leave its metrics registered: the next attempt
+		// registers its own.
+		reg := &undoRegisterer{reg: d.reg}
+		o.Registerer = reg
+		h, err := agentws.New(o)
+		if err == nil {
+			d.hub.set(h)
+			d.health.Set(depRedis, true, "")
+			return
+		}
+		reg.undo()
+		d.health.SetError(depRedis, err)
+		d.log.Warn().Err(err).Dur("retry_in", pause).Msg("agent hub: Redis unavailable; retrying")
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(pause):
+		}
+		pause = min(pause*2, 10*time.Second)
+	}
+}
+
+// undoRegisterer remembers what it registered so that it can be unregistered.
+type undoRegisterer struct {
+	reg  prometheus.Registerer
+	done []prometheus.Collector
+}
+
+func (u *undoRegisterer) Register(c prometheus.Collector) error {
+	if err := u.reg.Register(c); err != nil {
+		return err
+	}
+	u.done = append(u.done, c)
+	return nil
+}
+
+func (u *undoRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := u.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (u *undoRegisterer) Unregister(c prometheus.Collector) bool { return u.reg.Unregister(c) }
+
+func (u *undoRegisterer) undo() {
+	for _, c := range u.done {
+		u.reg.Unregister(c)
+	}
+	u.done = nil
+}
+
+// hubSlot is the agent hub once it is up (in cluster mode, once Redis answered). Until
+// then the agent endpoints answer 503 and pops wait (the connect is not lost).
+type hubSlot struct {
+	mu    sync.Mutex
+	h     *agentws.Hub
+	ready chan struct{}
+}
+
+func newHubSlot() *hubSlot { return &hubSlot{ready: make(chan struct{})} }
+
+func (s *hubSlot) set(h *agentws.Hub) {
+	s.mu.Lock()
+	s.h = h
+	s.mu.Unlock()
+	close(s.ready)
+}
+
+func (s *hubSlot) get() *agentws.Hub {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.h
+}
+
+func (s *hubSlot) wait(ctx context.Context) (*agentws.Hub, error) {
+	select {
+	case <-s.ready:
+		return s.get(), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("agent hub not up yet (waiting for Redis): %w", ctx.Err())
+	}
+}
+
+// ServeHTTP serves the hub's endpoints, or 503 while it is not up.
+func (s *hubSlot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := s.get()
+	if h == nil {
+		http.Error(w, "agent hub not ready: waiting for Redis (cluster.redis_url); see /readyz", http.StatusServiceUnavailable)
+		return
+	}
+	h.ServeHTTP(w, r)
+}
+
+// Pop implements crmnotify.AgentSink.
+func (s *hubSlot) Pop(ctx context.Context, n crmnotify.Notification) error {
+	h, err := s.wait(ctx)
+	if err != nil {
+		return err
+	}
+	return h.Pop(ctx, n)
+}
+
+// CallEnded implements crmnotify.AgentSink.
+func (s *hubSlot) CallEnded(ctx context.Context, callID string) error {
+	h, err := s.wait(ctx)
+	if err != nil {
+		return err
+	}
+	return h.CallEnded(ctx, callID)
 }
 
 // queueSlot is the delivery queue once it is open. A PostgreSQL outbox may open after

@@ -3,7 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -70,7 +79,24 @@ func (f *fakeAsterisk) configure(c *e2eConfig) {
 
 func (f *fakeAsterisk) play(t *testing.T, cs ...*callsim.Call) {
 	t.Helper()
-	steps := callsim.Interleave(cs, 5*time.Millisecond)
+	f.playSteps(t, callsim.Interleave(cs, 5*time.Millisecond))
+}
+
+// playUntilTalk plays a call up to its talk time: connected, not hung up.
+func (f *fakeAsterisk) playUntilTalk(t *testing.T, c *callsim.Call, talk time.Duration) {
+	t.Helper()
+	var steps []callsim.Timed
+	for _, st := range callsim.Interleave([]*callsim.Call{c}, 0) {
+		if st.At < c.Duration-talk {
+			steps = append(steps, st)
+		}
+	}
+	f.playSteps(t, steps)
+}
+
+// playSteps sends the steps at once (their offsets are not waited for).
+func (f *fakeAsterisk) playSteps(t *testing.T, steps []callsim.Timed) {
+	t.Helper()
 	if f.ami != nil {
 		var buf bytes.Buffer
 		if err := callsim.WriteAMI(&buf, steps); err != nil {
@@ -231,6 +257,17 @@ func TestE2EEveryCampaignTypeAndTrigger(t *testing.T) {
 			}
 			agent1.noPop(t)
 			agent2.noPop(t)
+			// The one listener also serves the browser client, the agent page, metrics
+			// (Go and process collectors included) and liveness.
+			for path, want := range map[string]string{"/oml-crm.js": "", "/agent": "<", "/healthz": "",
+				"/metrics": "process_resident_memory_bytes"} {
+				if code, body := httpGet(d.base + path); code != http.StatusOK || !strings.Contains(body, want) {
+					t.Errorf("GET %s = %d (want 200 with %q)", path, code, want)
+				}
+			}
+			if d.metric("go_goroutines") <= 0 {
+				t.Error("/metrics lacks go_goroutines")
+			}
 			// Call lines carry call_id, campaign_id and agent_id.
 			if log := d.log(); !strings.Contains(log, `"call_id":"`+formOnly.CallID+`","campaign_id":15,"agent_id":2`) {
 				t.Errorf("no log line for the skipped call %s with call_id, campaign_id, agent_id", formOnly.CallID)
@@ -666,8 +703,6 @@ func TestE2EARIRestart(t *testing.T) {
 // opens, then deliveries flow through it.
 func TestE2EPostgresDeliveryStore(t *testing.T) {
 	s := newE2E(t, "ami")
-	s.cfg.Extra = ""
-	s.cfg.write(t, s.cfgPath)
 	y, err := os.ReadFile(s.cfgPath)
 	if err != nil {
 		t.Fatal(err)
@@ -703,4 +738,95 @@ func TestE2EPostgresDeliveryStore(t *testing.T) {
 	if err != nil || got.Status != delivery.StatusDelivered {
 		t.Errorf("the PostgreSQL outbox: %+v, %v; want the delivery, delivered", got, err)
 	}
+}
+
+// Malformed ARI input: a message cut by a dropped websocket and a binary frame make the
+// client reconnect; calls afterwards are not lost.
+func TestE2EMalformedARI(t *testing.T) {
+	s := newE2E(t, "ari")
+	d := s.start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := s.ast.ari.SendBinary(ctx, []byte{0xff, 0x00, 0x13}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ast.ari.SendPartial(ctx, []byte(`{"type":"ChannelCreated","channel":{"id":"1.1"}}`), 20); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 15*time.Second, "the ARI client to reconnect", func() bool {
+		return d.metric("omlcrm_ari_reconnects_total") >= 1 && d.metric("omlcrm_ari_connected") == 1
+	})
+	if err := s.ast.ari.WaitClients(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	d.waitReady()
+	c := simCall(s.ids, 17, catalog.TypeManual, e2eAgent1, "T-ari-garbage")
+	s.ast.play(t, c)
+	s.waitDelivered(t, c, 1, 5)
+	d.stop()
+}
+
+// http.tls_cert / http.tls_key: the listener serves HTTPS.
+func TestE2ETLSListener(t *testing.T) {
+	s := newE2E(t, "ami")
+	dir := t.TempDir()
+	certPath, keyPath := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	pool := writeSelfSignedCert(t, certPath, keyPath)
+	y, err := os.ReadFile(s.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y = bytes.Replace(y, []byte("shutdown_timeout: 10s}"), []byte(fmt.Sprintf("shutdown_timeout: 10s, tls_cert: %q, tls_key: %q}", certPath, keyPath)), 1)
+	if err := os.WriteFile(s.cfgPath, y, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDaemonProc(t, s.bin, s.cfgPath, s.cfg.Listen)
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	waitFor(t, 20*time.Second, "HTTPS /readyz", func() bool {
+		resp, err := client.Get("https://" + s.cfg.Listen + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	if code, _ := httpGet(d.base + "/healthz"); code == http.StatusOK {
+		t.Error("plain HTTP answered on a TLS listener")
+	}
+	d.stop()
+}
+
+func writeSelfSignedCert(t *testing.T, certPath, keyPath string) *x509.CertPool {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "oml-crm e2e"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return pool
 }
