@@ -191,7 +191,7 @@ func newDispatcherMetrics() dispatcherMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.00005, 4, 9), // 50µs … 3.3s
 		}, []string{"outcome"}),
 		ended: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "omlcrm_calls_ended_total",
+			Name: "omlcrm_dispatch_calls_ended_total",
 			Help: "Call ends passed to the agent hub.",
 		}),
 	}

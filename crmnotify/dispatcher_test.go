@@ -647,7 +647,7 @@ func TestNewDispatcherValidatesAndRegisters(t *testing.T) {
 		names[mf.GetName()] = true
 	}
 	for _, want := range []string{"omlcrm_connects_total", "omlcrm_connects_skipped_total", "omlcrm_dispatch_errors_total",
-		"omlcrm_render_duration_seconds", "omlcrm_dispatch_duration_seconds", "omlcrm_calls_ended_total"} {
+		"omlcrm_render_duration_seconds", "omlcrm_dispatch_duration_seconds", "omlcrm_dispatch_calls_ended_total"} {
 		if !names[want] {
 			t.Errorf("metric %s not registered (have %v)", want, names)
 		}

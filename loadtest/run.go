@@ -224,28 +224,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		LogLevel: opts.DaemonLogLevel, Listen: httpAddr, Source: opts.Source, Catalog: catalogPath,
 		SQLite: filepath.Join(opts.WorkDir, "deliveries.db"), TokenSecret: secret,
 	}
-	var sink eventSink
-	var waitAsterisk func(context.Context) error
-	switch opts.Source {
-	case "ami":
-		srv, err := amitest.New(amitest.WithCredentials("omlcrm", astSecret))
-		if err != nil {
-			return nil, fmt.Errorf("starting the fake Asterisk (AMI): %w", err)
-		}
-		defer srv.Close()
-		cfg.AMIAddress, cfg.AMISecret = srv.Addr(), astSecret
-		sink = &amiSink{srv: srv}
-		waitAsterisk = func(ctx context.Context) error { return srv.WaitSessions(ctx, 1) }
-	case "ari":
-		srv, err := aritest.New(aritest.Options{Username: "omlcrm", Password: astSecret, App: "omlcrm"})
-		if err != nil {
-			return nil, fmt.Errorf("starting the fake Asterisk (ARI): %w", err)
-		}
-		defer srv.Close()
-		cfg.ARIURL, cfg.ARIPassword = srv.URL(), astSecret
-		sink = &ariSink{srv: srv}
-		waitAsterisk = func(ctx context.Context) error { return srv.WaitClients(ctx, 1) }
+	sink, waitAsterisk, closeAsterisk, err := startFakeAsterisk(opts.Source, astSecret, &cfg)
+	if err != nil {
+		return nil, err
 	}
+	defer closeAsterisk()
 	configPath := filepath.Join(opts.WorkDir, "oml-crm.yaml")
 	if err := writeFile(configPath, cfg.write); err != nil {
 		return nil, err
@@ -348,27 +331,42 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	var gcStart debug.GCStats
 	debug.ReadGCStats(&gcStart)
 	gcBefore := gcStart.NumGC
-	sendErr := snd.run(ctx)
+	// The traffic stops early if the daemon dies: there is nothing left to measure.
+	trafficCtx, stopTraffic := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	watching.Go(func() {
+		select {
+		case <-d.exited:
+			stopTraffic()
+		case <-trafficCtx.Done():
+		}
+	})
+	sendErr := snd.run(trafficCtx)
 	// Wait for what the last connects caused.
 	if sendErr == nil {
-		drainCtx, cancel := context.WithTimeout(ctx, opts.Drain)
+		drainCtx, cancel := context.WithTimeout(trafficCtx, opts.Drain)
 		waitDrained(drainCtx, pops, crm)
 		cancel()
 		// A little longer, so that a late duplicate is seen.
 		select {
-		case <-ctx.Done():
+		case <-trafficCtx.Done():
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
+	daemonDied := !d.running()
+	stopTraffic()
+	watching.Wait()
 	stopProgress()
 	progress.Wait()
 	switch {
-	case errors.Is(sendErr, context.DeadlineExceeded) || ctx.Err() != nil:
+	case daemonDied:
+		res.Incomplete = "the daemon exited during the run (log: " + res.DaemonLog + ")"
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		res.Incomplete = "the hard timeout ended the run before every call was played and drained"
+	case ctx.Err() != nil:
+		res.Incomplete = "interrupted"
 	case sendErr != nil:
 		res.Incomplete = "traffic stopped: " + sendErr.Error()
-	case !d.running():
-		res.Incomplete = "the daemon exited during the run (log: " + res.DaemonLog + ")"
 	}
 
 	// Measure, then stop the agents and the daemon.
@@ -400,7 +398,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.TrafficTime = st.End.Sub(st.Start)
 	// The steady window: from when transfers' second connects have caught up (settle)
 	// to the last scheduled connect. A run too short for one measures from the start.
-	from, to := settle.Truncate(bucketWidth)+bucketWidth, opts.Duration
+	// (--calls may end the schedule before --duration.)
+	from := settle.Truncate(bucketWidth) + bucketWidth
+	to := min(opts.Duration, time.Duration(float64(st.Connects)/opts.Rate*float64(time.Second)))
 	if to < 2*from {
 		from = 0
 	}
@@ -473,6 +473,31 @@ func (c *counterSeries) rate(from, to time.Time) float64 {
 		return -1
 	}
 	return (c.samples[j] - c.samples[i]) / c.at[j].Sub(c.at[i]).Seconds()
+}
+
+// startFakeAsterisk starts the fake Asterisk of source (ami or ari) accepting user
+// omlcrm with secret, and points cfg at it. It returns where events go, a wait for the
+// daemon's session, and the close.
+func startFakeAsterisk(source, secret string, cfg *daemonConfig) (eventSink, func(context.Context) error, func(), error) {
+	switch source {
+	case "ami":
+		srv, err := amitest.New(amitest.WithCredentials("omlcrm", secret))
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("starting the fake Asterisk (AMI): %w", err)
+		}
+		cfg.AMIAddress, cfg.AMISecret = srv.Addr(), secret
+		wait := func(ctx context.Context) error { return srv.WaitSessions(ctx, 1) }
+		return &amiSink{srv: srv}, wait, func() { srv.Close() }, nil
+	case "ari":
+		srv, err := aritest.New(aritest.Options{Username: "omlcrm", Password: secret, App: "omlcrm"})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("starting the fake Asterisk (ARI): %w", err)
+		}
+		cfg.ARIURL, cfg.ARIPassword = srv.URL(), secret
+		wait := func(ctx context.Context) error { return srv.WaitClients(ctx, 1) }
+		return &ariSink{srv: srv}, wait, srv.Close, nil
+	}
+	return nil, nil, nil, fmt.Errorf("--source %q: want ami or ari", source)
 }
 
 // waitDrained returns when both ledgers have seen every expected id, or ctx ends.

@@ -3,6 +3,7 @@ package omldb
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -11,9 +12,10 @@ import (
 // ttlCache holds values for a TTL. Concurrent misses of one key share a single load;
 // when a refresh fails or is slow, the expired value is served (see get).
 type ttlCache[V any] struct {
-	ttl, staleWait, retryBackoff, queryTimeout time.Duration
-	now                                        func() time.Time    // time.Now; tests move it forward
-	counted                                    func(result string) // counts lookups: hit, miss, stale
+	ttl                                   atomic.Int64 // time.Duration; changes at run time (SetCacheTTL)
+	staleWait, retryBackoff, queryTimeout time.Duration
+	now                                   func() time.Time    // time.Now; tests move it forward
+	counted                               func(result string) // counts lookups: hit, miss, stale
 
 	mu    sync.Mutex
 	items map[string]*cacheItem[V]
@@ -27,12 +29,17 @@ type cacheItem[V any] struct {
 }
 
 func newTTLCache[V any](o Options, counted func(result string)) *ttlCache[V] {
-	return &ttlCache[V]{
-		ttl: o.CacheTTL, staleWait: o.StaleWait, retryBackoff: o.RetryBackoff, queryTimeout: o.QueryTimeout,
+	tc := &ttlCache[V]{
+		staleWait: o.StaleWait, retryBackoff: o.RetryBackoff, queryTimeout: o.QueryTimeout,
 		now: time.Now, counted: counted,
 		items: map[string]*cacheItem[V]{},
 	}
+	tc.setTTL(o.CacheTTL)
+	return tc
 }
+
+// setTTL changes the TTL; entries already cached are judged by it from the next lookup.
+func (tc *ttlCache[V]) setTTL(d time.Duration) { tc.ttl.Store(int64(d)) }
 
 func (tc *ttlCache[V]) put(key string, v V) {
 	tc.mu.Lock()
@@ -48,15 +55,17 @@ func (tc *ttlCache[V]) put(key string, v V) {
 // failure is more recent than retryBackoff. A load reporting not-found drops the entry.
 func (tc *ttlCache[V]) get(ctx context.Context, key string, load func(context.Context) (V, error), onStale func(error)) (V, error) {
 	now := tc.now()
+	ttl := time.Duration(tc.ttl.Load())
 	tc.mu.Lock()
 	it := tc.items[key]
 	var stale V
 	haveStale := it != nil
 	if it != nil {
 		stale = it.val
-		if now.Sub(it.fetched) < tc.ttl || (!it.failedAt.IsZero() && now.Sub(it.failedAt) < tc.retryBackoff) {
+		fresh := now.Sub(it.fetched) < ttl
+		if fresh || (!it.failedAt.IsZero() && now.Sub(it.failedAt) < tc.retryBackoff) {
 			tc.mu.Unlock()
-			if now.Sub(it.fetched) < tc.ttl {
+			if fresh {
 				tc.counted("hit")
 			} else {
 				tc.counted("stale")

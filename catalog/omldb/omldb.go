@@ -146,6 +146,19 @@ func (c *Catalog) Ping(ctx context.Context) error {
 	return nil
 }
 
+// SetCacheTTL changes Options.CacheTTL while running (a SIGHUP reload): from the next
+// lookup on, cached campaigns, contact database layouts and agents are fresh for d,
+// including those cached before the change. d <= 0 restores the default (10s). It is
+// safe for concurrent use.
+func (c *Catalog) SetCacheTTL(d time.Duration) {
+	if d <= 0 {
+		d = 10 * time.Second
+	}
+	c.campaigns.setTTL(d)
+	c.databases.setTTL(d)
+	c.agents.setTTL(d)
+}
+
 // Close closes the connection pool.
 func (c *Catalog) Close() { c.pool.Close() }
 

@@ -287,6 +287,59 @@ UPDATE ominicontacto_app_user SET first_name = 'Anita' WHERE id = 3;`)
 	}
 }
 
+// TestSetCacheTTL: a TTL changed while running (SIGHUP) applies to entries cached
+// before the change, and may be changed while lookups run.
+func TestSetCacheTTL(t *testing.T) {
+	db := fixtureDB(t)
+	c := open(t, db, Options{CacheTTL: 10 * time.Second})
+	clock := useClock(c)
+	ctx := context.Background()
+	if _, err := c.Campaign(ctx, 11); err != nil {
+		t.Fatal(err)
+	}
+	pgtest.Exec(t, db, `UPDATE ominicontacto_app_sitioexterno SET url = 'https://crm.example.com/v2' WHERE id = 1;`)
+	clock.Advance(2 * time.Second)
+	if cp, _ := c.Campaign(ctx, 11); cp.Site.URL != "https://my_crm.domain.com" {
+		t.Fatalf("within the 10s TTL: url %q, want the cached one", cp.Site.URL)
+	}
+
+	// Shorter: the 2s-old entry is now expired.
+	c.SetCacheTTL(time.Second)
+	if cp, err := c.Campaign(ctx, 11); err != nil || cp.Site.URL != "https://crm.example.com/v2" {
+		t.Fatalf("after SetCacheTTL(1s): %+v, %v; want the edit", cp, err)
+	}
+
+	// Longer: an entry older than the old TTL stays fresh.
+	c.SetCacheTTL(time.Hour)
+	pgtest.Exec(t, db, `UPDATE ominicontacto_app_sitioexterno SET url = 'https://crm.example.com/v3' WHERE id = 1;`)
+	clock.Advance(30 * time.Second)
+	if cp, _ := c.Campaign(ctx, 11); cp.Site.URL != "https://crm.example.com/v2" {
+		t.Errorf("after SetCacheTTL(1h), 30s later: url %q, want the cached v2", cp.Site.URL)
+	}
+
+	// Zero restores the default (10s).
+	c.SetCacheTTL(0)
+	if cp, _ := c.Campaign(ctx, 11); cp.Site.URL != "https://crm.example.com/v3" {
+		t.Errorf("after SetCacheTTL(0) (10s), 30s later: url %q, want the edit v3", cp.Site.URL)
+	}
+
+	// Concurrent changes and lookups (run with -race).
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for j := range 50 {
+				if i == 0 {
+					c.SetCacheTTL(time.Duration(j+1) * time.Second)
+				} else if _, err := c.Campaign(ctx, 11); err != nil {
+					t.Errorf("Campaign during SetCacheTTL: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // TestStaleWhileDatabaseDown: cached campaigns and agents keep working while PostgreSQL
 // refuses connections; contacts fail with a retryable error; service resumes after.
 func TestStaleWhileDatabaseDown(t *testing.T) {

@@ -118,3 +118,37 @@ func TestLoadtestUsage(t *testing.T) {
 		}
 	}
 }
+
+// A run that cannot finish within --duration + --grace stops by itself, says so, exits 1
+// and still writes what it measured.
+func TestLoadtestHardTimeout(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	jsonPath := filepath.Join(dir, "result.json")
+	var stdout, stderr bytes.Buffer
+	// Calls talk for 30 s: they cannot end before the 2 s + 8 s hard timeout.
+	code := runLoadtest(context.Background(), []string{
+		"--daemon", bin, "--rate", "10", "--duration", "2s", "--agents", "5", "--talk", "30s",
+		"--grace", "8s", "--work-dir", filepath.Join(dir, "work"), "--quiet", "--json", jsonPath,
+	}, &stdout, &stderr)
+	if code != loadtestIncomplete {
+		t.Fatalf("exit %d, want %d (incomplete); stderr:\n%s", code, loadtestIncomplete, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "hard timeout") {
+		t.Errorf("stderr does not name the hard timeout:\n%s", stderr.String())
+	}
+	raw, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res loadtest.Result
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Completed() || res.Calls == 0 || res.DaemonExit != "exit 0" {
+		t.Errorf("incomplete %q, calls %d, daemon stop %q", res.Incomplete, res.Calls, res.DaemonExit)
+	}
+	if !strings.Contains(stdout.String(), "INCOMPLETE") {
+		t.Errorf("the printed table does not say the run is incomplete:\n%s", stdout.String())
+	}
+}

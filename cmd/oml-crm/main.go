@@ -74,9 +74,3 @@ func usage(w io.Writer, cmds map[string]command) {
 	}
 	fmt.Fprintln(w, "\nRun 'oml-crm <command> --help' for the flags of a command.")
 }
-
-// notYet is the placeholder of a subcommand whose package is still being built.
-func notYet(name string, stderr io.Writer) int {
-	fmt.Fprintf(stderr, "oml-crm %s: not implemented yet\n", name)
-	return 2
-}
