@@ -160,6 +160,7 @@ type Hub struct {
 	closed bool
 
 	connSeq atomic.Uint64
+	popTTL  atomic.Int64 // time.Duration: Options.PopTTL, changed by SetPopTTL
 }
 
 // New builds a hub. In cluster mode it connects to Redis and subscribes to the event
@@ -185,6 +186,7 @@ func New(opts Options) (*Hub, error) {
 		cancel:   cancel,
 		conns:    map[int][]*conn{},
 	}
+	h.popTTL.Store(int64(opts.PopTTL))
 	if opts.RedisURL == "" {
 		h.store = newMemoryStore(opts.MaxPendingPerAgent)
 	} else if err := h.startRedis(); err != nil {
@@ -212,7 +214,7 @@ func (h *Hub) startRedis() error {
 		h.rdb.Close()
 		return fmt.Errorf("connect to cluster.redis_url (%s): %w", ropts.Addr, err)
 	}
-	h.store = &redisStore{rdb: h.rdb, prefix: h.opts.RedisPrefix, ttl: h.opts.PopTTL, maxPerAgent: h.opts.MaxPendingPerAgent}
+	h.store = &redisStore{rdb: h.rdb, prefix: h.opts.RedisPrefix, ttl: h.PopTTL, maxPerAgent: h.opts.MaxPendingPerAgent}
 	sub := h.rdb.Subscribe(ctx, h.eventChannel())
 	if _, err := sub.Receive(ctx); err != nil { // the subscription confirmation
 		sub.Close()
@@ -282,6 +284,19 @@ func (h *Hub) Close() error {
 	return nil
 }
 
+// SetPopTTL changes Options.PopTTL while running (a SIGHUP reload). Pops made afterwards
+// are replayable until ConnectedAt+d; pops made before keep the expiry they were given.
+// d <= 0 restores the default (2m). It is safe for concurrent use.
+func (h *Hub) SetPopTTL(d time.Duration) {
+	if d <= 0 {
+		d = 2 * time.Minute
+	}
+	h.popTTL.Store(int64(d))
+}
+
+// PopTTL returns the TTL given to new pops.
+func (h *Hub) PopTTL() time.Duration { return time.Duration(h.popTTL.Load()) }
+
 // ErrClosed is returned by Pop and CallEnded after Close.
 var ErrClosed = errors.New("agent hub is closed")
 
@@ -298,7 +313,7 @@ func (h *Hub) Pop(ctx context.Context, n crmnotify.Notification) error {
 	if at.IsZero() {
 		at = now
 	}
-	expires := at.Add(h.opts.PopTTL)
+	expires := at.Add(h.PopTTL())
 	msg, err := buildPop(n, expires)
 	if err != nil {
 		return err
@@ -335,7 +350,7 @@ func (h *Hub) CallEnded(ctx context.Context, callID string) error {
 	if callID == "" {
 		return errors.New("call ended: empty call id")
 	}
-	agents, err := h.store.endCall(ctx, callID, h.opts.PopTTL)
+	agents, err := h.store.endCall(ctx, callID, h.PopTTL())
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/omlcrm/oml-crm/catalog"
+	"github.com/omlcrm/oml-crm/crmnotify"
 )
 
 func TestTokenAuth(t *testing.T) {
@@ -416,5 +417,48 @@ func TestOptionsValidation(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want it to name %q", tc.opts.Auth, err, tc.want)
 		}
+	}
+}
+
+// TestSetPopTTL: a TTL changed while running (SIGHUP) applies to the pops made
+// afterwards; pops made before keep their expiry.
+func TestSetPopTTL(t *testing.T) {
+	th := newTestHub(t, Options{PopTTL: time.Minute})
+	before := notification("call-ttl-1", 4, catalog.TriggerAutomatic, catalog.TargetEmbedded)
+	before.ConnectedAt = time.Now().Add(-30 * time.Second)
+	mustPop(t, th.Hub, before)
+
+	th.SetPopTTL(10 * time.Second)
+	if got := th.PopTTL(); got != 10*time.Second {
+		t.Fatalf("PopTTL() = %s after SetPopTTL(10s)", got)
+	}
+	// Connected 30 s ago: within the old minute, past the new 10 s.
+	late := notification("call-ttl-2", 4, catalog.TriggerAutomatic, catalog.TargetEmbedded)
+	late.ConnectedAt = time.Now().Add(-30 * time.Second)
+	mustPop(t, th.Hub, late)
+	if got := testutil.ToFloat64(th.metrics.popsDropped.WithLabelValues("expired")); got != 1 {
+		t.Errorf("pops dropped as expired = %v, want 1 (the pop made after SetPopTTL)", got)
+	}
+	fresh := notification("call-ttl-3", 4, catalog.TriggerAutomatic, catalog.TargetEmbedded)
+	mustPop(t, th.Hub, fresh)
+
+	c := dialAgent(t, th, 4)
+	got := map[any]map[string]any{}
+	for _, m := range c.sync() {
+		got[m["id"]] = m
+	}
+	if len(got) != 2 || got[before.ID] == nil || got[fresh.ID] == nil {
+		t.Fatalf("replayed %v, want the pop made before the change and the fresh one", got)
+	}
+	for n, ttl := range map[*crmnotify.Notification]time.Duration{&before: time.Minute, &fresh: 10 * time.Second} {
+		exp, err := time.Parse(time.RFC3339Nano, got[n.ID]["expires_at"].(string))
+		if err != nil || !exp.Equal(n.ConnectedAt.Add(ttl)) {
+			t.Errorf("pop %s expires_at %v (%v), want ConnectedAt+%s", n.ID, got[n.ID]["expires_at"], err, ttl)
+		}
+	}
+
+	th.SetPopTTL(0)
+	if got := th.PopTTL(); got != 2*time.Minute {
+		t.Errorf("PopTTL() = %s after SetPopTTL(0), want the 2m default", got)
 	}
 }

@@ -62,7 +62,7 @@ return members`)
 type redisStore struct {
 	rdb         *redis.Client
 	prefix      string
-	ttl         time.Duration // key lifetime of the agent and call indexes (PopTTL)
+	ttl         func() time.Duration // key lifetime of the agent and call indexes (the hub's PopTTL)
 	maxPerAgent int
 }
 
@@ -75,7 +75,7 @@ func (s *redisStore) add(ctx context.Context, p *pendingPop) (bool, error) {
 	agent := strconv.Itoa(p.AgentID)
 	res, err := redisAddScript.Run(ctx, s.rdb,
 		[]string{s.popKey(p.ID), s.agentKey(p.AgentID), s.callKey(p.CallID), s.endedKey(p.CallID)},
-		agent, p.CallID, p.Target, p.ExpiresAt.UnixMilli(), p.Payload, s.ttl.Milliseconds(),
+		agent, p.CallID, p.Target, p.ExpiresAt.UnixMilli(), p.Payload, s.ttl().Milliseconds(),
 		agent+":"+p.ID, p.ID, s.maxPerAgent).Int()
 	if err != nil {
 		return false, fmt.Errorf("store pop %s in Redis: %w", p.ID, err)

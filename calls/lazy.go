@@ -16,10 +16,11 @@ type lazyJob struct {
 	p           *pending
 	cust, agent ChannelRef
 	ext         string
-	custom      string // OMLCUSTOMDIALPLANVARS as known at connect time
-	recOff      bool   // OMLCAMPREC says the campaign does not record
-	callIDOK    bool   // CallID came from OMLCALLID / OMLUNIQUEID
-	fetchedCall string // call id read lazily
+	custom      string   // OMLCUSTOMDIALPLANVARS as known at connect time
+	dpVars      []string // the tracker's DialplanVars at connect time
+	recOff      bool     // OMLCAMPREC says the campaign does not record
+	callIDOK    bool     // CallID came from OMLCALLID / OMLUNIQUEID
+	fetchedCall string   // call id read lazily
 
 	wantVars, wantAgent bool
 }
@@ -60,7 +61,7 @@ func (j *lazyJob) missingDialplan() []string {
 			check(n)
 		}
 	}
-	for _, n := range j.t.dialplanVars {
+	for _, n := range j.dpVars {
 		check(n)
 	}
 	return out

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -207,4 +208,68 @@ type failingReader struct{}
 
 func (failingReader) Getvar(context.Context, calls.ChannelRef, string) (string, error) {
 	return "", errors.New("no such channel")
+}
+
+// countingReader answers IDCRM (a dialplan variable without the Omlcrm prefix) and
+// counts what it was asked.
+type countingReader struct {
+	mu    sync.Mutex
+	asked map[string]int
+}
+
+func (r *countingReader) Getvar(_ context.Context, _ calls.ChannelRef, name string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.asked[name]++
+	if name == "IDCRM" {
+		return "abc-9", nil
+	}
+	return "", nil
+}
+
+func (r *countingReader) times(name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.asked[name]
+}
+
+// TestSetDialplanVars: the list of dialplan variables read lazily can change while the
+// tracker runs (the catalog answered after start-up); connects afterwards use it.
+func TestSetDialplanVars(t *testing.T) {
+	reader := &countingReader{asked: map[string]int{}}
+	tr, rec := startTracker(t, calls.Options{VarReader: reader, LazyVarTimeout: 5 * time.Second})
+	if got := tr.DialplanVars(); len(got) != 0 {
+		t.Fatalf("DialplanVars() = %v, want none", got)
+	}
+	call := func(i int) {
+		for phase := range 3 {
+			syntheticCall(tr, i, phase)
+		}
+		waitFor(t, "the call's Ended", func() bool { _, e := rec.counts(); return e == i+1 })
+	}
+
+	call(0) // every OML variable announced, no dialplan list: nothing to read
+	if n := reader.times("IDCRM"); n != 0 {
+		t.Fatalf("IDCRM read %d times before it was listed", n)
+	}
+	names := []string{"IDCRM"}
+	tr.SetDialplanVars(names)
+	names[0] = "changed by the caller"
+	if got := tr.DialplanVars(); len(got) != 1 || got[0] != "IDCRM" {
+		t.Fatalf("DialplanVars() = %v, want [IDCRM]", got)
+	}
+	call(1)
+	if n := reader.times("IDCRM"); n != 1 {
+		t.Errorf("IDCRM read %d times after SetDialplanVars, want 1", n)
+	}
+	got, _ := rec.facts(t)
+	if len(got) != 2 {
+		t.Fatalf("%d Connected, want 2", len(got))
+	}
+	if v, ok := got[0].DialplanValue("IDCRM"); ok {
+		t.Errorf("first call has IDCRM=%q; it was not listed yet", v)
+	}
+	if v, ok := got[1].DialplanValue("IDCRM"); !ok || v != "abc-9" {
+		t.Errorf("second call: IDCRM = %q, %v; want abc-9 read lazily (Missing %v)", v, ok, got[1].Missing)
+	}
 }

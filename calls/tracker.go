@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,7 +69,8 @@ type Options struct {
 	// (case-insensitively) are dialplan data. Default ["Omlcrm"].
 	DialplanPrefixes []string
 	// DialplanVars are dialplan-data variable names worth a lazy read when absent at
-	// connect time (e.g. the dialplan parameter sources of the catalog).
+	// connect time (e.g. the dialplan parameter sources of the catalog). SetDialplanVars
+	// replaces them while running.
 	DialplanVars []string
 	// MaxChannels caps the channels tracked; beyond it the oldest channel (an orphan
 	// whose hangup was missed) is dropped with a warning. Default 50,000.
@@ -164,7 +166,7 @@ type Tracker struct {
 	resolver     Resolver
 	vars         VarReader
 	prefixes     []string
-	dialplanVars []string
+	dialplanVars atomic.Pointer[[]string] // Options.DialplanVars, replaced by SetDialplanVars
 	maxChannels  int
 	lazyTimeout  time.Duration
 	workers      int
@@ -233,27 +235,27 @@ func NewTracker(opts Options) (*Tracker, error) {
 		opts.Now = time.Now
 	}
 	t := &Tracker{
-		out:          opts.Output,
-		resolver:     opts.Resolver,
-		vars:         opts.VarReader,
-		prefixes:     opts.DialplanPrefixes,
-		dialplanVars: opts.DialplanVars,
-		maxChannels:  opts.MaxChannels,
-		lazyTimeout:  opts.LazyVarTimeout,
-		workers:      opts.LazyWorkers,
-		log:          opts.Logger,
-		now:          opts.Now,
-		jobs:         make(chan *lazyJob, opts.LazyQueue),
-		lister:       opts.Lister,
-		resync:       make(chan struct{}, 1),
-		chans:        make(map[string]*channel),
-		byName:       make(map[string]*channel),
-		groups:       make(map[string]*group),
-		bridges:      make(map[string]*bridge),
-		callIDs:      make(map[string]int),
-		emitted:      newEmittedSet(opts.EmittedTTL, opts.EmittedMax),
-		closed:       make(chan struct{}),
+		out:         opts.Output,
+		resolver:    opts.Resolver,
+		vars:        opts.VarReader,
+		prefixes:    opts.DialplanPrefixes,
+		maxChannels: opts.MaxChannels,
+		lazyTimeout: opts.LazyVarTimeout,
+		workers:     opts.LazyWorkers,
+		log:         opts.Logger,
+		now:         opts.Now,
+		jobs:        make(chan *lazyJob, opts.LazyQueue),
+		lister:      opts.Lister,
+		resync:      make(chan struct{}, 1),
+		chans:       make(map[string]*channel),
+		byName:      make(map[string]*channel),
+		groups:      make(map[string]*group),
+		bridges:     make(map[string]*bridge),
+		callIDs:     make(map[string]int),
+		emitted:     newEmittedSet(opts.EmittedTTL, opts.EmittedMax),
+		closed:      make(chan struct{}),
 	}
+	t.SetDialplanVars(opts.DialplanVars)
 	m, err := newMetrics(opts.Registerer, t)
 	if err != nil {
 		return nil, err
@@ -873,6 +875,7 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 		custom:   customList,
 		recOff:   notRecorded(t.lookup(cust, agent, varCampRec)),
 		callIDOK: callIDKnown,
+		dpVars:   *t.dialplanVars.Load(),
 	}
 	p := &pending{c: c, grp: cust.grp}
 	cust.grp.outbox = append(cust.grp.outbox, p)
@@ -890,6 +893,19 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 		p.ready = true
 		t.flush(p.grp)
 	}
+}
+
+// SetDialplanVars replaces Options.DialplanVars (the catalog's dialplan parameter
+// sources changed, or could not be read at start-up). Connects made afterwards use the
+// new list. It is safe for concurrent use; names is not modified.
+func (t *Tracker) SetDialplanVars(names []string) {
+	cp := append([]string(nil), names...)
+	t.dialplanVars.Store(&cp)
+}
+
+// DialplanVars returns the dialplan-data variable names currently read lazily.
+func (t *Tracker) DialplanVars() []string {
+	return append([]string(nil), *t.dialplanVars.Load()...)
 }
 
 func (t *Tracker) enqueue(j *lazyJob) bool {

@@ -233,6 +233,10 @@ type Cluster struct {
 	// RedisURL is cluster.redis_url (""): redis://… used to fan pops out across instances;
 	// empty = single instance.
 	RedisURL SecretURL `mapstructure:"redis_url" json:"redis_url"`
+	// RedisPrefix is cluster.redis_prefix (omlcrm:): the prefix of every Redis key and
+	// channel the instances share. Instances of one contact center use the same prefix;
+	// give another deployment sharing that Redis its own.
+	RedisPrefix string `mapstructure:"redis_prefix" json:"redis_prefix"`
 }
 
 // DefaultDatabaseURL is the default database.url: the OMniLeads database on this host.
@@ -292,5 +296,6 @@ func Default() *Config {
 			PingInterval:   20 * time.Second,
 			IdleTimeout:    60 * time.Second,
 		},
+		Cluster: Cluster{RedisPrefix: "omlcrm:"},
 	}
 }

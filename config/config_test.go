@@ -43,7 +43,8 @@ func TestLoadDefaults(t *testing.T) {
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("Load with nothing set:\n%+v\nwant\n%+v", cfg, want)
 	}
-	if cfg.AgentWS.MaxFrame != 64<<10 || cfg.Catalog.CacheTTL != 10*time.Second || cfg.Asterisk.AMI.Events[0] != "Newchannel" {
+	if cfg.AgentWS.MaxFrame != 64<<10 || cfg.Catalog.CacheTTL != 10*time.Second || cfg.Asterisk.AMI.Events[0] != "Newchannel" ||
+		cfg.Cluster.RedisPrefix != "omlcrm:" {
 		t.Errorf("defaults: %+v", cfg)
 	}
 	// Out of the box, only the two secrets nobody can default are missing.
@@ -77,6 +78,8 @@ catalog:
 agentws:
   max_frame: 1MiB
   allowed_origins: [https://oml.example.com]
+cluster:
+  redis_prefix: "oml-crm:site-a:"
 `)
 	// File only.
 	cfg, err := Load(path, flags(t))
@@ -85,7 +88,8 @@ agentws:
 	}
 	if cfg.Log.Level != "warn" || cfg.HTTP.Listen != "0.0.0.0:9000" || cfg.Asterisk.AMI.Address != "10.0.0.1:5038" ||
 		cfg.Asterisk.AMI.ActionTimeout != 7*time.Second || cfg.Catalog.CacheTTL != 30*time.Second ||
-		cfg.AgentWS.MaxFrame != 1<<20 || !reflect.DeepEqual(cfg.AgentWS.AllowedOrigins, []string{"https://oml.example.com"}) {
+		cfg.AgentWS.MaxFrame != 1<<20 || !reflect.DeepEqual(cfg.AgentWS.AllowedOrigins, []string{"https://oml.example.com"}) ||
+		cfg.Cluster.RedisPrefix != "oml-crm:site-a:" {
 		t.Errorf("file values not applied: %+v", cfg)
 	}
 	if cfg.Log.Format != "json" || cfg.Asterisk.AMI.Username != "omlcrm" {
@@ -228,6 +232,7 @@ func TestValidateEveryProblemAtOnce(t *testing.T) {
 	cfg.AgentWS.MaxFrame = 10
 	cfg.AgentWS.AllowedOrigins = []string{"https://ok.example.com", "https://bad.example.com/path"}
 	cfg.Cluster.RedisURL = "http://r:redis-password-value@x"
+	cfg.Cluster.RedisPrefix = "oml crm*"
 
 	err := cfg.Validate()
 	var ps Problems
@@ -258,13 +263,14 @@ func TestValidateEveryProblemAtOnce(t *testing.T) {
 		"agentws.idle_timeout: must be longer than agentws.ping_interval",
 		`agentws.allowed_origins: entry 1 "https://bad.example.com/path"`,
 		`cluster.redis_url: scheme "http" is not one of redis|rediss|unix`,
+		`cluster.redis_prefix: "oml crm*" must not hold spaces`,
 	} {
 		if !strings.Contains(err.Error(), w) {
 			t.Errorf("Validate lacks %q", w)
 		}
 	}
-	if len(ps) != 23 {
-		t.Errorf("got %d problems, want 23:\n%v", len(ps), err)
+	if len(ps) != 24 {
+		t.Errorf("got %d problems, want 24:\n%v", len(ps), err)
 	}
 	for _, secret := range []string{"ami-secret-value", "db-password-value", "redis-password-value", "short-sig", "tok-short"} {
 		if strings.Contains(err.Error(), secret) {
@@ -375,10 +381,10 @@ func TestByteSize(t *testing.T) {
 
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
-	if len(keys) != 54 {
+	if len(keys) != 55 {
 		t.Errorf("only %d keys: %v", len(keys), keys)
 	}
-	for _, k := range []string{"asterisk.ami.secret", "delivery.sites", "agentws.django_secret_key", "cluster.redis_url", "calls.lazy_var_timeout",
+	for _, k := range []string{"asterisk.ami.secret", "delivery.sites", "agentws.django_secret_key", "cluster.redis_url", "cluster.redis_prefix", "calls.lazy_var_timeout",
 		"delivery.sqlite_synchronous", "delivery.instance_id", "delivery.poll_interval", "delivery.min_backoff",
 		"delivery.max_backoff", "delivery.retention", "delivery.connect_timeout"} {
 		found := false

@@ -188,6 +188,14 @@ func (c *Config) Validate() error {
 	if c.Cluster.RedisURL != "" {
 		v.url("cluster.redis_url", string(c.Cluster.RedisURL), true, "redis", "rediss", "unix")
 	}
+	switch p := c.Cluster.RedisPrefix; {
+	case p == "":
+		v.add("cluster.redis_prefix", "must not be empty (default omlcrm:)")
+	case len(p) > 64:
+		v.addf("cluster.redis_prefix", "%d bytes is too long (at most 64)", len(p))
+	case strings.IndexFunc(p, func(r rune) bool { return r <= ' ' || r == 0x7f || r == '*' || r == '?' || r == '[' }) >= 0:
+		v.addf("cluster.redis_prefix", "%q must not hold spaces, control characters or the pattern characters * ? [", p)
+	}
 
 	if len(v.probs) == 0 {
 		return nil

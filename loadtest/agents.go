@@ -18,6 +18,7 @@ import (
 type agentFleet struct {
 	pops   *Ledger
 	owners *popOwners
+	worst  *worstArrivals
 	conns  []*websocket.Conn
 
 	cancel context.CancelFunc
@@ -42,9 +43,9 @@ type agentMessage struct {
 // connectAgents opens n agent websockets (agents 1…n) to wsURL, at most parallel at a
 // time, each authenticated with a token minted from secret, and waits for each hello.
 // The fleet's readers run until close.
-func connectAgents(ctx context.Context, wsURL string, secret []byte, n, parallel int, pops *Ledger, owners *popOwners) (*agentFleet, error) {
+func connectAgents(ctx context.Context, wsURL string, secret []byte, n, parallel int, pops *Ledger, owners *popOwners, worst *worstArrivals) (*agentFleet, error) {
 	rctx, cancel := context.WithCancel(context.Background())
-	f := &agentFleet{pops: pops, owners: owners, conns: make([]*websocket.Conn, n), cancel: cancel}
+	f := &agentFleet{pops: pops, owners: owners, worst: worst, conns: make([]*websocket.Conn, n), cancel: cancel}
 	sem := make(chan struct{}, parallel)
 	var mu sync.Mutex
 	var errs []error
@@ -131,7 +132,9 @@ func (f *agentFleet) read(ctx context.Context, agent int, c *websocket.Conn) {
 				f.misrouted.Add(1)
 				f.noteErr(fmt.Errorf("pop %s for agent %d reached agent %d", m.ID, owner, agent))
 			}
-			f.pops.Observe(m.ID, at)
+			if d, first := f.pops.Observe(m.ID, at); first {
+				f.worst.note("pop", at, d)
+			}
 			ack, _ := json.Marshal(agentMessage{Type: agentws.TypeAck, ID: m.ID})
 			if err := c.Write(ctx, websocket.MessageText, ack); err != nil && ctx.Err() == nil {
 				f.noteErr(fmt.Errorf("agent %d: acking pop %s: %w", agent, m.ID, err))

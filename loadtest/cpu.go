@@ -58,3 +58,50 @@ func LoadAverage() (float64, error) {
 	}
 	return strconv.ParseFloat(f[0], 64)
 }
+
+// TCPCounters are the machine's TCP loss counters (Linux /proc/net/snmp and netstat). On
+// loopback a segment is only lost when a receive queue overflows, and the retransmission
+// then waits for the 200 ms minimum RTO: a run whose tail sits near 200 ms and whose
+// counters moved lost packets, not time in the daemon. They are machine-wide.
+type TCPCounters struct {
+	RetransSegs uint64 // Tcp: RetransSegs
+	Timeouts    uint64 // TcpExt: TCPTimeouts (RTO expiries)
+	RcvQDrops   uint64 // TcpExt: TCPRcvQDrop + TCPBacklogDrop
+}
+
+// ReadTCPCounters reads the TCP loss counters.
+func ReadTCPCounters() (TCPCounters, error) {
+	vals := map[string]uint64{}
+	for _, p := range []string{"/proc/net/snmp", "/proc/net/netstat"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return TCPCounters{}, fmt.Errorf("reading TCP counters: %w", err)
+		}
+		lines := strings.Split(string(b), "\n")
+		for i := 0; i+1 < len(lines); i += 2 {
+			keys, values := strings.Fields(lines[i]), strings.Fields(lines[i+1])
+			if len(keys) != len(values) || len(keys) == 0 || keys[0] != values[0] {
+				continue
+			}
+			for j := 1; j < len(keys); j++ {
+				if v, err := strconv.ParseUint(values[j], 10, 64); err == nil {
+					vals[keys[0]+keys[j]] = v
+				}
+			}
+		}
+	}
+	return TCPCounters{
+		RetransSegs: vals["Tcp:RetransSegs"],
+		Timeouts:    vals["TcpExt:TCPTimeouts"],
+		RcvQDrops:   vals["TcpExt:TCPRcvQDrop"] + vals["TcpExt:TCPBacklogDrop"],
+	}, nil
+}
+
+// Sub returns the counts from before to c.
+func (c TCPCounters) Sub(before TCPCounters) TCPCounters {
+	return TCPCounters{
+		RetransSegs: c.RetransSegs - before.RetransSegs,
+		Timeouts:    c.Timeouts - before.Timeouts,
+		RcvQDrops:   c.RcvQDrops - before.RcvQDrops,
+	}
+}

@@ -253,3 +253,29 @@ func TestReadCPU(t *testing.T) {
 		t.Errorf("LoadAverage = %v, %v", l, err)
 	}
 }
+
+func TestWorstArrivalsKeepsTheSlowest(t *testing.T) {
+	w := newWorstArrivals(3)
+	at := time.Now()
+	for i, ms := range []int{5, 1, 9, 3, 7, 2} {
+		w.note("pop", at.Add(time.Duration(i)*time.Second), time.Duration(ms)*time.Millisecond)
+	}
+	got := w.list()
+	if len(got) != 3 || got[0].Latency != 9*time.Millisecond || got[1].Latency != 7*time.Millisecond || got[2].Latency != 5*time.Millisecond {
+		t.Fatalf("slowest = %+v, want 9, 7, 5 ms", got)
+	}
+	if !got[0].At.Equal(at.Add(2 * time.Second)) {
+		t.Errorf("the 9 ms arrival is at %v, want its own time", got[0].At)
+	}
+}
+
+func TestTCPCounters(t *testing.T) {
+	before, err := ReadTCPCounters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := TCPCounters{RetransSegs: before.RetransSegs + 3, Timeouts: before.Timeouts + 1, RcvQDrops: before.RcvQDrops}
+	if d := after.Sub(before); d != (TCPCounters{RetransSegs: 3, Timeouts: 1}) {
+		t.Errorf("Sub = %+v", d)
+	}
+}

@@ -69,6 +69,19 @@ func (r *Result) Passed() bool {
 	return r.Completed()
 }
 
+// SlowestTable lists the n slowest arrivals: several at one moment on both paths point
+// to a pause of a whole process; spread ones to a slow path.
+func (r *Result) SlowestTable(n int) *Table {
+	t := NewTable("slowest arrivals", "at", "latency")
+	for i, s := range r.Slowest {
+		if i == n {
+			break
+		}
+		t.Add(s.Path, fmt.Sprintf("T0+%.3fs", s.After.Seconds()), FormatDuration(s.Latency))
+	}
+	return t
+}
+
 // Tables returns the run, latency and target tables.
 func (r *Result) Tables() (run, paths, targets *Table) {
 	ingested := "-"
@@ -100,6 +113,10 @@ func (r *Result) Tables() (run, paths, targets *Table) {
 	}
 	run.Add("CPU cores used (steady window)", fmt.Sprintf("daemon %s, load test %s", cores(r.DaemonCPU), cores(r.LoadTestCPU)))
 	run.Add("machine load average (1 min)", fmt.Sprintf("%.2f before, %.2f after (%d CPUs)", r.LoadBefore, r.LoadAfter, runtime.NumCPU()))
+	if r.TCP != nil {
+		run.Add("TCP losses on the machine", fmt.Sprintf("%d retransmitted segments, %d RTO timeouts, %d receive-queue drops",
+			r.TCP.RetransSegs, r.TCP.Timeouts, r.TCP.RcvQDrops))
+	}
 	run.Add("daemon stop", r.DaemonExit)
 	if r.SendErrors > 0 {
 		run.Add("send errors", fmt.Sprintf("%d, last: %s", r.SendErrors, r.SendError))
@@ -128,7 +145,7 @@ func (r *Result) Tables() (run, paths, targets *Table) {
 // WriteText prints the result for a terminal.
 func (r *Result) WriteText(w io.Writer) error {
 	run, paths, targets := r.Tables()
-	for i, t := range []*Table{run, paths, targets} {
+	for i, t := range []*Table{run, paths, r.SlowestTable(5), targets} {
 		if i > 0 {
 			if _, err := io.WriteString(w, "\n"); err != nil {
 				return err
@@ -148,7 +165,7 @@ func (r *Result) WriteMarkdown(w io.Writer, command string) error {
 	if _, err := fmt.Fprintf(w, "Command: `%s`\n\n", command); err != nil {
 		return err
 	}
-	for _, t := range []*Table{run, paths, targets} {
+	for _, t := range []*Table{run, paths, r.SlowestTable(5), targets} {
 		if err := t.WriteMarkdown(w); err != nil {
 			return err
 		}

@@ -141,6 +141,8 @@ type Result struct {
 	// LoadBefore and LoadAfter are the machine's 1-minute load average before the traffic
 	// and after it: what else was running.
 	LoadBefore, LoadAfter float64
+	// TCP is how the machine's TCP loss counters moved during the run (nil: unknown).
+	TCP *TCPCounters
 	// Agents.
 	AgentsConnectTime time.Duration // to open every agent websocket (64 at a time) and get its hello
 	PopsReceived      uint64
@@ -148,6 +150,8 @@ type Result struct {
 	PopsMisrouted     uint64
 	AgentsDropped     uint64
 	AgentError        string
+	// Slowest are the slowest arrivals (pops and CRM requests), slowest first.
+	Slowest []SlowArrival
 	// CRM.
 	CRM democrm.Stats
 	// The daemon.
@@ -175,6 +179,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res := &Result{Options: opts, DaemonEvents: -1, DaemonEventRate: -1, DaemonCPU: -1, LoadTestCPU: -1}
 	pops, crm := NewLedger(), NewLedger()
 	owners := newPopOwners()
+	worst := newWorstArrivals(10)
 	plan := NewPlan(opts.Agents)
 	slots := int(math.Ceil(opts.Duration.Seconds() * opts.Rate))
 	lead, settle := mixTiming(opts.Talk)
@@ -184,8 +189,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	receiver := democrm.New(democrm.Options{
 		Capacity: 1000, MaxKeys: 2*slots + 1000,
 		OnReceive: func(rec democrm.Record) {
-			if rec.Accepted() {
-				crm.Observe(rec.IdempotencyKey, rec.At)
+			if !rec.Accepted() {
+				return
+			}
+			if d, first := crm.Observe(rec.IdempotencyKey, rec.At); first {
+				worst.note("CRM", rec.At, d)
 			}
 		},
 		Logger: opts.Logger,
@@ -284,7 +292,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 	// The agents.
 	dialStart := time.Now()
-	fleet, err := connectAgents(ctx, "ws://"+httpAddr+"/ws", []byte(secret), opts.Agents, 64, pops, owners)
+	fleet, err := connectAgents(ctx, "ws://"+httpAddr+"/ws", []byte(secret), opts.Agents, 64, pops, owners, worst)
 	res.AgentsConnectTime = time.Since(dialStart)
 	if err != nil {
 		return nil, fmt.Errorf("%w (daemon log: %s)", err, res.DaemonLog)
@@ -319,6 +327,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	sampling.Go(func() { daemonCPU.run(sampleCtx, 500*time.Millisecond, cpuOf(d.PID())) })
 	sampling.Go(func() { selfCPU.run(sampleCtx, 500*time.Millisecond, cpuOf(0)) })
 	res.LoadBefore, _ = LoadAverage()
+	tcpBefore, tcpErr := ReadTCPCounters()
 	snd := &sender{
 		gen: newGenerator(plan, opts.Talk, time.Now().Unix()), sink: sink, rate: opts.Rate, slots: slots,
 		calls: opts.Calls, pops: pops, crm: crm, owners: owners, minGap: time.Millisecond, lead: lead,
@@ -381,6 +390,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		res.DaemonEvents = eventsAfter - eventsBefore
 	}
 	res.LoadAfter, _ = LoadAverage()
+	if tcpAfter, err := ReadTCPCounters(); err == nil && tcpErr == nil {
+		d := tcpAfter.Sub(tcpBefore)
+		res.TCP = &d
+	}
 	stopSampling()
 	sampling.Wait()
 	sampler.Sample()
@@ -413,6 +426,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.PopsReceived, res.PopsReplayed = fleet.received.Load(), fleet.replayed.Load()
 	res.PopsMisrouted, res.AgentsDropped, res.AgentError = fleet.misrouted.Load(), fleet.dropped.Load(), fleet.lastError()
 	res.CRM = receiver.Stats()
+	for _, w := range worst.list() {
+		res.Slowest = append(res.Slowest, SlowArrival{Path: w.Path, After: w.At.Sub(st.T0), Latency: w.Latency})
+	}
 	res.Report = Report{
 		Duration: res.TrafficTime,
 		Connects: uint64(st.Connects),

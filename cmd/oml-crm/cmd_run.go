@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
@@ -28,8 +29,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "the campaign's CRM request out, delivered by the server or popped in the agent's browser.")
 		fmt.Fprintln(stdout, "Configuration: defaults < --config file < OMLCRM_* environment < flags (see")
 		fmt.Fprintln(stdout, "oml-crm.example.yaml). SIGTERM/SIGINT stop gracefully within http.shutdown_timeout;")
-		fmt.Fprintln(stdout, "SIGHUP re-reads the configuration file. Exit 0 after a clean stop, 1 on a run-time")
-		fmt.Fprintln(stdout, "failure, 2 on a configuration error.")
+		fmt.Fprintln(stdout, "SIGHUP re-reads the configuration file and applies log.level, catalog.cache_ttl,")
+		fmt.Fprintln(stdout, "agentws.pop_ttl and delivery.sites at once (other changes need a restart). Exit 0")
+		fmt.Fprintln(stdout, "after a clean stop, 1 on a run-time failure, 2 on a configuration error.")
 		fmt.Fprintln(stdout, "\nFlags:")
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
@@ -124,6 +126,21 @@ func reloadConfig(d *daemon, path string, fs *pflag.FlagSet, lw *levelWriter) {
 			level, _ := zerolog.ParseLevel(next.Log.Level)
 			lw.setLevel(level)
 			applied = append(applied, k)
+		case k == "catalog.cache_ttl":
+			// The file catalog has no cache: the TTL only paces the dialplan list refresh.
+			if c, ok := d.catalog.(interface{ SetCacheTTL(time.Duration) }); ok {
+				c.SetCacheTTL(next.Catalog.CacheTTL)
+			}
+			d.catalogTTL.Store(int64(next.Catalog.CacheTTL))
+			applied = append(applied, k)
+		case k == "agentws.pop_ttl":
+			// In cluster mode the hub exists once Redis answered.
+			if h := d.hub.get(); h != nil {
+				h.SetPopTTL(next.AgentWS.PopTTL)
+				applied = append(applied, k)
+			} else {
+				restart = append(restart, k)
+			}
 		case k == "delivery.sites":
 			secrets, err := signingSecrets(next)
 			if err != nil {
@@ -138,14 +155,19 @@ func reloadConfig(d *daemon, path string, fs *pflag.FlagSet, lw *levelWriter) {
 				restart = append(restart, k)
 			}
 		default:
-			// Everything else is read once at start (catalog cache TTL and pop TTL
-			// included: their packages take them at construction).
+			// Everything else is read once at start.
 			restart = append(restart, k)
 		}
 	}
 	// Keep the applied values so a later SIGHUP diffs against what runs.
 	cur := *d.cfg
 	cur.Log.Level = next.Log.Level
+	if contains(applied, "catalog.cache_ttl") {
+		cur.Catalog.CacheTTL = next.Catalog.CacheTTL
+	}
+	if contains(applied, "agentws.pop_ttl") {
+		cur.AgentWS.PopTTL = next.AgentWS.PopTTL
+	}
 	if contains(applied, "delivery.sites") {
 		cur.Delivery.Sites = next.Delivery.Sites
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,7 +71,6 @@ type daemon struct {
 	log     zerolog.Logger
 	health  *health.Registry
 	reg     *prometheus.Registry
-	metrics prometheus.Registerer // d.reg for the packages: see lenientRegisterer
 	catalog catalog.Catalog
 	queue   *queueSlot
 	hub     *hubSlot
@@ -84,7 +84,11 @@ type daemon struct {
 
 	sessions *pgxpool.Pool // django-session auth
 
-	bg     sync.WaitGroup     // tracker.Run, queue.Run, the PostgreSQL outbox opener
+	// catalogTTL is catalog.cache_ttl as running (SIGHUP changes it): the period of the
+	// dialplan variable list refresh.
+	catalogTTL atomic.Int64
+
+	bg     sync.WaitGroup     // tracker.Run, queue.Run, the outbox and hub openers, the dialplan list refresh
 	stopBG context.CancelFunc // ends the background work and the in-flight dispatches
 	served chan error         // the HTTP server's end
 }
@@ -115,14 +119,13 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	if err := d.reg.Register(d.health); err != nil {
 		return d, fmt.Errorf("registering the health metrics: %w", err)
 	}
-	d.metrics = lenientRegisterer{reg: d.reg, log: d.log}
 	d.health.Require(depAsterisk)
 	d.health.Require(depDeliveryStore)
 
 	// Catalog.
 	d.catalog = o.Catalog
 	if d.catalog == nil {
-		if d.catalog, err = openConfiguredCatalog(ctx, cfg, d.log, d.metrics); err != nil {
+		if d.catalog, err = openConfiguredCatalog(ctx, cfg, d.log, d.reg); err != nil {
 			return d, err
 		}
 	}
@@ -131,11 +134,14 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	}
 
 	// Delivery queue (server trigger).
-	qopts, err := deliveryOptions(cfg, d.log, d.metrics, d.catalog)
+	qopts, err := deliveryOptions(cfg, d.log, d.reg, d.catalog)
 	if err != nil {
 		return d, err
 	}
 	d.queue = newQueueSlot()
+	// Checked on every readiness probe, so that a store that goes away after opening
+	// (PostgreSQL down) shows in /readyz.
+	d.health.Check(depDeliveryStore, d.queue.ping)
 	if cfg.Delivery.Store == "sqlite" {
 		// A local file: failing to open it is a configuration or permission problem that
 		// retrying will not fix.
@@ -195,24 +201,30 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	}
 	disp, err := crmnotify.NewDispatcher(crmnotify.DispatcherOptions{
 		Catalog: d.catalog, Server: server, Agents: agents,
-		Logger: d.log.With().Str("component", "dispatcher").Logger(), Registerer: d.metrics,
+		Logger: d.log.With().Str("component", "dispatcher").Logger(), Registerer: d.reg,
 	})
 	if err != nil {
 		return d, err
 	}
 	d.intake = newIntake(bgCtx, disp, intakeWorkers, o.OnConnect, d.log)
 
-	// Call tracker and the Asterisk client.
+	// Call tracker and the Asterisk client. The dialplan variables to read on demand come
+	// from the catalog, which may not answer yet: refreshDialplanVars keeps them current.
 	src := &sourceRef{}
+	d.catalogTTL.Store(int64(cfg.Catalog.CacheTTL))
+	dpVars, dpErr := dialplanSources(ctx, d.catalog)
+	if dpErr != nil {
+		d.log.Warn().Err(dpErr).Msg("dialplan parameter sources not read yet (the catalog does not answer); retrying every catalog.cache_ttl")
+	}
 	topts := calls.Options{
 		Output:           d.intake,
 		Resolver:         extensionResolver{d.catalog},
 		DialplanPrefixes: cfg.Calls.DialplanPrefixes,
-		DialplanVars:     dialplanSources(ctx, d.catalog),
+		DialplanVars:     dpVars,
 		MaxChannels:      cfg.Calls.MaxChannels,
 		LazyVarTimeout:   cfg.Calls.LazyVarTimeout,
 		Logger:           d.log.With().Str("component", "calls").Logger(),
-		Registerer:       d.metrics,
+		Registerer:       d.reg,
 	}
 	switch cfg.Asterisk.Source {
 	case "ami":
@@ -234,6 +246,11 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	go func() {
 		defer d.bg.Done()
 		_ = d.tracker.Run(bgCtx)
+	}()
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		d.refreshDialplanVars(bgCtx, dpErr != nil)
 	}()
 
 	// HTTP.
@@ -353,6 +370,7 @@ func (d *daemon) openQueueRetrying(ctx context.Context, o delivery.Options) {
 			d.health.Set(depDeliveryStore, true, "")
 			return
 		}
+		d.queue.setOpenError(err)
 		d.health.SetError(depDeliveryStore, err)
 		d.log.Warn().Err(err).Dur("retry_in", pause).Msg("delivery store (PostgreSQL) unavailable; retrying")
 		select {
@@ -378,9 +396,10 @@ func (d *daemon) hubOptions(cfg *config.Config) (agentws.Options, error) {
 		PingInterval:    ws.PingInterval,
 		IdleTimeout:     ws.IdleTimeout,
 		RedisURL:        cfg.Cluster.RedisURL.Reveal(),
+		RedisPrefix:     cfg.Cluster.RedisPrefix,
 		Version:         version,
 		Logger:          d.log,
-		Registerer:      d.metrics,
+		Registerer:      d.reg,
 	}
 	if o.Auth == agentws.AuthDjangoSession {
 		pool, err := pgxpool.New(context.Background(), cfg.Database.URL.Reveal())
@@ -406,7 +425,7 @@ func (d *daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 	log := d.log // the clients name themselves (component ami / ari)
 	switch cfg.Source {
 	case "ami":
-		m, err := ami.NewMetrics(d.metrics)
+		m, err := ami.NewMetrics(d.reg)
 		if err != nil {
 			return err
 		}
@@ -431,7 +450,7 @@ func (d *daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 		}
 		d.amiC, src.ami = c, c
 	case "ari":
-		m, err := ari.NewMetrics(d.metrics)
+		m, err := ari.NewMetrics(d.reg)
 		if err != nil {
 			return err
 		}
@@ -752,9 +771,31 @@ func (s *hubSlot) CallEnded(ctx context.Context, callID string) error {
 // start-up: until then Enqueue waits (the connect is not lost; intake back-pressure
 // holds further events).
 type queueSlot struct {
-	mu    sync.Mutex
-	q     *delivery.Queue
-	ready chan struct{}
+	mu      sync.Mutex
+	q       *delivery.Queue
+	openErr error // why the last attempt to open it failed
+	ready   chan struct{}
+}
+
+func (s *queueSlot) setOpenError(err error) {
+	s.mu.Lock()
+	s.openErr = err
+	s.mu.Unlock()
+}
+
+// ping is the delivery store's readiness check: the open queue's store answers, or why
+// it is not open yet.
+func (s *queueSlot) ping(ctx context.Context) error {
+	s.mu.Lock()
+	q, openErr := s.q, s.openErr
+	s.mu.Unlock()
+	switch {
+	case q != nil:
+		return q.Ping(ctx)
+	case openErr != nil:
+		return openErr
+	}
+	return errors.New("connecting to PostgreSQL")
 }
 
 func newQueueSlot() *queueSlot { return &queueSlot{ready: make(chan struct{})} }
@@ -825,15 +866,15 @@ func (r extensionResolver) AgentByExtension(ctx context.Context, ext string) (in
 	return a.ID, nil
 }
 
-// dialplanSources lists the dialplan-family parameter sources of every campaign, so the
-// tracker reads them lazily when the dialplan did not announce them. Best effort: a
-// catalog database that is down at start-up leaves the list empty.
-func dialplanSources(ctx context.Context, cat catalog.Catalog) []string {
+// dialplanSources lists the dialplan-family parameter sources of every campaign (sorted,
+// once each whatever the case), so the tracker reads them lazily when the dialplan did
+// not announce them.
+func dialplanSources(ctx context.Context, cat catalog.Catalog) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	cs, err := cat.Campaigns(ctx)
 	if err != nil {
-		return nil
+		return nil, fmt.Errorf("listing the campaigns' dialplan parameters: %w", err)
 	}
 	seen := map[string]bool{}
 	var out []string
@@ -845,7 +886,36 @@ func dialplanSources(ctx context.Context, cat catalog.Catalog) []string {
 			}
 		}
 	}
-	return out
+	slices.Sort(out)
+	return out, nil
+}
+
+// refreshDialplanVars re-reads the dialplan parameter sources every catalog.cache_ttl
+// (at least every second) until ctx ends, and hands a changed list to the tracker: a
+// catalog database that was down at start-up, or a campaign given a new dialplan
+// parameter, is picked up without a restart. The tracker's event path only loads the
+// current list. failing says the start-up read failed (already logged).
+func (d *daemon) refreshDialplanVars(ctx context.Context, failing bool) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(max(time.Duration(d.catalogTTL.Load()), time.Second)):
+		}
+		names, err := dialplanSources(ctx, d.catalog)
+		if err != nil {
+			if !failing && ctx.Err() == nil {
+				d.log.Warn().Err(err).Msg("dialplan variables read on demand not refreshed; retrying")
+			}
+			failing = true
+			continue
+		}
+		failing = false
+		if !slices.Equal(names, d.tracker.DialplanVars()) {
+			d.tracker.SetDialplanVars(names)
+			d.log.Info().Strs("dialplan_vars", nonNil(names)).Msg("dialplan variables read on demand updated from the catalog")
+		}
+	}
 }
 
 // intake is the bounded hand-off between the tracker (which must not block on the
@@ -986,26 +1056,3 @@ func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
-
-// lenientRegisterer registers on the daemon's registry but does not let a metric whose
-// name another package already uses stop the daemon: the clash is logged and that one
-// collector is left out of /metrics.
-type lenientRegisterer struct {
-	reg prometheus.Registerer
-	log zerolog.Logger
-}
-
-func (l lenientRegisterer) Register(c prometheus.Collector) error {
-	if err := l.reg.Register(c); err != nil {
-		l.log.Warn().Err(err).Msg("a metric was left out of /metrics (name clash between packages)")
-	}
-	return nil
-}
-
-func (l lenientRegisterer) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		_ = l.Register(c)
-	}
-}
-
-func (l lenientRegisterer) Unregister(c prometheus.Collector) bool { return l.reg.Unregister(c) }

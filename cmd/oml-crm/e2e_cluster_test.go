@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -21,9 +23,11 @@ import (
 	"github.com/omlcrm/oml-crm/crmnotify"
 )
 
-// e2eRedis returns the test Redis URL (OMLCRM_TEST_REDIS), skipping (failing in CI) when
-// Redis does not answer.
-func e2eRedis(t *testing.T) string {
+// e2eRedis returns the test Redis URL (OMLCRM_TEST_REDIS) and a key prefix of this
+// test's own (cluster.redis_prefix), skipping (failing in CI) when Redis does not answer.
+// The prefix keeps pops of other runs from being replayed to this one's agents; its keys
+// are deleted when the test ends.
+func e2eRedis(t *testing.T) (redisURL, prefix string) {
 	t.Helper()
 	u := os.Getenv("OMLCRM_TEST_REDIS")
 	if u == "" {
@@ -43,26 +47,47 @@ func e2eRedis(t *testing.T) string {
 		}
 		t.Skipf("skipping: Redis at %s (set OMLCRM_TEST_REDIS): %v", opt.Addr, err)
 	}
-	// The daemon keeps its pops under the fixed prefix "omlcrm:" (no configuration key
-	// changes it): start from, and leave, a clean slate so that no pop of another run is
-	// replayed to this one's agents.
-	clearDaemonKeys(t, opt)
-	t.Cleanup(func() { clearDaemonKeys(t, opt) })
-	return u
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	prefix = "omlcrm-e2e-" + hex.EncodeToString(b[:]) + ":"
+	t.Cleanup(func() { clearRedisKeys(t, opt, prefix) })
+	return u, prefix
 }
 
-func clearDaemonKeys(t *testing.T, opt *redis.Options) {
+func clearRedisKeys(t *testing.T, opt *redis.Options, prefix string) {
 	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	iter := rdb.Scan(ctx, 0, "omlcrm:*", 1000).Iterator()
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
 	for iter.Next(ctx) {
 		rdb.Del(ctx, iter.Val())
 	}
 	if err := iter.Err(); err != nil {
-		t.Fatalf("clearing the daemon's Redis keys: %v", err)
+		t.Errorf("clearing the test's Redis keys (%s*): %v", prefix, err)
 	}
+}
+
+// redisKeys lists the keys under prefix.
+func redisKeys(t *testing.T, redisURL, prefix string) []string {
+	t.Helper()
+	opt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var keys []string
+	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	if err := iter.Err(); err != nil {
+		t.Fatalf("listing Redis keys %s*: %v", prefix, err)
+	}
+	return keys
 }
 
 // setConfig rewrites one fragment of the test's configuration file.
@@ -84,11 +109,11 @@ func setConfig(t *testing.T, path, old, new string) {
 // high-availability set-up): each connect is delivered once and popped once, whichever
 // instance the agent's page is connected to.
 func TestE2ETwoInstances(t *testing.T) {
-	redisURL := e2eRedis(t)
+	redisURL, prefix := e2eRedis(t)
 	s := newE2E(t, "ami")
 	cfgA, cfgB := s.cfgPath, filepath.Join(t.TempDir(), "b.yaml")
 	setConfig(t, cfgA, "delivery: {store: sqlite,", "delivery: {store: postgres, postgres_schema: oml_crm_ha, instance_id: a,")
-	setConfig(t, cfgA, "agentws: {token_secret:", fmt.Sprintf("cluster: {redis_url: %q}\nagentws: {token_secret:", redisURL))
+	setConfig(t, cfgA, "agentws: {token_secret:", fmt.Sprintf("cluster: {redis_url: %q, redis_prefix: %q}\nagentws: {token_secret:", redisURL, prefix))
 	listenB := freeAddr(t)
 	y, _ := os.ReadFile(cfgA)
 	y = bytes.Replace(y, []byte(s.cfg.Listen), []byte(listenB), 1)
@@ -132,6 +157,10 @@ func TestE2ETwoInstances(t *testing.T) {
 	s.waitDelivered(t, marker, 2, 5)
 	agent1.noPop(t)
 	agent2.noPop(t)
+	// The instances share their state under cluster.redis_prefix (the calls' end markers).
+	if keys := redisKeys(t, redisURL, prefix); len(keys) == 0 {
+		t.Errorf("no Redis key under cluster.redis_prefix %q", prefix)
+	}
 	if n := s.crm.attempts(crmnotify.NotificationID(server.CallID, 1, 3)); n != 1 {
 		t.Errorf("the server delivery was sent %d times by two instances, want once", n)
 	}
@@ -207,10 +236,10 @@ func (g *redisGate) url(redisURL string) string {
 // Redis down when a cluster-mode daemon starts: /readyz names it, the agent endpoints
 // answer 503, a connect made meanwhile waits, and it pops once Redis is up.
 func TestE2ERedisDownAtStart(t *testing.T) {
-	redisURL := e2eRedis(t)
+	redisURL, prefix := e2eRedis(t)
 	gate := newRedisGate(t, redisURL)
 	s := newE2E(t, "ami")
-	setConfig(t, s.cfgPath, "agentws: {token_secret:", fmt.Sprintf("cluster: {redis_url: %q}\nagentws: {token_secret:", gate.url(redisURL)))
+	setConfig(t, s.cfgPath, "agentws: {token_secret:", fmt.Sprintf("cluster: {redis_url: %q, redis_prefix: %q}\nagentws: {token_secret:", gate.url(redisURL), prefix))
 	d := startDaemonProc(t, s.bin, s.cfgPath, s.cfg.Listen)
 	waitFor(t, 15*time.Second, "/readyz to name redis", func() bool {
 		code, body := httpGet(d.base + "/readyz")

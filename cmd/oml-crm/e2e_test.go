@@ -545,8 +545,9 @@ func TestE2EBadConfig(t *testing.T) {
 	}
 }
 
-// SIGHUP applies the log level and the delivery signing secrets, and says what needs a
-// restart; the next delivery is signed with the new secret.
+// SIGHUP applies the log level, the catalog cache and pop TTLs and the delivery signing
+// secrets, and says what needs a restart; the next delivery is signed with the new
+// secret and the next pop carries the new TTL.
 func TestE2EReloadOnSIGHUP(t *testing.T) {
 	s := newE2E(t, "ami")
 	d := s.start(t)
@@ -562,6 +563,8 @@ func TestE2EReloadOnSIGHUP(t *testing.T) {
 	y = bytes.Replace(y, []byte("delivery: {store: sqlite,"), []byte(fmt.Sprintf("delivery: {sites: {\"3\": {signing_secret: %q}}, store: sqlite,", secret)), 1)
 	y = bytes.Replace(y, []byte("log: {level: debug"), []byte("log: {level: info"), 1)
 	y = bytes.Replace(y, []byte("shutdown_timeout: 10s"), []byte("shutdown_timeout: 11s"), 1)
+	y = bytes.Replace(y, []byte("cache_ttl: 1s"), []byte("cache_ttl: 2s"), 1)
+	y = bytes.Replace(y, []byte("agentws: {token_secret:"), []byte("agentws: {pop_ttl: 1h, token_secret:"), 1)
 	if err := os.WriteFile(s.cfgPath, y, 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -572,7 +575,8 @@ func TestE2EReloadOnSIGHUP(t *testing.T) {
 	log := d.log()
 	line := log[strings.LastIndex(log[:strings.Index(log, "SIGHUP: configuration re-read")], "\n")+1:]
 	line = line[:strings.Index(line, "\n")]
-	for _, want := range []string{`"reloaded":["delivery.sites","log.level"]`, `"restart_needed":["http.shutdown_timeout"]`} {
+	for _, want := range []string{`"reloaded":["agentws.pop_ttl","catalog.cache_ttl","delivery.sites","log.level"]`,
+		`"restart_needed":["http.shutdown_timeout"]`} {
 		if !strings.Contains(line, want) {
 			t.Errorf("reload line %s lacks %s", line, want)
 		}
@@ -594,6 +598,13 @@ func TestE2EReloadOnSIGHUP(t *testing.T) {
 	s.waitDelivered(t, third, 1, 5)
 	if after := strings.Count(d.log(), `"level":"debug"`); after != before {
 		t.Errorf("%d debug lines logged after the reload to info", after-before)
+	}
+	// A pop made after the reload is replayable for the new hour (the default is 2m).
+	agent := dialAgent(t, d.base, e2eTokenSecret, 1)
+	pop := simCall(s.ids, 11, catalog.TypePreview, e2eAgent1, "T-pop-ttl")
+	s.ast.play(t, pop)
+	if p := agent.nextPop(t); p.CallID != pop.CallID || !p.ExpiresAt.After(time.Now().Add(30*time.Minute)) {
+		t.Errorf("pop after the reload: call %s expires at %s; want call %s with agentws.pop_ttl 1h", p.CallID, p.ExpiresAt, pop.CallID)
 	}
 	d.stop()
 }

@@ -593,6 +593,21 @@ func (q *Queue) refreshStats(ctx context.Context) {
 	q.metrics.dead.Set(float64(st.Dead))
 }
 
+// Ping checks that the outbox answers (one SELECT 1), for readiness probes: a PostgreSQL
+// outbox that goes down after Open shows here. It fails after Close.
+func (q *Queue) Ping(ctx context.Context) error {
+	q.mu.Lock()
+	closed := q.closed
+	q.mu.Unlock()
+	if closed {
+		return errors.New("delivery store: the queue is closed")
+	}
+	if err := q.store.ping(ctx); err != nil {
+		return fmt.Errorf("delivery store: %w", err)
+	}
+	return nil
+}
+
 // Close stops dispatching, lets running attempts finish for up to Timeout (then cancels
 // them: their deliveries are retried after the lease expires), and closes the store.
 func (q *Queue) Close() error {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -903,4 +904,46 @@ func TestEnqueueRejectsBadNotification(t *testing.T) {
 	if err := h.q.Enqueue(context.Background(), n); err == nil {
 		t.Error("empty id accepted")
 	}
+}
+
+// Ping answers while the store does and fails once it is gone: the outbox's database
+// dropped (PostgreSQL), its connections closed, or the queue closed.
+func TestPing(t *testing.T) {
+	ctx := context.Background()
+	open := func(t *testing.T, store string) *Queue {
+		t.Helper()
+		q, err := Open(ctx, testOptions(store))
+		if err != nil {
+			t.Fatalf("open queue: %v", err)
+		}
+		t.Cleanup(func() { q.Close() })
+		if err := q.Ping(ctx); err != nil {
+			t.Fatalf("Ping on an open store: %v", err)
+		}
+		return q
+	}
+	t.Run("sqlite", func(t *testing.T) {
+		q := open(t, "sqlite:"+filepath.Join(t.TempDir(), "deliveries.db"))
+		// The SELECT runs on the store: with its connections closed it fails.
+		q.store.(*sqlStore).r.Close()
+		if err := q.Ping(ctx); err == nil || !strings.Contains(err.Error(), "delivery store") {
+			t.Errorf("Ping with the store's connections closed: %v, want a delivery store error", err)
+		}
+		q.Close()
+		if err := q.Ping(ctx); err == nil {
+			t.Error("Ping after Close succeeded")
+		}
+	})
+	t.Run("postgres", func(t *testing.T) {
+		db := pgtest.NewDatabase(t)
+		q := open(t, db)
+		u, err := url.Parse(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pgtest.Exec(t, pgtest.AdminURL(t), fmt.Sprintf(`DROP DATABASE %q WITH (FORCE)`, strings.TrimPrefix(u.Path, "/")))
+		if err := q.Ping(ctx); err == nil || !strings.Contains(err.Error(), "delivery store") {
+			t.Errorf("Ping with the database dropped: %v, want a delivery store error", err)
+		}
+	})
 }

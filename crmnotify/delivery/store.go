@@ -33,6 +33,7 @@ type store interface {
 	retryDead(ctx context.Context, now, expires time.Time) (int, error)
 	stats(ctx context.Context, now time.Time) (Stats, error)
 	prune(ctx context.Context, before time.Time) (int, error)
+	ping(ctx context.Context) error
 	close() error
 }
 
@@ -333,6 +334,12 @@ func (s *sqlStore) migrate(ctx context.Context, steps []string) error {
 }
 
 func (s *sqlStore) close() error { return s.closeF() }
+
+// ping runs SELECT 1 on the read pool (the same pool as writes on PostgreSQL).
+func (s *sqlStore) ping(ctx context.Context) error {
+	var one int
+	return s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
 
 const deliveryColumns = `id, campaign_id, campaign_name, site_id, call_id, agent_id, status, method, url, headers,
 	content_type, body, site_auth, insecure_tls, connected_at, created_at, expires_at, next_attempt_at,
