@@ -67,6 +67,7 @@ type TCPCounters struct {
 	RetransSegs uint64 // Tcp: RetransSegs
 	Timeouts    uint64 // TcpExt: TCPTimeouts (RTO expiries)
 	RcvQDrops   uint64 // TcpExt: TCPRcvQDrop + TCPBacklogDrop
+	LossProbes  uint64 // TcpExt: TCPLossProbes (tail loss probes: a lone segment unacknowledged)
 }
 
 // ReadTCPCounters reads the TCP loss counters.
@@ -94,6 +95,7 @@ func ReadTCPCounters() (TCPCounters, error) {
 		RetransSegs: vals["Tcp:RetransSegs"],
 		Timeouts:    vals["TcpExt:TCPTimeouts"],
 		RcvQDrops:   vals["TcpExt:TCPRcvQDrop"] + vals["TcpExt:TCPBacklogDrop"],
+		LossProbes:  vals["TcpExt:TCPLossProbes"],
 	}, nil
 }
 
@@ -103,5 +105,6 @@ func (c TCPCounters) Sub(before TCPCounters) TCPCounters {
 		RetransSegs: c.RetransSegs - before.RetransSegs,
 		Timeouts:    c.Timeouts - before.Timeouts,
 		RcvQDrops:   c.RcvQDrops - before.RcvQDrops,
+		LossProbes:  c.LossProbes - before.LossProbes,
 	}
 }

@@ -274,7 +274,9 @@ func TestTCPCounters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after := TCPCounters{RetransSegs: before.RetransSegs + 3, Timeouts: before.Timeouts + 1, RcvQDrops: before.RcvQDrops}
+	after := before
+	after.RetransSegs += 3
+	after.Timeouts++
 	if d := after.Sub(before); d != (TCPCounters{RetransSegs: 3, Timeouts: 1}) {
 		t.Errorf("Sub = %+v", d)
 	}

@@ -114,8 +114,8 @@ func (r *Result) Tables() (run, paths, targets *Table) {
 	run.Add("CPU cores used (steady window)", fmt.Sprintf("daemon %s, load test %s", cores(r.DaemonCPU), cores(r.LoadTestCPU)))
 	run.Add("machine load average (1 min)", fmt.Sprintf("%.2f before, %.2f after (%d CPUs)", r.LoadBefore, r.LoadAfter, runtime.NumCPU()))
 	if r.TCP != nil {
-		run.Add("TCP losses on the machine", fmt.Sprintf("%d retransmitted segments, %d RTO timeouts, %d receive-queue drops",
-			r.TCP.RetransSegs, r.TCP.Timeouts, r.TCP.RcvQDrops))
+		run.Add("TCP losses on the machine", fmt.Sprintf("%d retransmitted segments, %d loss probes, %d RTO timeouts, %d receive-queue drops",
+			r.TCP.RetransSegs, r.TCP.LossProbes, r.TCP.Timeouts, r.TCP.RcvQDrops))
 	}
 	run.Add("daemon stop", r.DaemonExit)
 	if r.SendErrors > 0 {

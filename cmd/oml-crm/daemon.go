@@ -75,7 +75,7 @@ type daemon struct {
 	queue   *queueSlot
 	hub     *hubSlot
 	tracker *calls.Tracker
-	intake  *intake
+	intake  *crmnotify.Intake
 	amiC    *ami.Client
 	ariC    *ari.Client
 	server  *http.Server
@@ -206,7 +206,7 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	if err != nil {
 		return d, err
 	}
-	d.intake = newIntake(bgCtx, disp, intakeWorkers, o.OnConnect, d.log)
+	d.intake = crmnotify.NewIntake(bgCtx, disp, crmnotify.DefaultIntakeWorkers, o.OnConnect, d.log)
 
 	// Call tracker and the Asterisk client. The dialplan variables to read on demand come
 	// from the catalog, which may not answer yet: refreshDialplanVars keeps them current.
@@ -568,7 +568,7 @@ func (d *daemon) shutdown(timeout time.Duration) bool {
 	// 3. Every connect handed to the queue (persisted) or the hub.
 	clean := true
 	if d.intake != nil {
-		if n := d.intake.wait(ctx); n > 0 {
+		if n := d.intake.Wait(ctx); n > 0 {
 			clean = false
 			d.log.Error().Int("connects", n).Msg("shutdown deadline reached with connects still being dispatched")
 		}
@@ -915,101 +915,6 @@ func (d *daemon) refreshDialplanVars(ctx context.Context, failing bool) {
 			d.tracker.SetDialplanVars(names)
 			d.log.Info().Strs("dialplan_vars", nonNil(names)).Msg("dialplan variables read on demand updated from the catalog")
 		}
-	}
-}
-
-// intake is the bounded hand-off between the tracker (which must not block on the
-// network) and the dispatcher (which reads the catalog and writes the queue). Each
-// connect is dispatched on its own goroutine, at most `workers` at a time; when all are
-// busy the tracker waits, which slows the Asterisk socket (back-pressure) rather than
-// dropping anything. A call's Ended is handed on only after its connects were.
-type intake struct {
-	ctx       context.Context
-	disp      *crmnotify.Dispatcher
-	slots     chan struct{}
-	onConnect func(calls.Connected, error)
-	log       zerolog.Logger
-
-	mu       sync.Mutex
-	inflight map[string]*sync.WaitGroup // call id → its connects being dispatched
-	all      sync.WaitGroup
-}
-
-// intakeWorkers bounds the connects dispatched at once (catalog reads, render, enqueue
-// or pop); beyond it the tracker waits.
-const intakeWorkers = 256
-
-func newIntake(ctx context.Context, disp *crmnotify.Dispatcher, workers int, onConnect func(calls.Connected, error), log zerolog.Logger) *intake {
-	return &intake{ctx: ctx, disp: disp, slots: make(chan struct{}, workers), onConnect: onConnect, log: log,
-		inflight: map[string]*sync.WaitGroup{}}
-}
-
-// Connected implements calls.Output.
-func (in *intake) Connected(c calls.Connected) {
-	select {
-	case in.slots <- struct{}{}:
-	case <-in.ctx.Done():
-		// Only past the shutdown deadline: the connect cannot be handed on any more.
-		in.lost(c)
-		return
-	}
-	in.mu.Lock()
-	wg := in.inflight[c.CallID]
-	if wg == nil {
-		wg = &sync.WaitGroup{}
-		in.inflight[c.CallID] = wg
-	}
-	wg.Add(1)
-	in.all.Add(1)
-	in.mu.Unlock()
-	go func() {
-		defer in.all.Done()
-		defer func() { <-in.slots }()
-		err := in.disp.HandleConnected(in.ctx, c)
-		wg.Done()
-		if in.onConnect != nil {
-			in.onConnect(c, err)
-		}
-	}()
-}
-
-func (in *intake) lost(c calls.Connected) {
-	in.log.Error().Str("call_id", c.CallID).Int("campaign_id", c.CampaignID).Int("agent_id", c.AgentID).
-		Msg("connect dropped: it arrived after the shutdown deadline")
-	if in.onConnect != nil {
-		in.onConnect(c, fmt.Errorf("call %s: connect arrived after the shutdown deadline: %w", c.CallID, in.ctx.Err()))
-	}
-}
-
-// Ended implements calls.Output.
-func (in *intake) Ended(e calls.Ended) {
-	in.mu.Lock()
-	wg := in.inflight[e.CallID]
-	delete(in.inflight, e.CallID)
-	in.all.Add(1)
-	in.mu.Unlock()
-	go func() {
-		defer in.all.Done()
-		if wg != nil {
-			wg.Wait()
-		}
-		_ = in.disp.HandleEnded(in.ctx, e)
-	}()
-}
-
-// wait waits for every hand-off to finish, or ctx; it returns how many connects were
-// still being dispatched when ctx ended.
-func (in *intake) wait(ctx context.Context) int {
-	done := make(chan struct{})
-	go func() {
-		in.all.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return 0
-	case <-ctx.Done():
-		return len(in.slots)
 	}
 }
 

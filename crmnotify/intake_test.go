@@ -1,4 +1,4 @@
-package main
+package crmnotify
 
 import (
 	"context"
@@ -11,61 +11,60 @@ import (
 	omlcrm "github.com/omlcrm/oml-crm"
 	"github.com/omlcrm/oml-crm/calls"
 	"github.com/omlcrm/oml-crm/catalog/file"
-	"github.com/omlcrm/oml-crm/crmnotify"
 )
 
-// recordingSinks stand in for the queue and the hub; pops block until release is closed.
-type recordingSinks struct {
+// blockingSinks stand in for the queue and the hub; pops block until release is closed.
+type blockingSinks struct {
 	release chan struct{}
 	mu      sync.Mutex
 	events  []string
 }
 
-func (r *recordingSinks) add(s string) {
+func (r *blockingSinks) add(s string) {
 	r.mu.Lock()
 	r.events = append(r.events, s)
 	r.mu.Unlock()
 }
 
-func (r *recordingSinks) got() []string {
+func (r *blockingSinks) got() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]string(nil), r.events...)
 }
 
-func (r *recordingSinks) Enqueue(_ context.Context, n crmnotify.Notification) error {
+func (r *blockingSinks) Enqueue(_ context.Context, n Notification) error {
 	r.add("enqueue " + n.CallID)
 	return nil
 }
 
-func (r *recordingSinks) Pop(_ context.Context, n crmnotify.Notification) error {
+func (r *blockingSinks) Pop(_ context.Context, n Notification) error {
 	<-r.release
 	r.add("pop " + n.CallID)
 	return nil
 }
 
-func (r *recordingSinks) CallEnded(_ context.Context, callID string) error {
+func (r *blockingSinks) CallEnded(_ context.Context, callID string) error {
 	r.add("ended " + callID)
 	return nil
 }
 
-func newTestIntake(t *testing.T, workers int, sinks *recordingSinks) *intake {
+func newTestIntake(t *testing.T, workers int, sinks *blockingSinks) *Intake {
 	t.Helper()
 	cat, err := file.Parse("demo.yaml", omlcrm.DemoCatalog)
 	if err != nil {
 		t.Fatal(err)
 	}
-	disp, err := crmnotify.NewDispatcher(crmnotify.DispatcherOptions{Catalog: cat, Server: sinks, Agents: sinks})
+	disp, err := NewDispatcher(DispatcherOptions{Catalog: cat, Server: sinks, Agents: sinks})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newIntake(context.Background(), disp, workers, nil, zerolog.Nop())
+	return NewIntake(context.Background(), disp, workers, nil, zerolog.Nop())
 }
 
 // A call's end reaches the hub only after its connects were handed on, however slow
 // the hand-off.
 func TestIntakeEndsAfterConnects(t *testing.T) {
-	sinks := &recordingSinks{release: make(chan struct{})}
+	sinks := &blockingSinks{release: make(chan struct{})}
 	in := newTestIntake(t, 4, sinks)
 	// Campaign 1 pops (automatic trigger), campaign 2 is a server delivery.
 	in.Connected(calls.Connected{CallID: "A", AgentID: 1, CampaignID: 1, ContactID: "1", At: time.Now()})
@@ -79,7 +78,7 @@ func TestIntakeEndsAfterConnects(t *testing.T) {
 	close(sinks.release)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if n := in.wait(ctx); n != 0 {
+	if n := in.Wait(ctx); n != 0 {
 		t.Fatalf("%d connects still in flight", n)
 	}
 	if got := sinks.got(); len(got) != 4 || got[2] != "pop A" || got[3] != "ended A" {
@@ -89,7 +88,7 @@ func TestIntakeEndsAfterConnects(t *testing.T) {
 
 // With every worker busy, the tracker's Output waits (back-pressure) instead of dropping.
 func TestIntakeBackPressure(t *testing.T) {
-	sinks := &recordingSinks{release: make(chan struct{})}
+	sinks := &blockingSinks{release: make(chan struct{})}
 	in := newTestIntake(t, 1, sinks)
 	in.Connected(calls.Connected{CallID: "A", AgentID: 1, CampaignID: 1, At: time.Now()})
 	second := make(chan struct{})
@@ -106,8 +105,20 @@ func TestIntakeBackPressure(t *testing.T) {
 	<-second
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	in.wait(ctx)
+	in.Wait(ctx)
 	if got := sinks.got(); len(got) != 2 {
 		t.Errorf("events %v, want both pops", got)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
