@@ -273,7 +273,9 @@ type Queue struct {
 	slots      chan struct{} // one token per running attempt (Workers)
 	wg         sync.WaitGroup
 	wake       chan struct{} // nudges the sweeper (a retry is due soon, a slot freed)
-	backlog    atomic.Bool   // due rows wait for a free slot: a freed slot nudges the sweeper
+	stopRun    chan struct{} // closed by Close: Run returns before the store closes
+	runs       sync.WaitGroup
+	backlog    atomic.Bool // due rows wait for a free slot: a freed slot nudges the sweeper
 
 	opened time.Time // when Open ran (Clock)
 
@@ -314,6 +316,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		cancelWork: cancel,
 		slots:      make(chan struct{}, opts.Workers),
 		wake:       make(chan struct{}, 1),
+		stopRun:    make(chan struct{}),
 		siteAuth:   map[int]*catalog.SiteAuth{},
 		resolved:   map[int]resolvedAuth{},
 		resolver:   opts.resolver(),
@@ -454,6 +457,25 @@ func (q *Queue) dispatch(d *Delivery) bool {
 // a crashed instance left, deliveries put back by the CLI) and refreshes the queue
 // gauges. Enqueue works without Run, but retries need it.
 func (q *Queue) Run(ctx context.Context) error {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	q.runs.Add(1)
+	q.mu.Unlock()
+	defer q.runs.Done()
+	// Close stops the sweeper before it closes the store, so a sweep never runs
+	// against a closed database.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-q.stopRun:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	// Claims that expire before opened+Lease were made before this process opened the
 	// queue: by this instance's previous, killed run.
 	if n, err := q.store.releaseAll(ctx, q.opts.InstanceID, q.opened.Add(q.opts.Lease)); err != nil {
@@ -618,6 +640,8 @@ func (q *Queue) Close() error {
 	}
 	q.closed = true
 	q.mu.Unlock()
+	close(q.stopRun)
+	q.runs.Wait()
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
 	select {

@@ -947,3 +947,43 @@ func TestPing(t *testing.T) {
 		}
 	})
 }
+
+// Close while Run is still sweeping (the daemon's shutdown order): Run returns before
+// the store closes, so no sweep ever runs against a closed database.
+func TestCloseStopsRunFirst(t *testing.T) {
+	for _, store := range []string{"sqlite:" + filepath.Join(t.TempDir(), "q.db"), "postgres"} {
+		t.Run(strings.SplitN(store, ":", 2)[0], func(t *testing.T) {
+			if store == "postgres" {
+				store = pgtest.NewDatabase(t)
+			}
+			logs := &syncBuffer{}
+			opts := testOptions(store)
+			opts.PollInterval = time.Millisecond // sweep continuously
+			opts.Logger = zerolog.New(logs).Level(zerolog.DebugLevel)
+			q, err := Open(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- q.Run(context.Background()) }()
+			time.Sleep(50 * time.Millisecond) // let it sweep a few times
+			if err := q.Close(); err != nil {
+				t.Fatalf("close: %v", err)
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("run: %v", err)
+				}
+			default:
+				t.Fatal("Run still running after Close returned")
+			}
+			if strings.Contains(logs.String(), "closed") {
+				t.Errorf("a sweep ran against the closed store:\n%s", logs.String())
+			}
+			if err := q.Run(context.Background()); err != nil {
+				t.Errorf("Run after Close: %v", err)
+			}
+		})
+	}
+}
