@@ -32,8 +32,12 @@ DestChannel), when OMLAGENTID was set on it (or on its Local sibling) without th
 inheritance prefix (the queue pre-dial handler, the Stasis controller), or, for a pair
 joined by Dial (DialEnd/ARI Dial with ANSWER and a caller), by the call type: manual (1)
 and preview (4) calls are originated on the agent's phone, which is then the caller;
-every other call dials the agent. Two agent legs together (a consultation) are not a
-connect. The Originate's own dial (no caller) is ignored.
+every other call dials the agent. In those other calls, what the ;2 half of an agent's
+Local leg dials (Local/<ext>@oml-agent-…;2 → PJSIP/<ext>-…) is the agent's phone: it
+counts as the agent's leg, so the phone bridged with ;2 before the queue connects is
+not a connect, and after Local channel optimisation swaps the phone into the
+customer's bridge it is the same agent. Two agent legs together (a consultation) are
+not a connect. The Originate's own dial (no caller) is ignored.
 
 # Exactly once per (call, agent)
 

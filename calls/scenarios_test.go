@@ -47,12 +47,12 @@ func checkSim(t *testing.T, rec *recorder, cs ...*callsim.Call) {
 }
 
 // TestBothSources runs every scenario (inbound, dialer, preview, manual, abandon, blind
-// and attended transfer, hold/unhold re-bridge) through the AMI client and through the
-// ARI client, against the fake servers.
+// and attended transfer, hold/unhold re-bridge, Local channel optimisation) through the
+// AMI client and through the ARI client, against the fake servers.
 func TestBothSources(t *testing.T) {
 	for _, src := range sources {
 		t.Run(src.name, func(t *testing.T) {
-			for _, sc := range callsim.Scenarios() {
+			for _, sc := range callsim.AllScenarios() {
 				t.Run(sc.String(), func(t *testing.T) {
 					tr, rec := startTracker(t, calls.Options{})
 					f := src.start(t, tr, sourceOpts{})
@@ -78,7 +78,7 @@ func TestInterleaved200Calls(t *testing.T) {
 	ids := callsim.NewIDs(simBase.Unix())
 	var cs []*callsim.Call
 	for i := range 200 {
-		sc := callsim.Scenarios()[rnd.IntN(len(callsim.Scenarios()))]
+		sc := callsim.AllScenarios()[rnd.IntN(len(callsim.AllScenarios()))]
 		cs = append(cs, callsim.Build(ids, callsim.Params{
 			Scenario:    sc,
 			Agent:       callsim.Agent{ID: 1 + i},
@@ -95,6 +95,69 @@ func TestInterleaved200Calls(t *testing.T) {
 			f.send(t, steps)
 			waitFor(t, "200 Ended", func() bool { _, e := rec.counts(); return e == 200 })
 			checkSim(t, rec, cs...)
+			if s := tr.Stats(); s.Channels != 0 || s.Calls != 0 || s.Bridges != 0 {
+				t.Errorf("state left: %+v", s)
+			}
+		})
+	}
+}
+
+// TestLocalOptimization: the queue member is a Local channel whose ;2 dials the agent's
+// phone; after the connect Asterisk optimises the Local pair away (the phone is swapped
+// into the customer's bridge, both halves hang up). Over both sources the call gives
+// exactly one Connected (agent 7 on the Local ;1, made at the queue connect, not when ;2
+// was bridged with the phone), no Ended while the customer and the phone talk on, and
+// one Ended when the last channel goes.
+func TestLocalOptimization(t *testing.T) {
+	for _, src := range sources {
+		t.Run(src.name, func(t *testing.T) {
+			tr, rec := startTracker(t, calls.Options{})
+			f := src.start(t, tr, sourceOpts{})
+			ids := callsim.NewIDs(simBase.Unix())
+			c := callsim.Build(ids, callsim.Params{Scenario: callsim.LocalOptimization, Agent: callsim.Agent{ID: 7, Extension: "1003"},
+				ContactID: "321321321"})
+			steps := callsim.Interleave([]*callsim.Call{c}, 0)
+			// optimized: just after the two Local halves' hangups that follow
+			// LocalOptimizationEnd; last: the final hangup.
+			optimized, last, end, hangups := -1, -1, -1, 0
+			for i, s := range steps {
+				switch s.Step.Event() {
+				case "LocalOptimizationEnd":
+					end = i
+				case "Hangup":
+					last = i
+					if end >= 0 {
+						if hangups++; hangups == 2 {
+							optimized = i + 1
+						}
+					}
+				}
+			}
+			if optimized <= 0 || last <= optimized {
+				t.Fatalf("callsim %s: no LocalOptimizationEnd followed by the halves' hangups", c.Scenario)
+			}
+
+			f.send(t, steps[:optimized])
+			// The customer's Local pair and the phone remain; the connect was remembered.
+			waitFor(t, "the Local halves' hangups", func() bool { s := tr.Stats(); return s.Channels == 3 && s.Emitted > 0 })
+			if n, e := rec.counts(); n != 1 || e != 0 {
+				t.Fatalf("after the optimisation: %d Connected, %d Ended; want 1 and 0", n, e)
+			}
+			f.send(t, steps[optimized:last])
+			waitFor(t, "all but the last channel's hangup", func() bool { return tr.Stats().Channels == 1 })
+			if n, e := rec.counts(); n != 1 || e != 0 {
+				t.Fatalf("before the last hangup: %d Connected, %d Ended; want 1 and 0", n, e)
+			}
+			f.send(t, steps[last:])
+			waitFor(t, "the call's Ended", func() bool { _, e := rec.counts(); return e == 1 })
+			checkSim(t, rec, c)
+			got, ended := rec.facts(t)
+			if len(got) == 1 && (got[0].AgentID != 7 || !strings.HasPrefix(got[0].AgentChannel, "Local/1003@oml-agent-")) {
+				t.Errorf("Connected agent %d on %s, want agent 7 on the Local ;1", got[0].AgentID, got[0].AgentChannel)
+			}
+			if len(ended) == 1 && ended[0].CallID != c.CallID {
+				t.Errorf("Ended for call %s, want %s", ended[0].CallID, c.CallID)
+			}
 			if s := tr.Stats(); s.Channels != 0 || s.Calls != 0 || s.Bridges != 0 {
 				t.Errorf("state left: %+v", s)
 			}

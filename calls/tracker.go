@@ -710,8 +710,32 @@ func (t *Tracker) flush(g *group) {
 	}
 }
 
-// isAgentLike: a channel known to be an agent's leg.
+// isAgentLike: a channel known to be an agent's leg, or the agent's phone: in a call
+// that dials the agent (not manual or preview, where the agent's Local ;2 dials the
+// customer), what the ;2 half of the agent's Local leg dials is the agent's phone
+// (Local/<ext>@oml-agent-…;2 runs Dial(PJSIP/<ext>)). That phone bridged with ;2 is not a
+// connect, and once Asterisk optimises the Local pair away it stands in for the agent
+// in the customer's bridge.
 func (t *Tracker) isAgentLike(ch *channel) bool {
+	if t.agentMarked(ch) {
+		return true
+	}
+	if ch.role == roleCustomer || ch.dialCaller == "" {
+		return false
+	}
+	caller := t.chans[ch.dialCaller]
+	if caller == nil || !strings.HasSuffix(caller.name, ";2") || !t.agentMarked(caller) {
+		return false
+	}
+	switch t.lookup(caller, ch, varCampType, varCallTypeID) {
+	case "1", "4":
+		return false
+	}
+	return true
+}
+
+// agentMarked: the channel, or its Local sibling, was named the agent's leg.
+func (t *Tracker) agentMarked(ch *channel) bool {
 	if ch.role == roleAgent || ch.ownAgentID {
 		return true
 	}

@@ -24,6 +24,11 @@ type builder struct {
 	live   map[*simChan]bool
 	chans  []*simChan
 	linked string
+
+	// LocalOptimization: the agent's phone, dialed by the member's Local ;2, and the
+	// bridge joining them.
+	phone       *simChan
+	phoneBridge *bridgeSnap
 }
 
 func (b *builder) wait(d time.Duration) { b.now += d }
@@ -128,11 +133,12 @@ func (b *builder) bridgeCreate(typ string) *bridgeSnap {
 	return br
 }
 
-func (b *builder) enter(br *bridgeSnap, ch *simChan) {
+func (b *builder) enter(br *bridgeSnap, ch *simChan) *Step {
 	br.members = append(br.members, ch.uid)
 	ch.bridge = br.id
 	st := b.step(evBridgeEnter, ch, nil)
 	st.bridge = bridgeSnap{id: br.id, typ: br.typ, members: append([]string(nil), br.members...)}
+	return st
 }
 
 func (b *builder) leave(br *bridgeSnap, ch *simChan) {
@@ -177,6 +183,9 @@ func Build(ids *IDs, p Params) *Call {
 		b.omit[strings.ToUpper(strings.TrimPrefix(n, "__"))] = true
 	}
 	c.defaults(ids)
+	if c.Scenario == LocalOptimization {
+		c.AgentPJSIP = false // the scenario is about the Local member channel
+	}
 	switch c.Scenario {
 	case Preview, Manual:
 		b.clickToCall()
@@ -366,18 +375,28 @@ func (b *builder) snapshotLive() {
 
 func member(a Agent) string { return strconv.Itoa(a.ID) + "_agent" + strconv.Itoa(a.ID) }
 
-func iface(a Agent) string { return "Local/" + a.ext() + "@oml-agent/n" }
+// iface is the queue member's interface: a Local channel that does not optimise away
+// (/n), except in LocalOptimization.
+func (b *builder) iface(a Agent) string {
+	if b.c.Scenario == LocalOptimization {
+		return "Local/" + a.ext() + "@oml-agent"
+	}
+	return "Local/" + a.ext() + "@oml-agent/n"
+}
 
 // queueConnect dials agent a from the queue and connects it; it returns the agent's
 // legs and the bridge.
 func (b *builder) queueConnect(cust *simChan, a Agent, queue string, campaign int, waited time.Duration) (*simChan, *simChan, *bridgeSnap) {
 	one, two := b.agentLeg(a, cust, "oml-agent")
-	q := []kv{{"Queue", queue}, {"Interface", iface(a)}, {"MemberName", member(a)}}
+	q := []kv{{"Queue", queue}, {"Interface", b.iface(a)}, {"MemberName", member(a)}}
 	b.step(evAgentCalled, cust, one, q...)
-	b.dial(cust, one, iface(a), "")
+	b.dial(cust, one, b.iface(a), "")
 	one.app, one.appData = "AppQueue", "(Outgoing Line)"
 	b.wait(time.Second)
-	if two != nil {
+	switch {
+	case two != nil && b.c.Scenario == LocalOptimization:
+		b.agentPhone(two, a)
+	case two != nil:
 		b.state(two, 6)
 	}
 	b.state(one, 6)
@@ -419,9 +438,9 @@ func (b *builder) queueCall() {
 
 	if c.Scenario == Abandon {
 		one, two := b.agentLeg(c.Agent, cust, "oml-agent")
-		q := []kv{{"Queue", queue}, {"Interface", iface(c.Agent)}, {"MemberName", member(c.Agent)}}
+		q := []kv{{"Queue", queue}, {"Interface", b.iface(c.Agent)}, {"MemberName", member(c.Agent)}}
 		b.step(evAgentCalled, cust, one, q...)
-		b.dial(cust, one, iface(c.Agent), "")
+		b.dial(cust, one, b.iface(c.Agent), "")
 		b.wait(5 * time.Second)
 		b.step(evHangupRequest, cust2, nil, kv{"Cause", "16"})
 		b.dial(cust, one, "", "CANCEL")
@@ -455,10 +474,14 @@ func (b *builder) queueCall() {
 		b.destroy(hb)
 		b.enter(br, cust)
 		b.step(evUnhold, one, nil)
+	case LocalOptimization:
+		b.optimizeAway(br, one, two)
+		one, two = b.phone, nil
+		b.snapshotLive()
 	case BlindTransfer:
 		tr := b.step(evBlindTransfer, one, cust, kv{"IsExternal", "Yes"}, kv{"Context", "oml-transfer"}, kv{"Extension", "9000"})
 		tr.bridge = bridgeSnap{id: br.id, typ: br.typ, members: append([]string(nil), br.members...)}
-		b.step(evAgentComplete, cust, one, kv{"Queue", queue}, kv{"Interface", iface(c.Agent)}, kv{"MemberName", member(c.Agent)},
+		b.step(evAgentComplete, cust, one, kv{"Queue", queue}, kv{"Interface", b.iface(c.Agent)}, kv{"MemberName", member(c.Agent)},
 			kv{"HoldTime", "1"}, kv{"TalkTime", strconv.Itoa(int(c.Talk / 2 / time.Second))}, kv{"Reason", "transfer"})
 		b.leave(br, cust)
 		b.set(cust, "__OMLCAMPTRANSFERID", strconv.Itoa(c.TransferCamp))
@@ -500,7 +523,7 @@ func (b *builder) queueCall() {
 		b.destroy(cb)
 		b.enter(br, b2one)
 		b.expect(b2one, cust, c.SecondAgent, c.CampaignID)
-		b.step(evAgentComplete, cust, one, kv{"Queue", queue}, kv{"Interface", iface(c.Agent)}, kv{"MemberName", member(c.Agent)},
+		b.step(evAgentComplete, cust, one, kv{"Queue", queue}, kv{"Interface", b.iface(c.Agent)}, kv{"MemberName", member(c.Agent)},
 			kv{"HoldTime", "1"}, kv{"TalkTime", "4"}, kv{"Reason", "transfer"})
 		b.hangup(one, "16")
 		if two != nil {
@@ -515,7 +538,7 @@ func (b *builder) queueCall() {
 	b.step(evHangupRequest, cust2, nil, kv{"Cause", "16"})
 	b.hangup(cust2, "16")
 	if c.Scenario != AttendedTransfer {
-		b.step(evAgentComplete, cust, one, kv{"Queue", queue}, kv{"Interface", iface(final)}, kv{"MemberName", member(final)},
+		b.step(evAgentComplete, cust, one, kv{"Queue", queue}, kv{"Interface", b.iface(final)}, kv{"MemberName", member(final)},
 			kv{"HoldTime", "1"}, kv{"TalkTime", strconv.Itoa(int(c.Talk / time.Second))}, kv{"Reason", "caller"})
 	}
 	b.leave(br, cust)
@@ -526,6 +549,44 @@ func (b *builder) queueCall() {
 		b.hangup(two, "16")
 	}
 	b.hangup(cust, "16")
+}
+
+// agentPhone: the member's Local ;2 runs the agent dialplan, which dials the agent's
+// phone; the phone answers and ;2 is bridged with it (then ;2 answers ;1).
+func (b *builder) agentPhone(two *simChan, a Agent) {
+	dialstring := "PJSIP/" + a.ext()
+	b.exten(two, "oml-agent", a.ext(), 1, "Dial", dialstring+",,tT")
+	phone := b.newChan("PJSIP/"+a.ext()+"-"+b.ids.localSuffix(), "oml-agent", a.ext(), 0, two.cidNum, two.cidName)
+	b.inheritTo(two, phone)
+	phone.app, phone.appData = "AppDial", "(Outgoing Line)"
+	b.dial(two, phone, dialstring, "")
+	b.state(phone, 6)
+	b.dial(two, phone, "", "ANSWER")
+	b.state(two, 6)
+	pb := b.bridgeCreate("basic")
+	b.enter(pb, two)
+	b.enter(pb, phone)
+	b.phone, b.phoneBridge = phone, pb
+}
+
+// optimizeAway: Asterisk optimises the Local pair one/two out of the media path. The
+// agent's phone is swapped into the customer's bridge br in place of one (BridgeEnter
+// with SwapUniqueid), the phone's bridge with two dissolves, and both halves hang up.
+// app_queue follows the swap: its later AgentComplete names the phone.
+func (b *builder) optimizeAway(br *bridgeSnap, one, two *simChan) {
+	phone, pb := b.phone, b.phoneBridge
+	id := b.ids.optimizationID()
+	begin := b.step(evLocalOptimizationBegin, one, two, kv{"DestUniqueId", one.uid}, kv{"Id", id})
+	src := b.snap(phone)
+	begin.src = &src
+	b.leave(pb, phone)
+	b.enter(br, phone).extra = []kv{{"SwapUniqueid", one.uid}}
+	b.leave(br, one)
+	b.step(evLocalOptimizationEnd, one, two, kv{"Success", "Yes"}, kv{"Id", id})
+	b.leave(pb, two)
+	b.destroy(pb)
+	b.hangup(one, "16")
+	b.hangup(two, "16")
 }
 
 // clickToCall: the agent's phone is originated first (the mother), then it dials the

@@ -45,11 +45,20 @@ const (
 	// HoldUnhold: inbound; the agent puts the customer on hold (the customer leaves the
 	// bridge for a holding bridge) and takes it back.
 	HoldUnhold
+	// LocalOptimization: inbound; the queue member is a Local channel without /n
+	// (Local/<ext>@oml-agent-…;1/;2) whose ;2 dials the agent's phone
+	// (PJSIP/<ext>-…). Once both halves are bridged, Asterisk optimises the Local pair
+	// away: LocalOptimizationBegin, the phone is swapped into the customer's bridge in
+	// place of ;1, LocalOptimizationEnd, and both halves hang up while the call goes
+	// on. A correct tracker emits one Connected (on ;1, at the queue connect) and
+	// Ended only when the customer and the phone are gone. AgentPJSIP is ignored.
+	LocalOptimization
 )
 
 var scenarioNames = map[Scenario]string{
 	InboundQueue: "inbound-queue", DialerQueue: "dialer-queue", Preview: "preview", Manual: "manual",
 	Abandon: "abandon", BlindTransfer: "blind-transfer", AttendedTransfer: "attended-transfer", HoldUnhold: "hold-unhold",
+	LocalOptimization: "local-optimization",
 }
 
 // String returns the scenario's name ("inbound-queue", …).
@@ -70,9 +79,15 @@ func ParseScenario(name string) (Scenario, error) {
 	return 0, fmt.Errorf("callsim: unknown scenario %q", name)
 }
 
-// Scenarios lists every scenario.
+// Scenarios lists the basic scenarios: the Generator's default mix. It leaves out
+// LocalOptimization, which AllScenarios adds.
 func Scenarios() []Scenario {
 	return []Scenario{InboundQueue, DialerQueue, Preview, Manual, Abandon, BlindTransfer, AttendedTransfer, HoldUnhold}
+}
+
+// AllScenarios lists every scenario: Scenarios and LocalOptimization.
+func AllScenarios() []Scenario {
+	return append(Scenarios(), LocalOptimization)
 }
 
 // Naming selects which OMniLeads variable names the dialplan sets.
@@ -175,6 +190,7 @@ type IDs struct {
 	seq    int
 	local  int
 	bridge int
+	optim  int // Local channel optimisation ids
 }
 
 // NewIDs starts a sequence at epoch (Unix seconds).
@@ -190,6 +206,12 @@ func (s *IDs) localSuffix() string {
 	n := s.local
 	s.local++
 	return fmt.Sprintf("%08x", n)
+}
+
+func (s *IDs) optimizationID() string {
+	n := s.optim
+	s.optim++
+	return strconv.Itoa(n)
 }
 
 func (s *IDs) bridgeID() string {

@@ -37,6 +37,8 @@ const (
 	evMusicOnHoldStop
 	evHold
 	evUnhold
+	evLocalOptimizationBegin
+	evLocalOptimizationEnd
 )
 
 var amiNames = [...]string{
@@ -50,6 +52,7 @@ var amiNames = [...]string{
 	evAttendedTransfer: "AttendedTransfer", evMixMonitorStart: "MixMonitorStart",
 	evMusicOnHoldStart: "MusicOnHoldStart", evMusicOnHoldStop: "MusicOnHoldStop",
 	evHold: "Hold", evUnhold: "Unhold",
+	evLocalOptimizationBegin: "LocalOptimizationBegin", evLocalOptimizationEnd: "LocalOptimizationEnd",
 }
 
 func privilege(k stepKind) string {
@@ -86,7 +89,8 @@ type bridgeSnap struct {
 type Step struct {
 	At       time.Duration // since the call's start
 	kind     stepKind
-	ch, dest chanSnap // dest.name == "": none (ch.name == "": none, e.g. the Originate's Dial)
+	ch, dest chanSnap  // dest.name == "": none (ch.name == "": none, e.g. the Originate's Dial)
+	src      *chanSnap // LocalOptimizationBegin: the channel that replaces a Local half
 	bridge   bridgeSnap
 	extra    []kv // trailing headers, in Asterisk's order
 }
@@ -163,6 +167,13 @@ func (s *Step) AppendAMI(dst []byte) []byte {
 		dst = appendChanAMI(dst, "SecondTransferer", &s.dest)
 		dst = appendHeader(dst, "DestType", "Bridge")
 		dst = appendHeader(dst, "DestBridgeUniqueid", s.bridge.id)
+	case evLocalOptimizationBegin, evLocalOptimizationEnd:
+		// ch is ;1, dest ;2; Source, DestUniqueId, Success and Id follow in extra.
+		dst = appendChanAMI(dst, "LocalOne", &s.ch)
+		dst = appendChanAMI(dst, "LocalTwo", &s.dest)
+		if s.src != nil {
+			dst = appendChanAMI(dst, "Source", s.src)
+		}
 	default:
 		if s.ch.name != "" {
 			dst = appendChanAMI(dst, "", &s.ch)
@@ -283,7 +294,8 @@ func appendBridgeARI(dst []byte, b *bridgeSnap, at time.Time) []byte {
 
 // AppendARI appends the step as one /ari/events JSON message (a subscribeAll
 // application named "omlcrm"), or nothing for AMI-only events (queue events, music on
-// hold, MixMonitor). start is the call's start time. It reports whether it appended.
+// hold, MixMonitor, Local channel optimisation: ARI shows only its bridge moves and
+// hangups). start is the call's start time. It reports whether it appended.
 func (s *Step) AppendARI(dst []byte, start time.Time) ([]byte, bool) {
 	at := start.Add(s.At)
 	head := func(dst []byte, typ string) []byte {

@@ -14,6 +14,9 @@
 // handler is installed with Handle. Before login every action but Login, Challenge and
 // Logoff gets `Permission denied`.
 //
+// WithTLS serves the protocol over TLS on the same listener (manager.conf tlsenable);
+// NewSelfSignedCert makes a certificate for it.
+//
 // Events go to every logged-in session whose Login did not say `Events: off`. Writes block
 // while a client does not read: back-pressure reaches the caller of Send or Replay, so a
 // load test measures the client, not a queue.
@@ -23,11 +26,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/md5"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -72,6 +82,57 @@ func WithLogf(logf func(format string, args ...any)) Option {
 
 // WithAddress listens on addr instead of 127.0.0.1:0.
 func WithAddress(addr string) Option { return func(s *Server) { s.addr = addr } }
+
+// WithTLS serves TLS with cfg (which must hold a certificate) on the server's listener,
+// as Asterisk does with manager.conf tlsenable: the handshake comes first, then the
+// banner. A failed handshake is logged and the connection closed.
+func WithTLS(cfg *tls.Config) Option { return func(s *Server) { s.tls = cfg } }
+
+// NewSelfSignedCert makes a self-signed ECDSA P-256 certificate valid for one day for
+// hosts (IP addresses or DNS names; default 127.0.0.1), and a pool that trusts it: the
+// certificate for WithTLS and the RootCAs for a client that verifies it.
+func NewSelfSignedCert(hosts ...string) (tls.Certificate, *x509.CertPool, error) {
+	if len(hosts) == 0 {
+		hosts = []string{"127.0.0.1"}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("amitest: generating a key: %w", err)
+	}
+	serial, err := crand.Int(crand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("amitest: generating a serial number: %w", err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "amitest " + hosts[0], Organization: []string{"oml-crm amitest"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(24 * time.Hour),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true, // self-signed: it is its own authority
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("amitest: creating a certificate: %w", err)
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return tls.Certificate{}, nil, fmt.Errorf("amitest: parsing the certificate: %w", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(leaf)
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
+}
 
 // ActionFunc answers an action installed with Handle. It returns the response headers,
 // starting with `Response`; the server inserts the request's ActionID after it.
@@ -126,6 +187,7 @@ type Server struct {
 	secret   string
 	logf     func(string, ...any)
 	start    time.Time
+	tls      *tls.Config // nil: plain TCP
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -221,8 +283,11 @@ func (s *Server) Up() error {
 	if err != nil {
 		return fmt.Errorf("amitest: listening on %s: %w", s.addr, err)
 	}
-	s.ln = ln
 	s.addr = ln.Addr().String()
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+	}
+	s.ln = ln
 	s.wg.Go(func() { s.accept(ln) })
 	return nil
 }
@@ -613,6 +678,17 @@ func (c *conn) serve() {
 	s.mu.Unlock()
 	if stalled != nil {
 		<-stalled
+	}
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := tc.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				s.logf("amitest: TLS handshake with %s: %v", c.nc.RemoteAddr(), err)
+			}
+			return
+		}
 	}
 	if err := c.write([]byte(s.banner+"\r\n"), true); err != nil {
 		return

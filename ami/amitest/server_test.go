@@ -3,6 +3,7 @@ package amitest_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -288,5 +289,49 @@ func TestStallWithholdsTheBanner(t *testing.T) {
 	s = dialRaw(t, srv)
 	if _, err := s.rd.ReadBanner(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// WithTLS serves the protocol over TLS with the certificate from NewSelfSignedCert:
+// a client trusting its pool gets the banner and logs in; the address survives a
+// restart and stays TLS; a plain TCP client never sees a banner.
+func TestTLS(t *testing.T) {
+	cert, pool, err := amitest.NewSelfSignedCert()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cert.Leaf.IPAddresses) != 1 || !cert.Leaf.IPAddresses[0].Equal(net.ParseIP("127.0.0.1")) {
+		t.Fatalf("certificate IP SANs %v, want [127.0.0.1]", cert.Leaf.IPAddresses)
+	}
+	srv := amitest.NewServer(t, amitest.WithTLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}))
+	dialTLS := func() *rawSession {
+		t.Helper()
+		nc, err := tls.Dial("tcp", srv.Addr(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+		if err != nil {
+			t.Fatalf("TLS dial: %v", err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+		return &rawSession{t: t, nc: nc, rd: ami.NewReader(nc, ami.Limits{})}
+	}
+	s := dialTLS()
+	s.login(srv)
+	if err := srv.SendEvent(ami.Header{Key: "Event", Value: "Newchannel"}); err != nil {
+		t.Fatal(err)
+	}
+	if m := s.next(); m.Event() != "Newchannel" {
+		t.Fatalf("event over TLS %q", m.Headers)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	dialTLS().login(srv)
+
+	// Plain TCP: the server waits for a ClientHello; what it answers is a TLS alert,
+	// never the banner.
+	plain := dialRaw(t, srv)
+	plain.send("Action: Login", "Username: "+srv.Username(), "Secret: "+srv.Secret())
+	if banner, err := plain.rd.ReadBanner(); err == nil && strings.HasPrefix(banner, "Asterisk Call Manager") {
+		t.Fatalf("plain TCP client got the banner %q", banner)
 	}
 }
