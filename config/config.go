@@ -71,6 +71,17 @@ type AMI struct {
 	Auth string `mapstructure:"auth" json:"auth"`
 	// TLS is asterisk.ami.tls (false): connect with TLS (manager.conf tlsenable).
 	TLS bool `mapstructure:"tls" json:"tls"`
+	// TLSCA is asterisk.ami.tls_ca (""): a PEM file of the CA (or the self-signed
+	// certificate, e.g. made by Asterisk's ast_tls_cert) to trust for Asterisk's
+	// certificate instead of the system roots.
+	TLSCA string `mapstructure:"tls_ca" json:"tls_ca"`
+	// TLSServerName is asterisk.ami.tls_server_name (""): the name Asterisk's certificate
+	// must carry; empty = the host of asterisk.ami.address.
+	TLSServerName string `mapstructure:"tls_server_name" json:"tls_server_name"`
+	// TLSInsecureSkipVerify is asterisk.ami.tls_insecure_skip_verify (false): accept any
+	// certificate (labs only: the AMI secret is then open to a man in the middle; use
+	// tls_ca instead). Logged as a warning at start.
+	TLSInsecureSkipVerify bool `mapstructure:"tls_insecure_skip_verify" json:"tls_insecure_skip_verify"`
 	// Events is asterisk.ami.events (DefaultAMIEvents): the event names to receive; other
 	// events are dropped by Asterisk (server-side Filter) before they cross the wire.
 	Events []string `mapstructure:"events" json:"events"`

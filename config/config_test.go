@@ -381,12 +381,13 @@ func TestByteSize(t *testing.T) {
 
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
-	if len(keys) != 55 {
+	if len(keys) != 58 {
 		t.Errorf("only %d keys: %v", len(keys), keys)
 	}
 	for _, k := range []string{"asterisk.ami.secret", "delivery.sites", "agentws.django_secret_key", "cluster.redis_url", "cluster.redis_prefix", "calls.lazy_var_timeout",
 		"delivery.sqlite_synchronous", "delivery.instance_id", "delivery.poll_interval", "delivery.min_backoff",
-		"delivery.max_backoff", "delivery.retention", "delivery.connect_timeout"} {
+		"delivery.max_backoff", "delivery.retention", "delivery.connect_timeout",
+		"asterisk.ami.tls_ca", "asterisk.ami.tls_server_name", "asterisk.ami.tls_insecure_skip_verify"} {
 		found := false
 		for _, have := range keys {
 			found = found || have == k
@@ -478,5 +479,56 @@ delivery:
 	if _, err := Load(writeFile(t, "delivery:\n  min_backof: 1s\n"), nil); err == nil ||
 		!strings.Contains(err.Error(), "did you mean delivery.min_backoff?") {
 		t.Errorf("typo of a delivery key: %v", err)
+	}
+}
+
+// The AMI TLS settings: each needs asterisk.ami.tls, and the CA file must hold a PEM
+// certificate; every problem names its key.
+func TestAMITLSKeys(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(c *AMI)
+		want []string // substrings of the problems, in order
+	}{
+		{"tls off with TLS settings", func(c *AMI) {
+			c.TLSCA, c.TLSServerName, c.TLSInsecureSkipVerify = notPEM, "asterisk.example", true
+		}, []string{"asterisk.ami.tls_ca: set, but asterisk.ami.tls is false",
+			"asterisk.ami.tls_server_name: set, but asterisk.ami.tls is false",
+			"asterisk.ami.tls_insecure_skip_verify: set, but asterisk.ami.tls is false"}},
+		{"missing CA file", func(c *AMI) { c.TLS, c.TLSCA = true, filepath.Join(dir, "absent.pem") },
+			[]string{"asterisk.ami.tls_ca: cannot read " + filepath.Join(dir, "absent.pem")}},
+		{"CA file without PEM", func(c *AMI) { c.TLS, c.TLSCA = true, notPEM },
+			[]string{"asterisk.ami.tls_ca: " + notPEM + " holds no PEM certificate"}},
+		{"tls with server name", func(c *AMI) { c.TLS, c.TLSServerName = true, "asterisk.example" }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Default()
+			cfg.Asterisk.AMI.Secret = "s3cret"
+			cfg.AgentWS.TokenSecret = "0123456789abcdef0123"
+			tc.set(&cfg.Asterisk.AMI)
+			err := cfg.Validate()
+			var got []string
+			var probs Problems
+			if errors.As(err, &probs) {
+				for _, p := range probs {
+					if strings.HasPrefix(p.Key, "asterisk.ami.tls") {
+						got = append(got, p.Error())
+					}
+				}
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("problems %q, want %d like %q", got, len(tc.want), tc.want)
+			}
+			for i := range got {
+				if !strings.Contains(got[i], tc.want[i]) {
+					t.Errorf("problem %d = %q, want it to contain %q", i, got[i], tc.want[i])
+				}
+			}
+		})
 	}
 }

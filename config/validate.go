@@ -1,10 +1,13 @@
 package config
 
 import (
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strconv"
@@ -59,6 +62,26 @@ func (c *Config) Validate() error {
 	for i, f := range ami.Filters {
 		if strings.TrimSpace(f) == "" || strings.ContainsAny(f, "\r\n") {
 			v.addf("asterisk.ami.filters", "entry %d is empty or spans lines", i)
+		}
+	}
+	if !ami.TLS {
+		for _, k := range []struct {
+			key string
+			set bool
+		}{
+			{"asterisk.ami.tls_ca", ami.TLSCA != ""},
+			{"asterisk.ami.tls_server_name", ami.TLSServerName != ""},
+			{"asterisk.ami.tls_insecure_skip_verify", ami.TLSInsecureSkipVerify},
+		} {
+			if k.set {
+				v.add(k.key, "set, but asterisk.ami.tls is false")
+			}
+		}
+	} else if ami.TLSCA != "" {
+		if pem, err := os.ReadFile(ami.TLSCA); err != nil {
+			v.addf("asterisk.ami.tls_ca", "cannot read %s: %v", ami.TLSCA, errors.Unwrap(err))
+		} else if !x509.NewCertPool().AppendCertsFromPEM(pem) {
+			v.addf("asterisk.ami.tls_ca", "%s holds no PEM certificate", ami.TLSCA)
 		}
 	}
 	v.positive("asterisk.ami.action_timeout", ami.ActionTimeout)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -429,9 +430,12 @@ func (d *daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 		if err != nil {
 			return err
 		}
-		var tlsCfg *tls.Config
-		if cfg.AMI.TLS {
-			tlsCfg = &tls.Config{MinVersion: tls.VersionTLS12}
+		tlsCfg, err := amiTLSConfig(cfg.AMI)
+		if err != nil {
+			return err
+		}
+		if tlsCfg != nil && tlsCfg.InsecureSkipVerify {
+			d.log.Warn().Msg("asterisk.ami.tls_insecure_skip_verify: Asterisk's certificate is not verified; use asterisk.ami.tls_ca outside a lab")
 		}
 		c, err := ami.Dial(ctx, ami.Config{
 			Address: cfg.AMI.Address, Username: cfg.AMI.Username, Secret: cfg.AMI.Secret.Reveal(),
@@ -960,4 +964,24 @@ func (l *levelWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// amiTLSConfig maps asterisk.ami.tls* to the AMI client's TLS settings; nil without TLS.
+func amiTLSConfig(c config.AMI) (*tls.Config, error) {
+	if !c.TLS {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName,
+		InsecureSkipVerify: c.TLSInsecureSkipVerify} //nolint:gosec // opt-in, warned at start
+	if c.TLSCA != "" {
+		pem, err := os.ReadFile(c.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("asterisk.ami.tls_ca: %w", err)
+		}
+		t.RootCAs = x509.NewCertPool()
+		if !t.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("asterisk.ami.tls_ca: %s holds no PEM certificate", c.TLSCA)
+		}
+	}
+	return t, nil
 }
