@@ -163,7 +163,7 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	d.bg.Add(1)
 	go func() {
 		defer d.bg.Done()
-		if q := d.queue.wait(bgCtx); q != nil {
+		if q, err := d.queue.wait(bgCtx); err == nil {
 			if err := q.Run(bgCtx); err != nil && bgCtx.Err() == nil {
 				d.log.Error().Err(err).Msg("delivery sweeper stopped")
 			}
@@ -711,37 +711,45 @@ func (u *undoRegisterer) undo() {
 	u.done = nil
 }
 
-// hubSlot is the agent hub once it is up (in cluster mode, once Redis answered). Until
-// then the agent endpoints answer 503 and pops wait (the connect is not lost).
-type hubSlot struct {
+// lateValue holds a dependency that may come up after start-up (the hub waits for
+// Redis, a PostgreSQL outbox for the database): get returns it or the zero value, wait
+// blocks until it is set or ctx ends.
+type lateValue[T any] struct {
 	mu    sync.Mutex
-	h     *agentws.Hub
+	v     T
 	ready chan struct{}
 }
 
-func newHubSlot() *hubSlot { return &hubSlot{ready: make(chan struct{})} }
+func newLateValue[T any]() lateValue[T] { return lateValue[T]{ready: make(chan struct{})} }
 
-func (s *hubSlot) set(h *agentws.Hub) {
-	s.mu.Lock()
-	s.h = h
-	s.mu.Unlock()
-	close(s.ready)
+func (l *lateValue[T]) set(v T) {
+	l.mu.Lock()
+	l.v = v
+	l.mu.Unlock()
+	close(l.ready)
 }
 
-func (s *hubSlot) get() *agentws.Hub {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.h
+func (l *lateValue[T]) get() T {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.v
 }
 
-func (s *hubSlot) wait(ctx context.Context) (*agentws.Hub, error) {
+func (l *lateValue[T]) wait(ctx context.Context) (T, error) {
 	select {
-	case <-s.ready:
-		return s.get(), nil
+	case <-l.ready:
+		return l.get(), nil
 	case <-ctx.Done():
-		return nil, fmt.Errorf("agent hub not up yet (waiting for Redis): %w", ctx.Err())
+		var zero T
+		return zero, ctx.Err()
 	}
 }
+
+// hubSlot is the agent hub once it is up (in cluster mode, once Redis answered). Until
+// then the agent endpoints answer 503 and pops wait (the connect is not lost).
+type hubSlot struct{ lateValue[*agentws.Hub] }
+
+func newHubSlot() *hubSlot { return &hubSlot{newLateValue[*agentws.Hub]()} }
 
 // ServeHTTP serves the hub's endpoints, or 503 while it is not up.
 func (s *hubSlot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -753,9 +761,17 @@ func (s *hubSlot) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.ServeHTTP(w, r)
 }
 
+func (s *hubSlot) hub(ctx context.Context) (*agentws.Hub, error) {
+	h, err := s.wait(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("agent hub not up yet (waiting for Redis): %w", err)
+	}
+	return h, nil
+}
+
 // Pop implements crmnotify.AgentSink.
 func (s *hubSlot) Pop(ctx context.Context, n crmnotify.Notification) error {
-	h, err := s.wait(ctx)
+	h, err := s.hub(ctx)
 	if err != nil {
 		return err
 	}
@@ -764,7 +780,7 @@ func (s *hubSlot) Pop(ctx context.Context, n crmnotify.Notification) error {
 
 // CallEnded implements crmnotify.AgentSink.
 func (s *hubSlot) CallEnded(ctx context.Context, callID string) error {
-	h, err := s.wait(ctx)
+	h, err := s.hub(ctx)
 	if err != nil {
 		return err
 	}
@@ -775,62 +791,39 @@ func (s *hubSlot) CallEnded(ctx context.Context, callID string) error {
 // start-up: until then Enqueue waits (the connect is not lost; intake back-pressure
 // holds further events).
 type queueSlot struct {
-	mu      sync.Mutex
-	q       *delivery.Queue
+	lateValue[*delivery.Queue]
+	errMu   sync.Mutex
 	openErr error // why the last attempt to open it failed
-	ready   chan struct{}
 }
 
+func newQueueSlot() *queueSlot { return &queueSlot{lateValue: newLateValue[*delivery.Queue]()} }
+
 func (s *queueSlot) setOpenError(err error) {
-	s.mu.Lock()
+	s.errMu.Lock()
 	s.openErr = err
-	s.mu.Unlock()
+	s.errMu.Unlock()
 }
 
 // ping is the delivery store's readiness check: the open queue's store answers, or why
 // it is not open yet.
 func (s *queueSlot) ping(ctx context.Context) error {
-	s.mu.Lock()
-	q, openErr := s.q, s.openErr
-	s.mu.Unlock()
-	switch {
-	case q != nil:
+	if q := s.get(); q != nil {
 		return q.Ping(ctx)
-	case openErr != nil:
+	}
+	s.errMu.Lock()
+	openErr := s.openErr
+	s.errMu.Unlock()
+	if openErr != nil {
 		return openErr
 	}
 	return errors.New("connecting to PostgreSQL")
 }
 
-func newQueueSlot() *queueSlot { return &queueSlot{ready: make(chan struct{})} }
-
-func (s *queueSlot) set(q *delivery.Queue) {
-	s.mu.Lock()
-	s.q = q
-	s.mu.Unlock()
-	close(s.ready)
-}
-
-func (s *queueSlot) get() *delivery.Queue {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.q
-}
-
-func (s *queueSlot) wait(ctx context.Context) *delivery.Queue {
-	select {
-	case <-s.ready:
-		return s.get()
-	case <-ctx.Done():
-		return nil
-	}
-}
-
 // Enqueue implements crmnotify.ServerSink.
 func (s *queueSlot) Enqueue(ctx context.Context, n crmnotify.Notification) error {
-	q := s.wait(ctx)
-	if q == nil {
-		return fmt.Errorf("delivery store not open yet: %w", ctx.Err())
+	q, err := s.wait(ctx)
+	if err != nil {
+		return fmt.Errorf("delivery store not open yet: %w", err)
 	}
 	return q.Enqueue(ctx, n)
 }
