@@ -180,9 +180,19 @@ colour: blue
 			t.Errorf("error lacks %q; got:\n%v", w, err)
 		}
 	}
+	// The unknown keys come first, then every problem of the rest (here: the secrets
+	// this file does not set), so one run shows everything to fix.
 	var ps Problems
-	if !errors.As(err, &ps) || len(ps) != 5 {
-		t.Errorf("want 5 problems, got %v", err)
+	if !errors.As(err, &ps) || len(ps) != 7 {
+		t.Fatalf("want 5 unknown keys + 2 validation problems, got %v", err)
+	}
+	for i, p := range ps {
+		if unknownKey := strings.Contains(p.Message, "unknown key"); unknownKey != (i < 5) {
+			t.Errorf("problem %d = %v: unknown keys must come first", i, p)
+		}
+	}
+	if ps[5].Key != "asterisk.ami.secret" || ps[6].Key != "agentws.token_secret" {
+		t.Errorf("validation problems = %v, %v", ps[5], ps[6])
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"reflect"
@@ -45,7 +46,9 @@ func RegisterFlags(fs *pflag.FlagSet) {
 // Load builds the configuration from the defaults, the YAML file at path (none when path
 // is empty), OMLCRM_* environment variables and the flags of flags (may be nil) that were
 // set on the command line, in that increasing precedence. Keys in the file that oml-crm
-// does not know are errors naming the file, line and key. Load does not Validate.
+// does not know are errors naming the file, line and key; they come back together with
+// every Validate problem of the rest of the configuration (a Problems error), so one
+// run shows everything to fix. Otherwise Load does not Validate.
 //
 // delivery.postgres_url, when empty after loading, is filled with database.url.
 func Load(path string, flags *pflag.FlagSet) (*Config, error) {
@@ -59,13 +62,16 @@ func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 
+	var unknown Problems // keys oml-crm does not know
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("read config file: %w", err)
 		}
-		if err := checkFileKeys(path, data, defaults); err != nil {
-			return nil, err
+		// Unknown keys do not stop loading: the rest is decoded and validated too, so
+		// the admin sees every problem of the file in one go.
+		if err := checkFileKeys(path, data, defaults); err != nil && !errors.As(err, &unknown) {
+			return nil, err // not YAML, or not a mapping: nothing more to say
 		}
 		v.SetConfigType("yaml")
 		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
@@ -97,6 +103,13 @@ func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 	}
 	if cfg.Delivery.Sites == nil {
 		cfg.Delivery.Sites = map[string]DeliverySite{}
+	}
+	if len(unknown) > 0 {
+		var invalid Problems
+		if errors.As(cfg.Validate(), &invalid) {
+			unknown = append(unknown, invalid...)
+		}
+		return nil, unknown
 	}
 	return cfg, nil
 }
