@@ -430,6 +430,31 @@ func TestBrowser(t *testing.T) {
 		waitOpened(t, th, opened)
 	})
 
+	t.Run("dismissed pop is acked and not replayed on reload", func(t *testing.T) {
+		ctx := page(t, browser, th, 38)
+		keep := browserPop(crm, "call-keep", 38, catalog.TriggerAgent, catalog.TargetEmbedded, "GET", "")
+		gone := browserPop(crm, "call-gone", 38, catalog.TriggerAgent, catalog.TargetEmbedded, "GET", "")
+		mustPop(t, th.Hub, keep)
+		mustPop(t, th.Hub, gone)
+		waitJS(t, ctx, popSel(keep.ID, "button.omlcrm-open")+` !== null && `+popSel(gone.ID, "button.omlcrm-open")+` !== null`)
+		acked := testutil.ToFloat64(th.metrics.popsAcked)
+		run(t, ctx, chromedp.Click(chromedp.CSS(`.omlcrm-pop[data-pop-id="`+gone.ID+`"] button.omlcrm-dismiss`)))
+		waitJS(t, ctx, popSel(gone.ID, "header")+` === null`)
+		for deadline := time.Now().Add(5 * time.Second); testutil.ToFloat64(th.metrics.popsAcked) < acked+1; {
+			if time.Now().After(deadline) {
+				t.Fatal("the hub never got the dismissed pop's ack")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		run(t, ctx, chromedp.Reload())
+		waitJS(t, ctx, `document.querySelector("#state.open") !== null`)
+		waitJS(t, ctx, popSel(keep.ID, "button.omlcrm-open")+` !== null`)
+		if evalJS[bool](t, ctx, popSel(gone.ID, "header")+` !== null`) {
+			t.Error("the dismissed (acked) pop came back after the reload")
+		}
+		crm.none(t)
+	})
+
 	// OMLCRM_AGENT_SCREENSHOT=docs/agent-page.png saves the demo page showing a pop (README).
 	t.Run("screenshot", func(t *testing.T) {
 		shot := os.Getenv("OMLCRM_AGENT_SCREENSHOT")

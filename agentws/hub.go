@@ -1,7 +1,9 @@
 // Package agentws pushes CRM pops to agents' browsers. It serves GET /ws (an authenticated
 // websocket per agent page), /oml-crm.js (the dependency-free browser client) and /agent
-// (a demo agent page), routes each pop only to its agent's connections, replays the pops
-// of calls still in progress when an agent page reconnects, and with a Redis URL fans pops
+// (a demo agent page), routes each pop only to its agent's connections, replays the
+// unacked pops of calls still in progress when an agent page reconnects (never after
+// call.ended or the pop's expiry; a page acks a pop once it is done with it, see
+// TypeAck), and with a Redis URL fans pops
 // out across daemon instances so an agent may be connected to any of them.
 //
 // The daemon's dispatcher calls Hub.Pop when a call connects to an agent on a campaign

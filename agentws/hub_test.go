@@ -192,14 +192,15 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("on connect got %v, want the agent's 2 pops replayed", got)
 	}
 	ids := []any{got[0]["id"], got[1]["id"]}
-	c.send(map[string]string{"type": TypeAck, "id": embedded.ID})
+	// The embedded CRM is shown (opened, not acked: its iframe dies with the page); the
+	// new-tab pop is opened (its tab outlives the page).
 	c.send(map[string]string{"type": TypeOpened, "id": embedded.ID})
 	c.send(map[string]string{"type": TypeOpened, "id": newTab.ID})
 	c.sync()
 	c.ws.Close(websocket.StatusNormalClosure, "reload")
 
-	// Page reload mid-call: the embedded pop comes back (its iframe died with the page),
-	// marked opened; the pop opened in a new tab does not (the tab is still there).
+	// Page reload mid-call: the unacked embedded pop comes back, marked opened; the pop
+	// opened in a new tab does not (the tab is still there).
 	c = dialAgent(t, th, 5)
 	got = c.sync()
 	if len(got) != 1 || got[0]["id"] != embedded.ID || got[0]["opened"] != true {
@@ -207,6 +208,22 @@ func TestReplay(t *testing.T) {
 	}
 	if v := testutil.ToFloat64(th.metrics.popsReplayed); v != 3 {
 		t.Errorf("pops_replayed %v, want 3", v)
+	}
+
+	// Acked (the page is done with it): never replayed again.
+	acked := notification("call-r", 5, catalog.TriggerAutomatic, catalog.TargetEmbedded)
+	acked.ID = "acked-pop"
+	mustPop(t, th.Hub, acked)
+	if got := c.sync(); len(got) != 1 || got[0]["id"] != acked.ID {
+		t.Fatalf("live pop: got %v", got)
+	}
+	c.send(map[string]string{"type": TypeAck, "id": acked.ID})
+	c.sync()
+	c.ws.Close(websocket.StatusNormalClosure, "reload")
+	c = dialAgent(t, th, 5)
+	got = c.sync()
+	if len(got) != 1 || got[0]["id"] != embedded.ID {
+		t.Fatalf("after acking %s and reloading got %v, want only the unacked embedded pop", acked.ID, got)
 	}
 
 	// The call ends: the open page is told, and nothing is replayed any more.

@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		popsReplayed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "pops_replayed_total", Help: "crm.pop messages re-sent to a connecting agent."}),
 		popsAcked: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "pops_acked_total", Help: "Pops acknowledged by the browser (first ack of each pop)."}),
+			Name: "pops_acked_total", Help: "Pops a page acknowledged as done with (first ack of each pop): no longer replayed."}),
 		popsOpened: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "pops_opened_total", Help: "Pops whose CRM the browser opened (first opened of each pop)."}),
 		popsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,

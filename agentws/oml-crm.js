@@ -5,7 +5,8 @@
  *     url: "wss://host/ws",          // default: "ws" beside this script (/oml-crm/oml-crm.js → /oml-crm/ws)
  *     container: "#crm",             // element or selector where pops are rendered
  *     token: "v1.…",                 // agent token (omit with the OMniLeads session cookie)
- *     onPop: function (pop, api) {}, // return false to render it yourself (then call api.opened())
+ *     onPop: function (pop, api) {}, // return false to render it yourself (then call api.opened(),
+ *                                    // and api.ack() once the page is done with it)
  *     onState: function (state, detail) {} // "connecting" | "open" | "closed"
  *   });
  *   client.close();
@@ -162,16 +163,26 @@
       }
     }
 
+    // ack tells the hub this page is done with a pop, so a reload does not bring it back:
+    // it was opened in a tab that outlives the page, its JSON was sent, or the agent
+    // dismissed it. An embedded CRM is not acked: its iframe dies with the page, so a
+    // reload mid-call gets the pop again.
+    function ack(p) {
+      if (p.acked) return;
+      p.acked = true;
+      send({ type: "ack", id: p.msg.id });
+    }
+
     function handlePop(msg) {
-      if (pops[msg.id]) { // replayed after a reconnect of this same page
-        send({ type: "ack", id: msg.id });
-        return;
-      }
-      var p = { msg: msg, opened: false, ended: false };
+      if (pops[msg.id]) return; // replayed after a reconnect of this same page: shown already
+      var p = { msg: msg, opened: false, ended: false, acked: false };
       pops[msg.id] = p;
-      send({ type: "ack", id: msg.id });
-      // A page that renders pops itself tells the hub when it opened one.
-      var api = { opened: function () { p.opened = true; send({ type: "opened", id: msg.id }); } };
+      // A page that renders pops itself tells the hub when it opened one, and when it is
+      // done with it.
+      var api = {
+        opened: function () { p.opened = true; send({ type: "opened", id: msg.id }); },
+        ack: function () { ack(p); }
+      };
       var custom;
       try { custom = onPop(msg, api); } catch (e) { custom = undefined; }
       if (custom === false) return;
@@ -191,7 +202,7 @@
       var dismiss = el("button", "omlcrm-dismiss", "\u00d7");
       dismiss.type = "button";
       dismiss.title = "Remove";
-      dismiss.addEventListener("click", function () { card.remove(); });
+      dismiss.addEventListener("click", function () { card.remove(); ack(p); });
       head.appendChild(dismiss);
       card.appendChild(head);
       p.actions = el("div", "omlcrm-actions");
@@ -233,6 +244,7 @@
       b.addEventListener("click", function (ev) {
         if (b.tagName === "A") { // the browser opens the link itself
           markOpened(p, "Opened in a new tab");
+          ack(p);
           return;
         }
         ev.preventDefault();
@@ -299,6 +311,7 @@
         submitForm(p, target, name);
       }
       markOpened(p, "Opened in a new tab");
+      ack(p);
     }
 
     function blocked(p, gesture) {
@@ -341,6 +354,7 @@
       }).then(function (resp) {
         return resp.text().then(function (text) {
           status(p, "CRM answered " + resp.status + (resp.ok ? " (ok)" : " (error)"));
+          if (resp.ok) ack(p); // sent: a reload must not send it again
           if (text) {
             var pre = el("pre", "omlcrm-response", text.slice(0, 4000));
             p.frameBox.appendChild(pre);

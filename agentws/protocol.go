@@ -30,7 +30,10 @@ const (
 
 // Message types, client → server.
 const (
-	TypeAck    = "ack"    // {id}: the pop reached the page
+	// TypeAck {id}: the page is done with the pop (opened in a tab that outlives the
+	// page, its JSON sent, or dismissed): it is not replayed on reconnect any more. Until
+	// then, a pop of a call in progress is replayed when the agent's page reconnects.
+	TypeAck    = "ack"
 	TypeOpened = "opened" // {id}: the CRM was opened (iframe, tab or button click)
 	TypePing   = "ping"   // → pong
 )

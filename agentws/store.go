@@ -19,12 +19,13 @@ type pendingPop struct {
 	Opened    bool
 }
 
-// replayable reports whether a reconnecting page must get p again at now. A pop opened in
-// a new tab is settled (the tab outlives the page); an embedded pop is not, because its
-// iframe died with the page that was reloaded; a pop never opened (button not clicked,
-// pop-up blocked, page gone before it rendered) is not either.
+// replayable reports whether a reconnecting page must get p again at now: until it
+// expires, unless a page acked it (the page is done with it: oml-crm.js acks a pop once
+// it was opened in a new tab, its JSON sent, or the agent dismissed it — not when an
+// embedded CRM is shown, because that iframe dies with a reloaded page) or it was opened
+// in a new tab (the tab outlives the page).
 func (p *pendingPop) replayable(now time.Time) bool {
-	if !now.Before(p.ExpiresAt) {
+	if !now.Before(p.ExpiresAt) || p.Acked {
 		return false
 	}
 	return !(p.Opened && p.Target == "new_tab")
