@@ -20,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/omlcrm/oml-crm/catalog"
+	"github.com/omlcrm/oml-crm/internal/redistest"
 )
 
 // TestLoadIdleAgents is the load figure of docs/bench/agentws.md: OMLCRM_BENCH_AGENTS idle
@@ -39,7 +40,7 @@ func TestLoadIdleAgents(t *testing.T) {
 
 	opts := Options{MaxConns: agents + 10}
 	if os.Getenv("OMLCRM_BENCH_REDIS") == "1" { // cluster mode: store and fan out through Redis
-		opts.RedisURL, opts.RedisPrefix = testRedis(t)
+		opts.RedisURL, opts.RedisPrefix = redistest.New(t, "omlcrm-test")
 	}
 	th := newTestHub(t, opts)
 	heap0, stack0, rss0 := memFigures()

@@ -2,8 +2,6 @@ package agentws
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -15,7 +13,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/catalog"
@@ -205,43 +202,6 @@ func mustPop(t testing.TB, h *Hub, n crmnotify.Notification) {
 	if err := h.Pop(context.Background(), n); err != nil {
 		t.Fatalf("pop: %v", err)
 	}
-}
-
-// testRedis returns a Redis URL and a unique key prefix, skipping (failing in CI) when
-// Redis does not answer.
-func testRedis(t testing.TB) (string, string) {
-	t.Helper()
-	u := os.Getenv("OMLCRM_TEST_REDIS")
-	if u == "" {
-		u = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatalf("OMLCRM_TEST_REDIS: %v", err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("required in CI: Redis at %s (set OMLCRM_TEST_REDIS): %v", opt.Addr, err)
-		}
-		t.Skipf("skipping: Redis at %s (set OMLCRM_TEST_REDIS): %v", opt.Addr, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "omlcrm-test-" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() {
-		rdb := redis.NewClient(opt)
-		defer rdb.Close()
-		ctx := context.Background()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 100).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-	})
-	return u, prefix
 }
 
 func closeStatus(err error) websocket.StatusCode {

@@ -8,13 +8,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/omlcrm/oml-crm/catalog"
+	"github.com/omlcrm/oml-crm/internal/redistest"
 )
 
 // TestRedisFanout runs two hubs sharing a real Redis: an agent connected to hub B gets a
 // pop published on hub A exactly once (also when both hubs pop it), is replayed the pop on
 // hub A after a reload, and hears call.ended and pop.opened across instances.
 func TestRedisFanout(t *testing.T) {
-	url, prefix := testRedis(t)
+	url, prefix := redistest.New(t, "omlcrm-test")
 	a := newTestHub(t, Options{RedisURL: url, RedisPrefix: prefix})
 	b := newTestHub(t, Options{RedisURL: url, RedisPrefix: prefix})
 

@@ -28,6 +28,7 @@ import (
 	"github.com/omlcrm/oml-crm/config"
 	"github.com/omlcrm/oml-crm/health"
 	"github.com/omlcrm/oml-crm/internal/pgtest"
+	"github.com/omlcrm/oml-crm/internal/redistest"
 )
 
 // deadAddr is a loopback address nobody listens on: the Asterisk clients keep retrying
@@ -108,7 +109,7 @@ func TestDaemonMetricsRegistry(t *testing.T) {
 		{"ami, file catalog, sqlite queue, one instance", func(*testing.T, *config.Config) {},
 			[]string{"omlcrm_ami_connected"}},
 		{"ari, omldb catalog, postgres queue, redis cluster", func(t *testing.T, cfg *config.Config) {
-			redisURL, prefix := e2eRedis(t)
+			redisURL, prefix := redistest.New(t, "omlcrm-e2e")
 			db := pgtest.NewDatabase(t)
 			cfg.Asterisk.Source = "ari"
 			cfg.Catalog.Source = "omldb"

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -21,74 +19,8 @@ import (
 
 	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/crmnotify"
+	"github.com/omlcrm/oml-crm/internal/redistest"
 )
-
-// e2eRedis returns the test Redis URL (OMLCRM_TEST_REDIS) and a key prefix of this
-// test's own (cluster.redis_prefix), skipping (failing in CI) when Redis does not answer.
-// The prefix keeps pops of other runs from being replayed to this one's agents; its keys
-// are deleted when the test ends.
-func e2eRedis(t *testing.T) (redisURL, prefix string) {
-	t.Helper()
-	u := os.Getenv("OMLCRM_TEST_REDIS")
-	if u == "" {
-		u = "redis://127.0.0.1:6379/0"
-	}
-	opt, err := redis.ParseURL(u)
-	if err != nil {
-		t.Fatalf("OMLCRM_TEST_REDIS: %v", err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("required in CI: Redis at %s (set OMLCRM_TEST_REDIS): %v", opt.Addr, err)
-		}
-		t.Skipf("skipping: Redis at %s (set OMLCRM_TEST_REDIS): %v", opt.Addr, err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix = "omlcrm-e2e-" + hex.EncodeToString(b[:]) + ":"
-	t.Cleanup(func() { clearRedisKeys(t, opt, prefix) })
-	return u, prefix
-}
-
-func clearRedisKeys(t *testing.T, opt *redis.Options, prefix string) {
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		rdb.Del(ctx, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		t.Errorf("clearing the test's Redis keys (%s*): %v", prefix, err)
-	}
-}
-
-// redisKeys lists the keys under prefix.
-func redisKeys(t *testing.T, redisURL, prefix string) []string {
-	t.Helper()
-	opt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	defer rdb.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var keys []string
-	iter := rdb.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		keys = append(keys, iter.Val())
-	}
-	if err := iter.Err(); err != nil {
-		t.Fatalf("listing Redis keys %s*: %v", prefix, err)
-	}
-	return keys
-}
 
 // setConfig rewrites one fragment of the test's configuration file.
 func setConfig(t *testing.T, path, old, new string) {
@@ -109,7 +41,7 @@ func setConfig(t *testing.T, path, old, new string) {
 // high-availability set-up): each connect is delivered once and popped once, whichever
 // instance the agent's page is connected to.
 func TestE2ETwoInstances(t *testing.T) {
-	redisURL, prefix := e2eRedis(t)
+	redisURL, prefix := redistest.New(t, "omlcrm-e2e")
 	s := newE2E(t, "ami")
 	cfgA, cfgB := s.cfgPath, filepath.Join(t.TempDir(), "b.yaml")
 	setConfig(t, cfgA, "delivery: {store: sqlite,", "delivery: {store: postgres, postgres_schema: oml_crm_ha, instance_id: a,")
@@ -158,7 +90,7 @@ func TestE2ETwoInstances(t *testing.T) {
 	agent1.noPop(t)
 	agent2.noPop(t)
 	// The instances share their state under cluster.redis_prefix (the calls' end markers).
-	if keys := redisKeys(t, redisURL, prefix); len(keys) == 0 {
+	if keys, err := redistest.Keys(redisURL, prefix); err != nil || len(keys) == 0 {
 		t.Errorf("no Redis key under cluster.redis_prefix %q", prefix)
 	}
 	if n := s.crm.attempts(crmnotify.NotificationID(server.CallID, 1, 3)); n != 1 {
@@ -236,7 +168,7 @@ func (g *redisGate) url(redisURL string) string {
 // Redis down when a cluster-mode daemon starts: /readyz names it, the agent endpoints
 // answer 503, a connect made meanwhile waits, and it pops once Redis is up.
 func TestE2ERedisDownAtStart(t *testing.T) {
-	redisURL, prefix := e2eRedis(t)
+	redisURL, prefix := redistest.New(t, "omlcrm-e2e")
 	gate := newRedisGate(t, redisURL)
 	s := newE2E(t, "ami")
 	setConfig(t, s.cfgPath, "agentws: {token_secret:", fmt.Sprintf("cluster: {redis_url: %q, redis_prefix: %q}\nagentws: {token_secret:", gate.url(redisURL), prefix))
