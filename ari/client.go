@@ -12,6 +12,7 @@ package ari
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -33,6 +34,8 @@ type Client struct {
 	http    *http.Client
 	ownHTTP bool
 	metrics *Metrics
+	// wanted is the set of Config.EventTypes; nil delivers every type.
+	wanted map[string]struct{}
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -64,6 +67,12 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		metrics: cfg.Metrics,
 		done:    make(chan struct{}),
 		changed: make(chan struct{}),
+	}
+	if cfg.EventTypes != nil {
+		c.wanted = make(map[string]struct{}, len(cfg.EventTypes))
+		for _, t := range cfg.EventTypes {
+			c.wanted[t] = struct{}{}
+		}
 	}
 	if c.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
@@ -301,11 +310,27 @@ func (c *Client) read(ctx context.Context, conn *websocket.Conn, act *activity, 
 			c.log.Warn().Int("bytes", len(data)).Msg("ARI sent a binary websocket message; skipped")
 			continue
 		}
+		if c.wanted != nil {
+			// The skip path: no decode and no allocation. json.Valid runs only for an event
+			// about to be skipped, so invalid JSON is still decoded and reported below.
+			if t := peekType(data); len(t) > 0 {
+				if _, ok := c.wanted[string(t)]; !ok && json.Valid(data) {
+					c.metrics.skippedEvent(t, len(data))
+					continue
+				}
+			}
+		}
 		ev, err := DecodeEvent(data)
 		if err != nil {
 			c.metrics.malformedEvent(len(data))
 			c.log.Warn().Err(err).Int("bytes", len(data)).Str("sample", sample(data)).Msg("ARI event not decoded; skipped")
 			continue
+		}
+		if c.wanted != nil {
+			if _, ok := c.wanted[ev.EventType()]; !ok { // the scan was unsure
+				c.metrics.skippedEvent([]byte(ev.EventType()), len(data))
+				continue
+			}
 		}
 		c.metrics.event(ev.EventType(), len(data))
 		if c.cfg.Handler != nil {

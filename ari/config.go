@@ -37,6 +37,15 @@ type Config struct {
 	// SubscribeAll asks Asterisk for every event of the system, not only those of channels in
 	// App (subscribeAll=true). The daemon observes dialplan calls, so it sets this.
 	SubscribeAll bool
+	// EventTypes, when non-nil, are the only event types handed to Handler (exact ARI names:
+	// "StasisStart", "Dial", …). The others are skipped before decoding: the client reads the
+	// top-level "type" with a scan of the raw JSON and checks its syntax, without allocating,
+	// and counts the event in omlcrm_ari_skipped_events_total (and, as received, in
+	// omlcrm_ari_events_total). A skipped event's fields are not checked, so a wrongly-kinded
+	// field in it is not reported as malformed; invalid JSON still is. When the scan is unsure
+	// (escaped keys, odd "type" values) the event is decoded, then filtered. Nil: all events
+	// (an empty non-nil list: none).
+	EventTypes []string
 
 	// Handler receives every event, in arrival order, synchronously from the reader goroutine:
 	// while it runs nothing more is read, so a slow consumer slows the socket (back-pressure)
@@ -163,6 +172,11 @@ func (cfg *Config) validate() error {
 	}
 	if cfg.Username == "" && !strings.Contains(cfg.APIKey, ":") {
 		return errors.New("ari: config: APIKey must be user:password")
+	}
+	for i, t := range cfg.EventTypes {
+		if t == "" || strings.TrimSpace(t) != t {
+			return fmt.Errorf("ari: config: EventTypes[%d] = %q is not an ARI event type name", i, t)
+		}
 	}
 	return nil
 }

@@ -285,6 +285,12 @@ func finishBase(b *Base) {
 // peekType returns the value of the last top-level "type" key when the message is an object
 // and that value is a plain string (no escapes); nil otherwise. It is only a hint: it does
 // not validate the JSON, and DecodeEvent confirms it with the real decoder.
+//
+// Only keys at nesting depth 1 are looked at (nested values are skipped whole, strings
+// included). It answers nil ("unsure") whenever encoding/json could see a different type:
+// a top-level key with escapes, a key that is "type" in another case (encoding/json matches
+// keys case-insensitively), a "type" whose value is neither a plain ASCII string nor null,
+// or a message it cannot follow.
 func peekType(data []byte) []byte {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
@@ -308,10 +314,14 @@ func peekType(data []byte) []byte {
 			return nil
 		}
 		end, escaped := scanString(data, i)
-		if end < 0 {
+		if end < 0 || escaped {
 			return nil
 		}
-		isType := !escaped && string(data[i+1:end-1]) == "type"
+		key := data[i+1 : end-1]
+		isType := string(key) == "type"
+		if !isType && len(key) == 4 && bytes.EqualFold(key, typeKey) {
+			return nil
+		}
 		i = skipSpace(data, end)
 		if i >= len(data) || data[i] != ':' {
 			return nil
@@ -320,19 +330,48 @@ func peekType(data []byte) []byte {
 		if i >= len(data) {
 			return nil
 		}
-		if isType && data[i] == '"' {
-			vend, vesc := scanString(data, i)
-			if vend < 0 || vesc {
+		if isType {
+			switch data[i] {
+			case '"':
+				vend, vesc := scanString(data, i)
+				if vend < 0 || vesc || !isASCII(data[i+1:vend-1]) {
+					return nil // non-ASCII: encoding/json may rewrite invalid UTF-8
+				}
+				found = data[i+1 : vend-1]
+				i = vend
+				continue
+			case 'n': // null leaves the type decoded so far unchanged, as in encoding/json
+			default:
 				return nil
 			}
-			found = data[i+1 : vend-1]
-			i = vend
-			continue
 		}
 		if i = skipValue(data, i); i < 0 {
 			return nil
 		}
 	}
+}
+
+var typeKey = []byte("type")
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// ScanEventType reads an event message's top-level "type" without decoding it: ok is true
+// only when data is syntactically valid JSON and eventType is certainly the type DecodeEvent
+// would find (the bytes alias data). ok false means "unsure, decode to know", not "invalid".
+// It does not allocate.
+func ScanEventType(data []byte) (eventType []byte, ok bool) {
+	t := peekType(data)
+	if len(t) == 0 || !json.Valid(data) { // "type":"" is an error for DecodeEvent
+		return nil, false
+	}
+	return t, true
 }
 
 func skipSpace(data []byte, i int) int {

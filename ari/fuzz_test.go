@@ -13,7 +13,8 @@ import (
 )
 
 // FuzzDecodeEvent: the decoder never panics, fails only on input that is not an event, and
-// its typed and Unknown forms agree with a plain JSON decode of the common fields.
+// its typed and Unknown forms agree with a plain JSON decode of the common fields, and
+// ScanEventType, when sure, names the same type.
 // Seeds: testdata/fuzz/FuzzDecodeEvent (written for this repo) plus, when ../shared is
 // present, every line of the real captures.
 func FuzzDecodeEvent(f *testing.F) {
@@ -36,6 +37,21 @@ func FuzzDecodeEvent(f *testing.F) {
 			Timestamp   *string `json:"timestamp"`
 		}
 		plainErr := json.Unmarshal(data, &plain)
+
+		// The skip path's scan (Config.EventTypes) is sure only of valid JSON, and then names
+		// the type the full decode finds.
+		if st, ok := ari.ScanEventType(data); ok {
+			var syntax *json.SyntaxError
+			if !json.Valid(data) || errors.As(plainErr, &syntax) {
+				t.Fatalf("ScanEventType sure (%q) of invalid JSON: %v", st, plainErr)
+			}
+			if err == nil && string(st) != ev.EventType() {
+				t.Fatalf("ScanEventType says %q, DecodeEvent %q", st, ev.EventType())
+			}
+			if plainErr == nil && string(st) != plain.Type {
+				t.Fatalf("ScanEventType says %q, encoding/json %q", st, plain.Type)
+			}
+		}
 
 		if err != nil {
 			if ev != nil {

@@ -19,6 +19,7 @@ const maxTypeLabels = 128
 // A nil *Metrics records nothing.
 type Metrics struct {
 	events     *prometheus.CounterVec
+	skipped    *prometheus.CounterVec
 	bytes      prometheus.Counter
 	malformed  prometheus.Counter
 	oversize   prometheus.Counter
@@ -28,14 +29,24 @@ type Metrics struct {
 
 	mu    sync.Mutex
 	types map[string]struct{}
+	// skippedBy caches each type's counters so the skip path does not allocate
+	// (a map lookup keyed by string(bytes) does not copy); bounded by the label cap.
+	skippedBy map[string]skippedCounters
 }
+
+// skippedCounters are one type's received and skipped counters.
+type skippedCounters struct{ received, skipped prometheus.Counter }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "omlcrm", Subsystem: "ari", Name: "events_total",
-			Help: "ARI events received, by event type (\"other\" past the label cap).",
+			Help: "ARI events received, by event type, including those skipped by the client-side type filter (\"other\" past the label cap).",
+		}, []string{"type"}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "omlcrm", Subsystem: "ari", Name: "skipped_events_total",
+			Help: "ARI events not handed to the consumer because their type is not in Config.EventTypes (most skipped undecoded), by event type (\"other\" past the label cap).",
 		}, []string{"type"}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "omlcrm", Subsystem: "ari", Name: "event_bytes_total",
@@ -62,10 +73,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "ARI REST request latency by route and HTTP status (\"error\" when no reply).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"route", "code"}),
-		types: make(map[string]struct{}),
+		types:     make(map[string]struct{}),
+		skippedBy: make(map[string]skippedCounters),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.events, m.bytes, m.malformed, m.oversize, m.reconnects, m.connected, m.rest} {
+		for _, c := range []prometheus.Collector{m.events, m.skipped, m.bytes, m.malformed, m.oversize, m.reconnects, m.connected, m.rest} {
 			if err := reg.Register(c); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if errors.As(err, &are) {
@@ -79,11 +91,15 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 }
 
 func (m *Metrics) typeLabel(t string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.typeLabelLocked(t)
+}
+
+func (m *Metrics) typeLabelLocked(t string) string {
 	if len(t) > 64 || !utf8.ValidString(t) {
 		return "other"
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
 	if _, ok := m.types[t]; ok {
 		return t
 	}
@@ -99,6 +115,28 @@ func (m *Metrics) event(eventType string, size int) {
 		return
 	}
 	m.events.WithLabelValues(m.typeLabel(eventType)).Inc()
+	m.bytes.Add(float64(size))
+}
+
+// skippedEvent counts an event skipped by type without decoding; it does not allocate once
+// the type has been seen.
+func (m *Metrics) skippedEvent(eventType []byte, size int) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	c, ok := m.skippedBy[string(eventType)]
+	if !ok {
+		t := string(eventType)
+		label := m.typeLabelLocked(t)
+		c = skippedCounters{m.events.WithLabelValues(label), m.skipped.WithLabelValues(label)}
+		if len(m.skippedBy) < maxTypeLabels {
+			m.skippedBy[t] = c
+		}
+	}
+	m.mu.Unlock()
+	c.received.Inc() // received, like AMI's events_total: the load test compares it to events sent
+	c.skipped.Inc()
 	m.bytes.Add(float64(size))
 }
 

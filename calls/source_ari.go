@@ -20,6 +20,16 @@ func (t *Tracker) HandleARI(e ari.Event) {
 	t.mu.Unlock()
 }
 
+// ARIEventTypes are the ARI event types HandleARI uses (set them as ari.Config.EventTypes so
+// the client skips the rest undecoded). It returns a new slice each time. Keep it in step
+// with the switch in eventFromARI: TestARIEventTypesCoverAdapter checks it.
+func ARIEventTypes() []string {
+	return []string{
+		"ChannelCreated", "StasisStart", "ChannelVarset", "Dial",
+		"ChannelEnteredBridge", "ChannelLeftBridge", "ChannelDestroyed", "StasisEnd",
+	}
+}
+
 func ariRef(c *ari.Channel) ChannelRef { return ChannelRef{ID: c.ID, Name: c.Name} }
 
 func appendVarMap(vars []Var, m map[string]string) []Var {

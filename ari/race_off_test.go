@@ -1,0 +1,5 @@
+//go:build !race
+
+package ari_test
+
+const raceEnabled = false
