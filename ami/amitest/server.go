@@ -724,13 +724,17 @@ func (s *Server) record(m *ami.Message) {
 // reply writes a response: kind (Success, Error, Goodbye…), the request's ActionID, then
 // headers.
 func (c *conn) reply(req *ami.Message, kind string, headers ...ami.Header) error {
+	return c.write(replyBytes(req, kind, headers...), true)
+}
+
+func replyBytes(req *ami.Message, kind string, headers ...ami.Header) []byte {
 	m := ami.Message{Headers: make([]ami.Header, 0, len(headers)+2)}
 	m.Headers = append(m.Headers, ami.Header{Key: "Response", Value: kind})
 	if id, ok := req.Lookup("ActionID"); ok {
 		m.Headers = append(m.Headers, ami.Header{Key: "ActionID", Value: id})
 	}
 	m.Headers = append(m.Headers, headers...)
-	return c.write(m.Append(nil), true)
+	return m.Append(nil)
 }
 
 func msg(text string) ami.Header { return ami.Header{Key: "Message", Value: text} }
@@ -814,15 +818,25 @@ func (c *conn) login(req *ami.Message) bool {
 		return false
 	}
 	events := !strings.EqualFold(req.Get("Events"), "off")
-	if err := c.reply(req, "Success", msg("Authentication accepted")); err != nil {
-		return false
-	}
+	// The session counts as logged in before the client can see the Success: a client
+	// (or test) that saw it can always be sent events. Holding the write lock meanwhile
+	// keeps the Success ahead of any event sent to the new session. (Lock order: wmu then
+	// s.mu; nothing writes while holding s.mu.)
+	c.wmu.Lock()
 	s.mu.Lock()
 	c.authed, c.events = true, events
 	s.logins++
 	uptime := strconv.Itoa(int(time.Since(s.start).Seconds()))
 	s.notifyLocked()
 	s.mu.Unlock()
+	_, err := c.bw.Write(replyBytes(req, "Success", msg("Authentication accepted")))
+	if err == nil {
+		err = c.bw.Flush()
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		return false
+	}
 	if events {
 		booted := ami.Message{Headers: []ami.Header{
 			{Key: "Event", Value: "FullyBooted"}, {Key: "Privilege", Value: "system,all"},
