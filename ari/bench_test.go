@@ -33,20 +33,7 @@ func captureMix(b *testing.B) (lines [][]byte, size int) {
 // BenchmarkDecodeEvent decodes the real event mix; one op is one event.
 func BenchmarkDecodeEvent(b *testing.B) {
 	lines, size := captureMix(b)
-	b.SetBytes(int64(size / len(lines)))
-	b.ReportAllocs()
-	i := 0
-	start := time.Now()
-	for b.Loop() {
-		if _, err := ari.DecodeEvent(lines[i]); err != nil {
-			b.Fatal(err)
-		}
-		i++
-		if i == len(lines) {
-			i = 0
-		}
-	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	benchDecode(b, lines, size)
 }
 
 // BenchmarkClientEvents measures the whole intake: aritest writes the event mix on a real
@@ -112,6 +99,11 @@ func BenchmarkDecodeQueueCallFiltered(b *testing.B) {
 // BenchmarkDecodeQueueCallAll is the same mix fully decoded (today's cost without a filter).
 func BenchmarkDecodeQueueCallAll(b *testing.B) {
 	lines, size := queueObserverMix(b)
+	benchDecode(b, lines, size)
+}
+
+// benchDecode decodes lines round-robin, one event per op, reporting events/s.
+func benchDecode(b *testing.B, lines [][]byte, size int) {
 	b.SetBytes(int64(size / len(lines)))
 	b.ReportAllocs()
 	i := 0

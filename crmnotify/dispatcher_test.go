@@ -1,7 +1,6 @@
 package crmnotify
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/omlcrm/oml-crm/calls"
 	"github.com/omlcrm/oml-crm/catalog"
+	"github.com/omlcrm/oml-crm/internal/logtest"
 )
 
 // memCatalog is an in-memory catalog.Catalog. failCampaign/failContact make the next n
@@ -212,28 +212,15 @@ type fixture struct {
 	d     *Dispatcher
 	cat   *memCatalog
 	sinks *recordingSinks
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 	reg   *prometheus.Registry
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// lines returns the JSON log lines.
-func (s *syncBuffer) lines(t *testing.T) []map[string]any {
+// logLines returns the JSON log lines written to logs.
+func logLines(t *testing.T, logs *logtest.Buffer) []map[string]any {
 	t.Helper()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var out []map[string]any
-	for _, l := range strings.Split(strings.TrimSpace(s.b.String()), "\n") {
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		if l == "" {
 			continue
 		}
@@ -248,7 +235,7 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{cat: newCatalog(), sinks: &recordingSinks{}, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	f := &fixture{cat: newCatalog(), sinks: &recordingSinks{}, logs: &logtest.Buffer{}, reg: prometheus.NewRegistry()}
 	d, err := NewDispatcher(DispatcherOptions{
 		Catalog:    f.cat,
 		Server:     f.sinks,
@@ -390,7 +377,7 @@ func TestDispatcherSkipsWithReason(t *testing.T) {
 			if got := f.connects(OutcomeSkipped); got != 1 {
 				t.Errorf("connects{skipped} = %v, want 1", got)
 			}
-			lines := f.logs.lines(t)
+			lines := logLines(t, f.logs)
 			if len(lines) != 1 {
 				t.Fatalf("want one log line, got %v", lines)
 			}
@@ -421,13 +408,13 @@ func TestDispatcherMissingContactRendersEmptyAndWarns(t *testing.T) {
 		}
 	}
 	var warned bool
-	for _, l := range f.logs.lines(t) {
+	for _, l := range logLines(t, f.logs) {
 		if l["level"] == "warn" && l["contact_id"] == float64(777) && l["call_id"] == "1559667982.424" {
 			warned = true
 		}
 	}
 	if !warned {
-		t.Errorf("no warning naming contact 777: %v", f.logs.lines(t))
+		t.Errorf("no warning naming contact 777: %v", logLines(t, f.logs))
 	}
 }
 
@@ -475,7 +462,7 @@ func TestDispatcherRenderErrorIsLoggedAndCounted(t *testing.T) {
 		t.Errorf("connects{error} = %v, want 1", got)
 	}
 	var found bool
-	for _, l := range f.logs.lines(t) {
+	for _, l := range logLines(t, f.logs) {
 		msg, _ := l["error"].(string)
 		if l["level"] == "error" && l["site_id"] == float64(8) && l["campaign_id"] == float64(18) &&
 			l["call_id"] == "1559667982.424" && l["agent_id"] == float64(2) && strings.Contains(msg, "{9}") {
@@ -483,7 +470,7 @@ func TestDispatcherRenderErrorIsLoggedAndCounted(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Errorf("no error line naming campaign 18, site 8 and the placeholder {9}: %v", f.logs.lines(t))
+		t.Errorf("no error line naming campaign 18, site 8 and the placeholder {9}: %v", logLines(t, f.logs))
 	}
 }
 

@@ -1,7 +1,6 @@
 package omldb
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"net/url"
@@ -16,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/catalog"
+	"github.com/omlcrm/oml-crm/internal/logtest"
 	"github.com/omlcrm/oml-crm/internal/pgtest"
 )
 
@@ -27,24 +27,6 @@ func fixtureDB(t *testing.T) string {
 	pgtest.ExecFile(t, db, filepath.Join(dir, "schema.sql"))
 	pgtest.ExecFile(t, db, filepath.Join(dir, "seed.sql"))
 	return db
-}
-
-// syncBuffer is a log sink safe for the cache's background refreshes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func open(t *testing.T, db string, opts Options) *Catalog {
@@ -344,7 +326,7 @@ func TestSetCacheTTL(t *testing.T) {
 // refuses connections; contacts fail with a retryable error; service resumes after.
 func TestStaleWhileDatabaseDown(t *testing.T) {
 	db := fixtureDB(t)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	c := open(t, db, Options{CacheTTL: 10 * time.Second, Logger: zerolog.New(&logs)})
 	clock := useClock(c)
 	ctx := context.Background()

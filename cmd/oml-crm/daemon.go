@@ -558,17 +558,8 @@ func (d *daemon) shutdown(timeout time.Duration) bool {
 	stopAtDeadline := context.AfterFunc(ctx, d.stopBG)
 	defer stopAtDeadline()
 
-	// 1. No new events.
-	if d.amiC != nil {
-		d.amiC.Close()
-	}
-	if d.ariC != nil {
-		d.ariC.Close()
-	}
-	// 2. Connects waiting for lazy reads are emitted with what is known.
-	if d.tracker != nil {
-		d.tracker.Close()
-	}
+	// 1. No new events; 2. connects waiting for lazy reads are emitted with what is known.
+	d.stopIntake()
 	// 3. Every connect handed to the queue (persisted) or the hub.
 	clean := true
 	if d.intake != nil {
@@ -619,8 +610,9 @@ func (d *daemon) shutdown(timeout time.Duration) bool {
 	return clean
 }
 
-// closeAll releases what a failed start had opened.
-func (d *daemon) closeAll() {
+// stopIntake closes the Asterisk client (no new events), then the tracker (connects
+// still waiting for lazy variable reads are emitted with what is known).
+func (d *daemon) stopIntake() {
 	if d.amiC != nil {
 		d.amiC.Close()
 	}
@@ -630,6 +622,11 @@ func (d *daemon) closeAll() {
 	if d.tracker != nil {
 		d.tracker.Close()
 	}
+}
+
+// closeAll releases what a failed start had opened.
+func (d *daemon) closeAll() {
+	d.stopIntake()
 	if d.server != nil {
 		d.server.Close()
 	}

@@ -104,32 +104,14 @@ func BenchmarkEnqueueToCRMReceived(b *testing.B) {
 // per second, and the heap after GC before and after (target ≥ 1,000 in flight).
 func BenchmarkSlowCRMInFlight(b *testing.B) {
 	benchStores(b, func(b *testing.B, store string) {
-		var inflight, peak atomic.Int64
+		var slow slowCRM
 		var got sync.WaitGroup
-		crm := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			n := inflight.Add(1)
-			for {
-				p := peak.Load()
-				if n <= p || peak.CompareAndSwap(p, n) {
-					break
-				}
-			}
-			io.Copy(io.Discard, r.Body)
-			time.Sleep(200 * time.Millisecond)
-			inflight.Add(-1)
-			got.Done()
-		}))
+		crm := httptest.NewUnstartedServer(slow.handler(got.Done))
 		crm.Config.ReadHeaderTimeout = 10 * time.Second
 		crm.Start()
 		defer crm.Close()
 		q := benchQueue(b, store, 1000)
-		heap := func() uint64 {
-			runtime.GC()
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			return ms.HeapAlloc
-		}
-		before := heap()
+		before := heapAfterGC()
 		got.Add(b.N)
 		b.ResetTimer()
 		start := time.Now()
@@ -165,8 +147,8 @@ func BenchmarkSlowCRMInFlight(b *testing.B) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		after := heap()
-		b.ReportMetric(float64(peak.Load()), "peak-in-flight")
+		after := heapAfterGC()
+		b.ReportMetric(float64(slow.peak.Load()), "peak-in-flight")
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
 		b.ReportMetric(float64(b.N)/enqueued.Seconds(), "enqueues/s")
 		b.ReportMetric(float64(before)/(1<<20), "heap-before-MiB")
@@ -180,21 +162,10 @@ func BenchmarkSlowCRMInFlight(b *testing.B) {
 // midway and after (memory must not grow with the backlog).
 func BenchmarkSlowCRMBacklog(b *testing.B) {
 	benchStores(b, func(b *testing.B, store string) {
-		var inflight, peak, done atomic.Int64
+		var slow slowCRM
+		var done atomic.Int64
 		var heapMid atomic.Uint64
-		crm := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			n := inflight.Add(1)
-			for {
-				p := peak.Load()
-				if n <= p || peak.CompareAndSwap(p, n) {
-					break
-				}
-			}
-			io.Copy(io.Discard, r.Body)
-			time.Sleep(200 * time.Millisecond)
-			inflight.Add(-1)
-			done.Add(1)
-		}))
+		crm := httptest.NewServer(slow.handler(func() { done.Add(1) }))
 		defer crm.Close()
 		q, err := Open(context.Background(), Options{Store: store, Workers: 1000, Logger: zerolog.Nop(), PollInterval: 50 * time.Millisecond})
 		if err != nil {
@@ -210,13 +181,7 @@ func BenchmarkSlowCRMBacklog(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		heap := func() uint64 {
-			runtime.GC()
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			return ms.HeapAlloc
-		}
-		before := heap()
+		before := heapAfterGC()
 		ctx, cancel := context.WithCancel(context.Background())
 		stopped := make(chan struct{})
 		b.ResetTimer()
@@ -224,7 +189,7 @@ func BenchmarkSlowCRMBacklog(b *testing.B) {
 		go func() { defer close(stopped); _ = q.Run(ctx) }()
 		for done.Load() < int64(b.N) {
 			if heapMid.Load() == 0 && done.Load() >= int64(b.N/2) {
-				heapMid.Store(heap())
+				heapMid.Store(heapAfterGC())
 			}
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -239,11 +204,40 @@ func BenchmarkSlowCRMBacklog(b *testing.B) {
 		}
 		cancel()
 		<-stopped
-		after := heap()
-		b.ReportMetric(float64(peak.Load()), "peak-in-flight")
+		after := heapAfterGC()
+		b.ReportMetric(float64(slow.peak.Load()), "peak-in-flight")
 		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
 		b.ReportMetric(float64(before)/(1<<20), "heap-before-MiB")
 		b.ReportMetric(float64(heapMid.Load())/(1<<20), "heap-mid-MiB")
 		b.ReportMetric(float64(after)/(1<<20), "heap-after-MiB")
 	})
+}
+
+// slowCRM answers every request after 200 ms and tracks the peak number of requests in
+// flight at once.
+type slowCRM struct{ inflight, peak atomic.Int64 }
+
+// handler serves the slow CRM; done is called after each request.
+func (c *slowCRM) handler(done func()) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := c.inflight.Add(1)
+		for {
+			p := c.peak.Load()
+			if n <= p || c.peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		time.Sleep(200 * time.Millisecond)
+		c.inflight.Add(-1)
+		done()
+	})
+}
+
+// heapAfterGC is the live heap after a collection.
+func heapAfterGC() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }

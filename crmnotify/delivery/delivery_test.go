@@ -26,6 +26,7 @@ import (
 
 	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/crmnotify"
+	"github.com/omlcrm/oml-crm/internal/logtest"
 	"github.com/omlcrm/oml-crm/internal/pgtest"
 )
 
@@ -57,28 +58,10 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type harness struct {
 	q     *Queue
 	clock *fakeClock
-	logs  *syncBuffer
+	logs  *logtest.Buffer
 	reg   *prometheus.Registry
 }
 
@@ -98,7 +81,7 @@ func testOptions(store string) Options {
 
 func startQueue(t *testing.T, opts Options) *harness {
 	t.Helper()
-	h := &harness{clock: &fakeClock{}, logs: &syncBuffer{}, reg: prometheus.NewRegistry()}
+	h := &harness{clock: &fakeClock{}, logs: &logtest.Buffer{}, reg: prometheus.NewRegistry()}
 	if opts.Clock == nil {
 		opts.Clock = h.clock
 	}
@@ -956,7 +939,7 @@ func TestCloseStopsRunFirst(t *testing.T) {
 			if store == "postgres" {
 				store = pgtest.NewDatabase(t)
 			}
-			logs := &syncBuffer{}
+			logs := &logtest.Buffer{}
 			opts := testOptions(store)
 			opts.PollInterval = time.Millisecond // sweep continuously
 			opts.Logger = zerolog.New(logs).Level(zerolog.DebugLevel)
