@@ -72,7 +72,7 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return fail("open catalog: %v", err)
 	}
 	defer cat.Close()
-	if err := pingCatalog(ctx, cat); err != nil {
+	if err := catalog.Ping(ctx, cat); err != nil {
 		return fail("catalog unreachable: %v", err)
 	}
 	campaigns, err := cat.Campaigns(ctx)

@@ -40,7 +40,7 @@ func loadConfig(fs *pflag.FlagSet, args []string) (*config.Config, error) {
 //	""                              catalog.source (file: catalog.file; omldb: database.url)
 //
 // cfg may be nil (defaults). The OMniLeads catalog connects lazily: a database that is
-// down is not an error here; use pingCatalog to check it.
+// down is not an error here; use catalog.Ping to check it.
 func openCatalog(ctx context.Context, spec string, cfg *config.Config, log zerolog.Logger) (catalog.Catalog, error) {
 	if cfg == nil {
 		cfg = config.Default()
@@ -81,13 +81,4 @@ func openCatalog(ctx context.Context, spec string, cfg *config.Config, log zerol
 		return openDB(cfg.Database.URL.Reveal())
 	}
 	return nil, fmt.Errorf("catalog.source: %q is not one of omldb|file", cfg.Catalog.Source)
-}
-
-// pingCatalog checks that the catalog's backing store answers (the OMniLeads database);
-// catalogs without one (the file catalog) always answer.
-func pingCatalog(ctx context.Context, c catalog.Catalog) error {
-	if p, ok := c.(interface{ Ping(context.Context) error }); ok {
-		return p.Ping(ctx)
-	}
-	return nil
 }

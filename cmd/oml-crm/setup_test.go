@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/pflag"
 
+	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/config"
 	"github.com/omlcrm/oml-crm/internal/pgtest"
 )
@@ -54,8 +55,8 @@ func TestOpenCatalog(t *testing.T) {
 	if cp, err := c.Campaign(ctx, 11); err != nil || cp.Site == nil {
 		t.Errorf("Campaign(11) = %+v, %v", cp, err)
 	}
-	if err := pingCatalog(ctx, c); err != nil {
-		t.Errorf("pingCatalog(file) = %v", err)
+	if err := catalog.Ping(ctx, c); err != nil {
+		t.Errorf("catalog.Ping(file) = %v", err)
 	}
 	c.Close()
 
@@ -78,8 +79,8 @@ func TestOpenCatalog(t *testing.T) {
 		if err != nil {
 			t.Fatalf("openCatalog(%s): %v", spec, err)
 		}
-		if err := pingCatalog(ctx, c); err == nil {
-			t.Errorf("pingCatalog(%s) succeeded with nothing listening", spec)
+		if err := catalog.Ping(ctx, c); err == nil {
+			t.Errorf("catalog.Ping(%s) succeeded with nothing listening", spec)
 		}
 		c.Close()
 	}
@@ -112,8 +113,8 @@ func TestOpenCatalogOMniLeads(t *testing.T) {
 		if err != nil {
 			t.Fatalf("openCatalog(%q): %v", spec, err)
 		}
-		if err := pingCatalog(ctx, c); err != nil {
-			t.Errorf("pingCatalog: %v", err)
+		if err := catalog.Ping(ctx, c); err != nil {
+			t.Errorf("catalog.Ping: %v", err)
 		}
 		if a, err := c.AgentByExtension(ctx, "1003"); err != nil || a.ID != 2 {
 			t.Errorf("spec %q: agent = %+v, %v", spec, a, err)

@@ -1,6 +1,6 @@
-package main
+package daemon
 
-// In-process tests of the daemon's composition (startDaemon): the metrics registry of
+// In-process tests of the daemon's composition (Start): the metrics registry of
 // every part together, readiness of the delivery store after start-up, and the refresh
 // of the dialplan variables the tracker reads on demand.
 
@@ -65,22 +65,22 @@ func testDaemonConfig(t *testing.T) *config.Config {
 }
 
 // startTestDaemon starts the daemon in this process and shuts it down when the test ends.
-func startTestDaemon(t *testing.T, o daemonOptions) *daemon {
+func startTestDaemon(t *testing.T, o Options) *Daemon {
 	t.Helper()
 	o.Logger = zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.InfoLevel)
-	d, err := startDaemon(context.Background(), o)
+	d, err := Start(context.Background(), o)
 	if err != nil {
-		t.Fatalf("startDaemon: %v", err)
+		t.Fatalf("Start: %v", err)
 	}
-	t.Cleanup(func() { d.shutdown(o.Config.HTTP.ShutdownTimeout) })
+	t.Cleanup(func() { d.Shutdown(o.Config.HTTP.ShutdownTimeout) })
 	return d
 }
 
 // readiness GETs /readyz?verbose.
-func readiness(t *testing.T, d *daemon) (int, health.Status) {
+func readiness(t *testing.T, d *Daemon) (int, health.Status) {
 	t.Helper()
 	c := http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(d.baseURL() + "/readyz?verbose")
+	resp, err := c.Get(d.BaseURL() + "/readyz?verbose")
 	if err != nil {
 		t.Fatalf("GET /readyz: %v", err)
 	}
@@ -124,13 +124,13 @@ func TestDaemonMetricsRegistry(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := testDaemonConfig(t)
 			c.setup(t, cfg)
-			d := startTestDaemon(t, daemonOptions{Config: cfg})
+			d := startTestDaemon(t, Options{Config: cfg})
 			// The PostgreSQL queue and the cluster hub register once they are up.
 			waitFor(t, 20*time.Second, "the delivery queue and the agent hub", func() bool {
 				return d.queue.get() != nil && d.hub.get() != nil
 			})
 
-			resp, err := http.Get(d.baseURL() + "/metrics")
+			resp, err := http.Get(d.BaseURL() + "/metrics")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -177,7 +177,7 @@ func TestDaemonReadyzDeliveryStoreDown(t *testing.T) {
 	cfg := testDaemonConfig(t)
 	cfg.Delivery.Store = "postgres"
 	cfg.Delivery.PostgresURL = config.SecretURL(db)
-	d := startTestDaemon(t, daemonOptions{Config: cfg})
+	d := startTestDaemon(t, Options{Config: cfg})
 	storeOK := func() (bool, string) {
 		_, s := readiness(t, d)
 		dep, ok := s.Dependencies[depDeliveryStore]
@@ -193,7 +193,7 @@ func TestDaemonReadyzDeliveryStoreDown(t *testing.T) {
 	if dep := s.Dependencies[depDeliveryStore]; code != http.StatusServiceUnavailable || dep.OK || !dep.Required || dep.Detail == "" {
 		t.Fatalf("/readyz with the outbox database down: %d, delivery store %+v; want 503 naming it", code, dep)
 	}
-	resp, err := http.Get(d.baseURL() + "/readyz")
+	resp, err := http.Get(d.BaseURL() + "/readyz")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +233,7 @@ func TestDaemonRefreshesDialplanVars(t *testing.T) {
 	cat.down.Store(true)
 	cfg := testDaemonConfig(t)
 	cfg.Catalog.CacheTTL = 10 * time.Millisecond // the refresh period (at least a second)
-	d := startTestDaemon(t, daemonOptions{Config: cfg, Catalog: cat})
+	d := startTestDaemon(t, Options{Config: cfg, Catalog: cat})
 	if got := d.tracker.DialplanVars(); len(got) != 0 {
 		t.Fatalf("dialplan variables %v while the catalog is down", got)
 	}
@@ -242,4 +242,15 @@ func TestDaemonRefreshesDialplanVars(t *testing.T) {
 	waitFor(t, 20*time.Second, "the dialplan variables from the catalog", func() bool {
 		return reflect.DeepEqual(d.tracker.DialplanVars(), want)
 	})
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

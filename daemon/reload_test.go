@@ -1,10 +1,7 @@
-package main
+package daemon
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -45,30 +42,5 @@ func TestSigningSecretsKeys(t *testing.T) {
 	cfg.Delivery.Sites = map[string]config.DeliverySite{"crm": {}}
 	if _, err := signingSecrets(cfg); err == nil {
 		t.Error("a non-numeric site key must be refused")
-	}
-}
-
-// oml-crm.example.yaml documents every key with its default: loading it gives exactly
-// the defaults.
-func TestExampleConfigIsTheDefaults(t *testing.T) {
-	path := filepath.Join("..", "..", "oml-crm.example.yaml")
-	cfg, err := config.Load(path, nil)
-	if err != nil {
-		t.Fatalf("loading %s: %v", path, err)
-	}
-	want := config.Default()
-	want.Delivery.PostgresURL = want.Database.URL // Load fills it from database.url
-	if !reflect.DeepEqual(cfg, want) {
-		t.Errorf("%s differs from the defaults:\n%+v\nwant\n%+v", path, cfg, want)
-	}
-	body, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, k := range config.Keys() {
-		leaf := k[strings.LastIndex(k, ".")+1:]
-		if !strings.Contains(string(body), "\n"+strings.Repeat(" ", 2*strings.Count(k, "."))+leaf+":") {
-			t.Errorf("%s does not document %s", path, k)
-		}
 	}
 }

@@ -1,4 +1,8 @@
-package main
+// Package demo runs oml-crm's whole pipeline on one machine with nothing else
+// installed: the embedded demo catalog, a fake Asterisk (amitest) playing simulated
+// OMniLeads calls (callsim), a local CRM (democrm) and simulated agent pages, and prints
+// one line per call and a summary that accounts for every connect.
+package demo
 
 import (
 	"context"
@@ -20,7 +24,6 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
-	"github.com/spf13/pflag"
 
 	omlcrm "github.com/omlcrm/oml-crm"
 	"github.com/omlcrm/oml-crm/agentws"
@@ -31,12 +34,14 @@ import (
 	"github.com/omlcrm/oml-crm/catalog/file"
 	"github.com/omlcrm/oml-crm/config"
 	"github.com/omlcrm/oml-crm/crmnotify"
+	"github.com/omlcrm/oml-crm/daemon"
 	"github.com/omlcrm/oml-crm/democrm"
 	"github.com/omlcrm/oml-crm/loadtest"
 )
 
 const (
-	demoDefaultListen = "127.0.0.1:8090"
+	// DefaultListen is the demo's HTTP listener unless told otherwise.
+	DefaultListen = "127.0.0.1:8090"
 	// demoCatalogBase is the URL prefix of the demo catalog's sites, replaced by the
 	// address the demo listens on.
 	demoCatalogBase = "http://127.0.0.1:8090"
@@ -44,61 +49,40 @@ const (
 	demoContacts    = 8 // contacts 1-8
 )
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := pflag.NewFlagSet("demo", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	nCalls := fs.Int("calls", 0, "play this many calls, print a summary and exit (0: loop until Ctrl-C)")
-	rate := fs.Float64("rate", 1, "calls started per second")
-	listen := fs.String("listen", demoDefaultListen, "host:port of the demo's HTTP listener (agent page, CRM log, /ws, /metrics); when the default is taken a free port is used")
-	logLevel := fs.String("log-level", "error", "daemon log level on stderr (debug, info, warn, error)")
-	drain := fs.Duration("drain", 15*time.Second, "with --calls: how long to wait after the last call for its deliveries and pops")
-	fs.Usage = func() {
-		fmt.Fprintln(stdout, "usage: oml-crm demo [--calls N --rate R] [--listen ADDR]")
-		fmt.Fprintln(stdout, "\nRuns the whole pipeline on this machine with nothing else installed: the embedded demo")
-		fmt.Fprintln(stdout, "catalog, a built-in fake Asterisk playing realistic OMniLeads calls, a local CRM that shows")
-		fmt.Fprintln(stdout, "what it received, simulated agents, and the agent page. One line per call; with --calls,")
-		fmt.Fprintln(stdout, "a summary, exit 0 when every connect was delivered or popped (or skipped on purpose).")
-		fmt.Fprintln(stdout, "\nFlags:")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		fs.SetOutput(stderr)
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, pflag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintf(stderr, "oml-crm demo: %v (see oml-crm demo --help)\n", err)
-		return 2
-	}
+// Options are the demo's settings (the flags of `oml-crm demo`).
+type Options struct {
+	Calls  int     // calls to play before the summary; 0 loops until ctx ends
+	Rate   float64 // calls started per second
+	Listen string  // host:port of the HTTP listener
+	// ListenExplicit says Listen was asked for: when it is taken the demo fails instead
+	// of using a free port.
+	ListenExplicit bool
+	Drain          time.Duration // with Calls: how long to wait after the last call
+	Logger         zerolog.Logger
+	Version        string
+	Stdout, Stderr io.Writer
+}
+
+// Run runs the demo until its calls are played (or ctx ends in loop mode) and returns
+// the process exit code: 0 when every connect was delivered, popped or skipped on
+// purpose, 1 otherwise.
+func Run(ctx context.Context, o Options) int {
+	stdout, stderr, log := o.Stdout, o.Stderr, o.Logger
 	fail := func(code int, format string, a ...any) int {
 		fmt.Fprintf(stderr, "oml-crm demo: "+format+"\n", a...)
 		return code
 	}
-	switch {
-	case fs.NArg() > 0:
-		return fail(2, "unexpected arguments %q", fs.Args())
-	case *nCalls < 0:
-		return fail(2, "--calls %d: must be 0 (loop) or positive", *nCalls)
-	case *rate <= 0 || *rate > 1000:
-		return fail(2, "--rate %g: must be in (0, 1000] calls per second", *rate)
-	}
-	level, err := zerolog.ParseLevel(*logLevel)
-	if err != nil {
-		return fail(2, "--log-level %q: %v", *logLevel, err)
-	}
-	log := newLogger(os.Stderr, "auto", newLevelWriter(level))
-
 	// The listener first: the catalog's CRM URLs point at it.
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", o.Listen)
 	if err != nil {
-		if fs.Changed("listen") {
-			return fail(1, "--listen %s: %v", *listen, err)
+		if o.ListenExplicit {
+			return fail(1, "--listen %s: %v", o.Listen, err)
 		}
 		taken := err
 		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
 			return fail(1, "listening on 127.0.0.1: %v", err)
 		}
-		fmt.Fprintf(stdout, "%s is not available (%s); using %s instead\n", *listen, netErrText(taken), ln.Addr())
+		fmt.Fprintf(stdout, "%s is not available (%s); using %s instead\n", o.Listen, netErrText(taken), ln.Addr())
 	}
 	base := "http://" + hostPortForURL(ln.Addr().String())
 	cat, err := file.Parse("demo.yaml", []byte(strings.ReplaceAll(string(omlcrm.DemoCatalog), demoCatalogBase, base)))
@@ -142,8 +126,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	rep := newDemoReport(stdout)
 	crm := democrm.New(democrm.Options{OnReceive: rep.crmReceived, Logger: log.With().Str("component", "democrm").Logger()})
 
-	d, err := startDaemon(ctx, daemonOptions{
-		Config: cfg, Logger: log, Catalog: cat, Listener: ln,
+	d, err := daemon.Start(ctx, daemon.Options{
+		Config: cfg, Logger: log, Version: o.Version, Catalog: cat, Listener: ln,
 		Routes:     map[string]http.Handler{"/crm/": crm, "/crm": crm},
 		WrapServer: func(s crmnotify.ServerSink) crmnotify.ServerSink { return observedServer{s, rep} },
 		WrapAgents: func(a crmnotify.AgentSink) crmnotify.AgentSink { return observedAgents{a, rep} },
@@ -152,14 +136,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(1, "%v", err)
 	}
-	code := demoMain(ctx, d, asterisk, cat, secret, rep, *nCalls, *rate, *drain, stdout, stderr)
-	d.shutdown(cfg.HTTP.ShutdownTimeout)
+	code := demoMain(ctx, d, asterisk, cat, secret, rep, o.Calls, o.Rate, o.Drain, o.Version, stdout, stderr)
+	d.Shutdown(cfg.HTTP.ShutdownTimeout)
 	return code
 }
 
-func demoMain(ctx context.Context, d *daemon, asterisk *amitest.Server, cat catalog.Catalog, secret string,
-	rep *demoReport, nCalls int, rate float64, drain time.Duration, stdout, stderr io.Writer) int {
-	base := d.baseURL()
+func demoMain(ctx context.Context, d *daemon.Daemon, asterisk *amitest.Server, cat catalog.Catalog, secret string,
+	rep *demoReport, nCalls int, rate float64, drain time.Duration, version string, stdout, stderr io.Writer) int {
+	base := d.BaseURL()
 	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := asterisk.WaitSessions(startCtx, 1); err != nil {
@@ -168,7 +152,7 @@ func demoMain(ctx context.Context, d *daemon, asterisk *amitest.Server, cat cata
 	}
 	// The tracker resynchronises once logged in; let that finish before the first call
 	// so the (empty) snapshot cannot race it.
-	for d.tracker.Stats().Resyncs == 0 && startCtx.Err() == nil {
+	for !d.Resynced() && startCtx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
 

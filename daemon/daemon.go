@@ -1,4 +1,4 @@
-package main
+package daemon
 
 import (
 	"context"
@@ -44,11 +44,16 @@ const (
 	depRedis         = "redis"
 )
 
-// daemonOptions is what `run` and `demo` hand to startDaemon. Only Config and Logger are
+// Options is what `run` and `demo` hand to Start. Only Config and Logger are
 // required; the rest lets the demo plug its own parts into the same composition.
-type daemonOptions struct {
+type Options struct {
 	Config *config.Config
 	Logger zerolog.Logger
+	// Version is the program's version: logged at start, sent to the CRM in the
+	// User-Agent and to the agent page.
+	Version string
+	// Levels, when set, holds Logger's level: Reload applies log.level through it.
+	Levels *LevelWriter
 	// Catalog, when set, is used instead of opening catalog.source (the demo's embedded
 	// file catalog). The daemon closes it.
 	Catalog catalog.Catalog
@@ -65,10 +70,12 @@ type daemonOptions struct {
 	OnConnect func(c calls.Connected, err error)
 }
 
-// daemon is the running pipeline: Asterisk client → calls.Tracker → intake →
+// Daemon is the running pipeline: Asterisk client → calls.Tracker → intake →
 // crmnotify.Dispatcher → delivery queue or agent hub, plus the HTTP listener.
-type daemon struct {
+type Daemon struct {
 	cfg     *config.Config
+	version string
+	levels  *LevelWriter
 	log     zerolog.Logger
 	health  *health.Registry
 	reg     *prometheus.Registry
@@ -94,13 +101,13 @@ type daemon struct {
 	served chan error         // the HTTP server's end
 }
 
-// startDaemon builds and starts every part. It fails on what cannot be retried (a bad
+// Start builds and starts every part. It fails on what cannot be retried (a bad
 // catalog file, a listener that cannot bind, an unusable SQLite path); dependencies that
 // may come later (Asterisk, PostgreSQL) are retried in the background and reported by
 // /readyz.
-func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
+func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	cfg := o.Config
-	d := &daemon{cfg: cfg, log: o.Logger, served: make(chan error, 1), scheme: "http"}
+	d := &Daemon{cfg: cfg, version: o.Version, levels: o.Levels, log: o.Logger, served: make(chan error, 1), scheme: "http"}
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	d.stopBG = stopBG
 	defer func() {
@@ -131,11 +138,11 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 		}
 	}
 	if cfg.Catalog.Source == "omldb" && o.Catalog == nil {
-		d.health.Check(depCatalogDB, func(ctx context.Context) error { return pingCatalog(ctx, d.catalog) })
+		d.health.Check(depCatalogDB, func(ctx context.Context) error { return catalog.Ping(ctx, d.catalog) })
 	}
 
 	// Delivery queue (server trigger).
-	qopts, err := deliveryOptions(cfg, d.log, d.reg, d.catalog)
+	qopts, err := deliveryOptions(cfg, d.log, d.reg, d.catalog, d.version)
 	if err != nil {
 		return d, err
 	}
@@ -258,7 +265,7 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	if err := d.startHTTP(o); err != nil {
 		return d, err
 	}
-	d.log.Info().Str("version", version).Str("listen", d.addr).Str("asterisk", cfg.Asterisk.Source+" "+d.asteriskAddress()).
+	d.log.Info().Str("version", d.version).Str("listen", d.addr).Str("asterisk", cfg.Asterisk.Source+" "+d.asteriskAddress()).
 		Str("catalog", cfg.Catalog.Source).Str("delivery_store", cfg.Delivery.Store).
 		Str("agent_auth", cfg.AgentWS.Auth).Msg("oml-crm started")
 	return d, nil
@@ -295,7 +302,7 @@ func openConfiguredCatalog(ctx context.Context, cfg *config.Config, log zerolog.
 	return nil, fmt.Errorf("catalog.source: %q is not one of omldb|file", cfg.Catalog.Source)
 }
 
-func deliveryOptions(cfg *config.Config, log zerolog.Logger, reg prometheus.Registerer, cat catalog.Catalog) (delivery.Options, error) {
+func deliveryOptions(cfg *config.Config, log zerolog.Logger, reg prometheus.Registerer, cat catalog.Catalog, version string) (delivery.Options, error) {
 	secrets, err := signingSecrets(cfg)
 	if err != nil {
 		return delivery.Options{}, err
@@ -362,7 +369,7 @@ func siteLookup(cat catalog.Catalog) func(ctx context.Context, siteID int) (*cat
 
 // openQueueRetrying opens the PostgreSQL outbox, retrying with a capped backoff until
 // it opens or ctx ends; connects meanwhile wait in queueSlot.Enqueue.
-func (d *daemon) openQueueRetrying(ctx context.Context, o delivery.Options) {
+func (d *Daemon) openQueueRetrying(ctx context.Context, o delivery.Options) {
 	pause := 500 * time.Millisecond
 	for {
 		q, err := delivery.Open(ctx, o)
@@ -383,7 +390,7 @@ func (d *daemon) openQueueRetrying(ctx context.Context, o delivery.Options) {
 	}
 }
 
-func (d *daemon) hubOptions(cfg *config.Config) (agentws.Options, error) {
+func (d *Daemon) hubOptions(cfg *config.Config) (agentws.Options, error) {
 	ws := cfg.AgentWS
 	o := agentws.Options{
 		Auth:            agentws.AuthMode(ws.Auth),
@@ -398,7 +405,7 @@ func (d *daemon) hubOptions(cfg *config.Config) (agentws.Options, error) {
 		IdleTimeout:     ws.IdleTimeout,
 		RedisURL:        cfg.Cluster.RedisURL.Reveal(),
 		RedisPrefix:     cfg.Cluster.RedisPrefix,
-		Version:         version,
+		Version:         d.version,
 		Logger:          d.log,
 		Registerer:      d.reg,
 	}
@@ -413,7 +420,7 @@ func (d *daemon) hubOptions(cfg *config.Config) (agentws.Options, error) {
 	return o, nil
 }
 
-func (d *daemon) asteriskAddress() string {
+func (d *Daemon) asteriskAddress() string {
 	if d.cfg.Asterisk.Source == "ari" {
 		return d.cfg.Asterisk.ARI.URL
 	}
@@ -421,7 +428,7 @@ func (d *daemon) asteriskAddress() string {
 }
 
 // dialAsterisk starts the event source; it connects (and reconnects) in the background.
-func (d *daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
+func (d *Daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 	cfg := d.cfg.Asterisk
 	log := d.log // the clients name themselves (component ami / ari)
 	switch cfg.Source {
@@ -476,7 +483,7 @@ func (d *daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 }
 
 // sourceState runs on the client's event goroutine: it must not block.
-func (d *daemon) sourceState(up bool, err error) {
+func (d *Daemon) sourceState(up bool, err error) {
 	if up {
 		d.health.Set(depAsterisk, true, "")
 		// Events were missed while down (or this is the first connection): reconcile
@@ -490,7 +497,7 @@ func (d *daemon) sourceState(up bool, err error) {
 	d.health.SetError(depAsterisk, err)
 }
 
-func (d *daemon) startHTTP(o daemonOptions) error {
+func (d *Daemon) startHTTP(o Options) error {
 	mux := http.NewServeMux()
 	for _, p := range []string{"/ws", "/oml-crm.js", "/agent", "/agent.js"} {
 		mux.Handle(p, d.hub)
@@ -535,8 +542,8 @@ func (d *daemon) startHTTP(o daemonOptions) error {
 	return nil
 }
 
-// baseURL is the listener's URL, with 127.0.0.1 for a wildcard address.
-func (d *daemon) baseURL() string {
+// BaseURL is the listener's URL, with 127.0.0.1 for a wildcard address.
+func (d *Daemon) BaseURL() string {
 	host, port, _ := net.SplitHostPort(d.addr)
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
@@ -544,10 +551,17 @@ func (d *daemon) baseURL() string {
 	return d.scheme + "://" + net.JoinHostPort(host, port)
 }
 
-// shutdown stops intake, lets in-flight connects reach the queue or the hub, lets the
+// Served delivers the HTTP listener's end: an error when it failed while running.
+func (d *Daemon) Served() <-chan error { return d.served }
+
+// Resynced reports whether the tracker has reconciled with Asterisk's live channels at
+// least once (it does after every login).
+func (d *Daemon) Resynced() bool { return d.tracker.Stats().Resyncs > 0 }
+
+// Shutdown stops intake, lets in-flight connects reach the queue or the hub, lets the
 // queue finish or persist its attempts, and closes the listener, all within timeout.
 // It reports whether everything finished in time.
-func (d *daemon) shutdown(timeout time.Duration) bool {
+func (d *Daemon) Shutdown(timeout time.Duration) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
@@ -612,7 +626,7 @@ func (d *daemon) shutdown(timeout time.Duration) bool {
 
 // stopIntake closes the Asterisk client (no new events), then the tracker (connects
 // still waiting for lazy variable reads are emitted with what is known).
-func (d *daemon) stopIntake() {
+func (d *Daemon) stopIntake() {
 	if d.amiC != nil {
 		d.amiC.Close()
 	}
@@ -625,7 +639,7 @@ func (d *daemon) stopIntake() {
 }
 
 // closeAll releases what a failed start had opened.
-func (d *daemon) closeAll() {
+func (d *Daemon) closeAll() {
 	d.stopIntake()
 	if d.server != nil {
 		d.server.Close()
@@ -652,7 +666,7 @@ func (d *daemon) closeAll() {
 
 // openHubRetrying builds the cluster-mode hub, retrying with a capped backoff until
 // Redis answers or ctx ends; pops meanwhile wait in hubSlot.Pop.
-func (d *daemon) openHubRetrying(ctx context.Context, o agentws.Options) {
+func (d *Daemon) openHubRetrying(ctx context.Context, o agentws.Options) {
 	pause := 500 * time.Millisecond
 	for {
 		// A failed attempt must not leave its metrics registered: the next attempt
@@ -889,7 +903,7 @@ func dialplanSources(ctx context.Context, cat catalog.Catalog) ([]string, error)
 // catalog database that was down at start-up, or a campaign given a new dialplan
 // parameter, is picked up without a restart. The tracker's event path only loads the
 // current list. failing says the start-up read failed (already logged).
-func (d *daemon) refreshDialplanVars(ctx context.Context, failing bool) {
+func (d *Daemon) refreshDialplanVars(ctx context.Context, failing bool) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -912,10 +926,10 @@ func (d *daemon) refreshDialplanVars(ctx context.Context, failing bool) {
 	}
 }
 
-// newLogger builds the daemon's logger: JSON, or console lines when format is console
-// (or auto and stderr is a terminal). The level is held by levelWriter so a SIGHUP can
+// NewLogger builds the daemon's logger: JSON, or console lines when format is console
+// (or auto and stderr is a terminal). The level is held by LevelWriter so a SIGHUP can
 // change it for every component at once.
-func newLogger(w *os.File, format string, level *levelWriter) zerolog.Logger {
+func NewLogger(w *os.File, format string, level *LevelWriter) zerolog.Logger {
 	var out zerolog.LevelWriter = level
 	useConsole := format == "console" || (format == "auto" && isTerminal(w))
 	if useConsole {
@@ -926,24 +940,26 @@ func newLogger(w *os.File, format string, level *levelWriter) zerolog.Logger {
 	return zerolog.New(out).With().Timestamp().Logger()
 }
 
-// levelWriter drops log events below a level that can change at run time (SIGHUP).
-type levelWriter struct {
+// LevelWriter drops log events below a level that can change at run time (SIGHUP).
+type LevelWriter struct {
 	w     io.Writer
 	level atomic.Int32
 }
 
-func newLevelWriter(level zerolog.Level) *levelWriter {
-	l := &levelWriter{}
+// NewLevelWriter drops events below level until SetLevel changes it.
+func NewLevelWriter(level zerolog.Level) *LevelWriter {
+	l := &LevelWriter{}
 	l.level.Store(int32(level))
 	return l
 }
 
-func (l *levelWriter) setLevel(level zerolog.Level) { l.level.Store(int32(level)) }
+// SetLevel changes the level; safe while events are written.
+func (l *LevelWriter) SetLevel(level zerolog.Level) { l.level.Store(int32(level)) }
 
-func (l *levelWriter) Write(p []byte) (int, error) { return l.w.Write(p) }
+func (l *LevelWriter) Write(p []byte) (int, error) { return l.w.Write(p) }
 
 // WriteLevel implements zerolog.LevelWriter.
-func (l *levelWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
+func (l *LevelWriter) WriteLevel(level zerolog.Level, p []byte) (int, error) {
 	if level < zerolog.Level(l.level.Load()) && level != zerolog.NoLevel {
 		return len(p), nil
 	}
