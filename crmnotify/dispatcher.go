@@ -216,6 +216,7 @@ func (m dispatcherMetrics) collectors() []prometheus.Collector {
 // dispatch is one connect travelling through the stages.
 type dispatch struct {
 	call     calls.Connected
+	start    time.Time
 	log      zerolog.Logger
 	campaign *catalog.Campaign
 	contact  *catalog.Contact
@@ -228,17 +229,25 @@ type dispatch struct {
 type stage func(ctx context.Context, x *dispatch) error
 
 // HandleConnected turns one connect into a server delivery or an agent pop, or skips it.
-// Every outcome is counted and logged (skips at debug, failures at error), so callers
-// may ignore the returned error; it is a *SkippedError for skips, nil when handed off.
+// Every outcome is counted and logged in exactly one line carrying outcome (info when
+// handed off or skipped on purpose, warn for a pop without an agent, error on failure),
+// so callers may ignore the returned error; it is a *SkippedError for skips, nil when
+// handed off. Values the tracker could not obtain (Connected.Missing) are named in a
+// warning before it.
 func (d *Dispatcher) HandleConnected(ctx context.Context, c calls.Connected) error {
 	start := d.now()
 	if c.At.IsZero() {
 		c.At = start
 	}
 	x := &dispatch{
-		call: c,
+		call:  c,
+		start: start,
 		log: d.log.With().Str("call_id", c.CallID).Int("campaign_id", c.CampaignID).
 			Int("agent_id", c.AgentID).Logger(),
+	}
+	if len(c.Missing) > 0 {
+		x.log.Warn().Strs("missing", c.Missing).
+			Msg("connect lacks values Asterisk did not give in time: the CRM parameters drawn from them render empty")
 	}
 	for _, run := range d.stages {
 		err := run(ctx, x)
@@ -268,8 +277,14 @@ func (d *Dispatcher) finish(outcome string, start time.Time) {
 }
 
 func (d *Dispatcher) skip(x *dispatch, reason SkipReason, detail string) error {
-	x.log.Debug().Str("reason", string(reason)).Msg("connect skipped: " + detail)
+	d.outcome(x, x.log.Info(), OutcomeSkipped).Str("reason", string(reason)).Msg("connect skipped: " + detail)
 	return &SkippedError{Reason: reason, Detail: detail}
+}
+
+// outcome adds to ev what every connect's outcome line carries: the outcome (the label
+// of omlcrm_connects_total) and the time since the connect reached the dispatcher.
+func (d *Dispatcher) outcome(x *dispatch, ev *zerolog.Event, outcome string) *zerolog.Event {
+	return ev.Str("outcome", outcome).Float64("dispatch_ms", float64(d.now().Sub(x.start).Microseconds())/1000)
 }
 
 func (d *Dispatcher) fail(stageName string, err error) error {
@@ -292,7 +307,8 @@ func (d *Dispatcher) loadCampaign(ctx context.Context, x *dispatch) error {
 	case errors.Is(err, catalog.ErrNotFound):
 		return d.skip(x, SkipUnknownCampaign, fmt.Sprintf("campaign %d is not in the catalog", id))
 	case err != nil:
-		x.log.Error().Err(err).Msg("cannot read the campaign: the CRM is not invoked for this connect")
+		d.outcome(x, x.log.Error(), OutcomeError).Str("stage", stageCampaign).Err(err).
+			Msg("connect failed: cannot read the campaign, the CRM is not invoked for this connect")
 		return d.fail(stageCampaign, fmt.Errorf("reading campaign %d for call %s: %w", id, x.call.CallID, err))
 	}
 	x.campaign = camp
@@ -310,7 +326,7 @@ func (d *Dispatcher) loadCampaign(ctx context.Context, x *dispatch) error {
 	if site.Trigger != catalog.TriggerServer && x.call.AgentID <= 0 {
 		// A browser pop needs an agent; the tracker could not tell which one. Unlike the
 		// other skips this one is unexpected, hence a warning.
-		x.log.Warn().Str("reason", string(SkipNoAgent)).
+		d.outcome(x, x.log.Warn(), OutcomeSkipped).Str("reason", string(SkipNoAgent)).
 			Msg("connect skipped: the agent of the call is unknown, the " + site.Trigger.String() + " pop has nobody to go to")
 		return &SkippedError{Reason: SkipNoAgent, Detail: "the agent of the call is unknown"}
 	}
@@ -376,9 +392,10 @@ func (d *Dispatcher) render(_ context.Context, x *dispatch) error {
 	if err != nil {
 		// A render error is a configuration problem of this campaign/site: say which.
 		// Render's error names the parameter at fault.
-		x.log.Error().Err(err).Str("campaign_name", x.campaign.Name).Str("site_name", x.campaign.Site.Name).
+		d.outcome(x, x.log.Error(), OutcomeError).Str("stage", stageRender).Err(err).
+			Str("campaign_name", x.campaign.Name).Str("site_name", x.campaign.Site.Name).
 			Bool("misconfigured", errors.Is(err, ErrMisconfigured)).
-			Msg("cannot render the CRM request: fix the campaign's CRM parameters or the site URL (see `oml-crm check`)")
+			Msg("connect failed: cannot render the CRM request, fix the campaign's CRM parameters or the site URL (see `oml-crm check`)")
 		return d.fail(stageRender, fmt.Errorf("call %s: %w", x.call.CallID, err))
 	}
 	x.request = req
@@ -418,17 +435,19 @@ func (d *Dispatcher) handoff(ctx context.Context, x *dispatch) error {
 	log := x.log.With().Str("notification_id", n.ID).Logger()
 	if site.Trigger == catalog.TriggerServer {
 		if err := d.retry(ctx, func() error { return d.server.Enqueue(ctx, n) }); err != nil {
-			log.Error().Err(err).Msg("cannot queue the server delivery: the CRM is not invoked for this connect")
+			d.outcome(x, log.Error(), OutcomeError).Str("stage", stageEnqueue).Err(err).
+				Msg("connect failed: cannot queue the server delivery, the CRM is not invoked for this connect")
 			return d.fail(stageEnqueue, fmt.Errorf("queueing the delivery of call %s to site %d: %w", n.CallID, site.ID, err))
 		}
-		log.Debug().Str("method", n.Request.Method).Msg("server delivery queued")
+		d.outcome(x, log.Info(), OutcomeServer).Str("method", n.Request.Method).Msg("connect queued for server delivery")
 		return nil
 	}
 	if err := d.retry(ctx, func() error { return d.agents.Pop(ctx, n) }); err != nil {
-		log.Error().Err(err).Msg("cannot hand the pop to the agent hub")
+		d.outcome(x, log.Error(), OutcomeError).Str("stage", stagePop).Err(err).
+			Msg("connect failed: cannot hand the pop to the agent hub")
 		return d.fail(stagePop, fmt.Errorf("popping call %s to agent %d: %w", n.CallID, n.AgentID, err))
 	}
-	log.Debug().Str("target", site.Target.String()).Msg("pop handed to the agent hub")
+	d.outcome(x, log.Info(), OutcomePopped).Str("target", site.Target.String()).Msg("connect popped: handed to the agent hub")
 	return nil
 }
 

@@ -382,11 +382,11 @@ func TestDispatcherSkipsWithReason(t *testing.T) {
 				t.Fatalf("want one log line, got %v", lines)
 			}
 			l := lines[0]
-			wantLevel := "debug"
+			wantLevel := "info"
 			if tc.reason == SkipNoAgent {
 				wantLevel = "warn" // unexpected: the tracker did not resolve the agent
 			}
-			if l["level"] != wantLevel || l["reason"] != string(tc.reason) || l["call_id"] != c.CallID ||
+			if l["level"] != wantLevel || l["reason"] != string(tc.reason) || l["outcome"] != OutcomeSkipped || l["call_id"] != c.CallID ||
 				l["campaign_id"] != float64(c.CampaignID) || l["agent_id"] != float64(c.AgentID) {
 				t.Errorf("log line = %v, want level %s with reason, call_id, campaign_id, agent_id", l, wantLevel)
 			}
@@ -683,3 +683,66 @@ type discardSinks struct{}
 func (discardSinks) Enqueue(context.Context, Notification) error { return nil }
 func (discardSinks) Pop(context.Context, Notification) error     { return nil }
 func (discardSinks) CallEnded(context.Context, string) error     { return nil }
+
+// Every connect is logged in exactly one line carrying its outcome and the ids an
+// operator follows it by, at info when handed off; what the tracker could not obtain is
+// named at warn.
+func TestDispatcherLogsOneOutcomeLinePerConnect(t *testing.T) {
+	cases := []struct {
+		name      string
+		campaign  int
+		fail      int // sink failures
+		outcome   string
+		level     string
+		notifID   bool
+		wantStage string
+	}{
+		{"server", 11, 0, OutcomeServer, "info", true, ""},
+		{"pop", 12, 0, OutcomePopped, "info", true, ""},
+		{"skipped", 15, 0, OutcomeSkipped, "info", false, ""},
+		{"queue down", 11, 100, OutcomeError, "error", true, stageEnqueue},
+		{"hub down", 12, 100, OutcomeError, "error", true, stagePop},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.sinks.fail = tc.fail
+			c := connected(tc.campaign, 2, "321321321")
+			c.Missing = []string{"ContactID", "Phone"}
+			_ = f.d.HandleConnected(context.Background(), c)
+			var outcomes, missing []map[string]any
+			for _, l := range logLines(t, f.logs) {
+				if _, ok := l["outcome"]; ok {
+					outcomes = append(outcomes, l)
+				}
+				if l["missing"] != nil {
+					missing = append(missing, l)
+				}
+			}
+			if len(outcomes) != 1 {
+				t.Fatalf("%d outcome lines, want 1: %v", len(outcomes), logLines(t, f.logs))
+			}
+			l := outcomes[0]
+			if l["outcome"] != tc.outcome || l["level"] != tc.level || l["call_id"] != c.CallID ||
+				l["campaign_id"] != float64(tc.campaign) || l["agent_id"] != float64(2) {
+				t.Errorf("outcome line = %v, want outcome %s at %s with call_id, campaign_id, agent_id", l, tc.outcome, tc.level)
+			}
+			if ms, ok := l["dispatch_ms"].(float64); !ok || ms < 0 {
+				t.Errorf("dispatch_ms = %v, want a number of milliseconds", l["dispatch_ms"])
+			}
+			if _, ok := l["notification_id"]; ok != tc.notifID {
+				t.Errorf("notification_id present = %v, want %v: %v", ok, tc.notifID, l)
+			}
+			if tc.notifID && l["site_id"] == nil {
+				t.Errorf("no site_id: %v", l)
+			}
+			if tc.wantStage != "" && l["stage"] != tc.wantStage {
+				t.Errorf("stage = %v, want %s", l["stage"], tc.wantStage)
+			}
+			if len(missing) != 1 || missing[0]["level"] != "warn" || missing[0]["call_id"] != c.CallID ||
+				fmt.Sprint(missing[0]["missing"]) != "[ContactID Phone]" {
+				t.Errorf("missing values line = %v, want one warning naming ContactID and Phone", missing)
+			}
+		})
+	}
+}
