@@ -101,7 +101,7 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.ws = ws
 	ws.SetReadLimit(h.opts.MaxFrame)
 	c.touch()
-	log := h.log.With().Int("agent", agentID).Str("conn", c.id).Logger()
+	log := h.log.With().Int("agent_id", agentID).Str("conn", c.id).Logger()
 	log.Debug().Str("remote", r.RemoteAddr).Msg("agent connected")
 
 	writerDone := make(chan struct{})
@@ -127,7 +127,7 @@ func (c *conn) replay() {
 	defer cancel()
 	pops, err := c.hub.store.live(ctx, c.agentID, time.Now())
 	if err != nil {
-		c.hub.log.Error().Err(err).Int("agent", c.agentID).Msg("cannot replay pending pops")
+		c.hub.log.Error().Err(err).Int("agent_id", c.agentID).Msg("cannot replay pending pops")
 		return
 	}
 	for _, p := range pops {
@@ -329,7 +329,7 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) string {
 		defer cancel()
 		res, err := c.hub.store.mark(ctx, c.agentID, m.ID, opened)
 		if err != nil {
-			c.hub.log.Error().Err(err).Int("agent", c.agentID).Msg("cannot record " + m.Type)
+			c.hub.log.Error().Err(err).Int("agent_id", c.agentID).Msg("cannot record " + m.Type)
 			return ""
 		}
 		switch {

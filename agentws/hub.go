@@ -322,7 +322,7 @@ func (h *Hub) Pop(ctx context.Context, n crmnotify.Notification) error {
 	}
 	if !now.Before(expires) {
 		h.metrics.popsDropped.WithLabelValues("expired").Inc()
-		h.log.Debug().Str("pop", n.ID).Str("call", n.CallID).Msg("pop expired before delivery; dropped")
+		h.log.Debug().Str("notification_id", n.ID).Str("call_id", n.CallID).Msg("pop expired before delivery; dropped")
 		return nil
 	}
 	payload, err := json.Marshal(msg)

@@ -369,7 +369,7 @@ func (c *Client) run(ctx context.Context) {
 		}
 		delay := backoff(failures, c.cfg.ReconnectMin, c.cfg.ReconnectMax)
 		failures++
-		c.log.Info().Dur("delay", delay).Msg("reconnecting to Asterisk")
+		c.log.Info().Dur("retry_in_ms", delay).Msg("reconnecting to Asterisk")
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -802,7 +802,7 @@ func (c *Client) keepalive(s *session) error {
 	if err := s.register(id, &pending{action: "Ping", abandoned: true}); err != nil {
 		return err
 	}
-	c.log.Debug().Dur("silence", c.cfg.PingInterval).Msg("no data from Asterisk; sending a keep-alive Ping")
+	c.log.Debug().Dur("silence_ms", c.cfg.PingInterval).Msg("no data from Asterisk; sending a keep-alive Ping")
 	if err := s.write(time.Now().Add(c.cfg.StallTimeout), appendAction(nil, "Ping", id, nil)); err != nil {
 		return fmt.Errorf("ami: sending a keep-alive Ping: %w", err)
 	}

@@ -190,13 +190,13 @@ func (c *Client) run(ctx context.Context) {
 		delay = min(delay*2, c.cfg.MaxBackoff)
 		c.setState(false, err)
 		if wasUp {
-			c.log.Warn().Err(err).Dur("connected_for", time.Since(start)).Dur("retry_in", wait).Msg("ARI events websocket lost; reconnecting")
+			c.log.Warn().Err(err).Dur("connected_for_ms", time.Since(start)).Dur("retry_in_ms", wait).Msg("ARI events websocket lost; reconnecting")
 		} else {
 			ev := c.log.Warn()
 			if errors.Is(err, ErrUnauthorized) {
 				ev = c.log.Error() // a configuration problem: say it loudly
 			}
-			ev.Err(err).Dur("retry_in", wait).Msg("ARI events websocket connect failed")
+			ev.Err(err).Dur("retry_in_ms", wait).Msg("ARI events websocket connect failed")
 		}
 		c.metrics.reconnect()
 		t := time.NewTimer(wait)
@@ -368,7 +368,7 @@ func (c *Client) keepalive(ctx context.Context, conn *websocket.Conn, act *activ
 			continue
 		}
 		act.stalled.Store(true)
-		c.log.Error().Dur("stall_timeout", c.cfg.StallTimeout).Msg("ARI events websocket stalled (ping unanswered); reconnecting")
+		c.log.Error().Dur("stall_timeout_ms", c.cfg.StallTimeout).Msg("ARI events websocket stalled (ping unanswered); reconnecting")
 		conn.CloseNow()
 		return
 	}

@@ -380,7 +380,7 @@ func (d *Daemon) openQueueRetrying(ctx context.Context, o delivery.Options) {
 		}
 		d.queue.setOpenError(err)
 		d.health.SetError(depDeliveryStore, err)
-		d.log.Warn().Err(err).Dur("retry_in", pause).Msg("delivery store (PostgreSQL) unavailable; retrying")
+		d.log.Warn().Err(err).Dur("retry_in_ms", pause).Msg("delivery store (PostgreSQL) unavailable; retrying")
 		select {
 		case <-ctx.Done():
 			return
@@ -565,7 +565,7 @@ func (d *Daemon) Shutdown(timeout time.Duration) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
-	d.log.Info().Dur("timeout", timeout).Msg("shutting down: intake stopped, finishing in-flight work")
+	d.log.Info().Dur("timeout_ms", timeout).Msg("shutting down: intake stopped, finishing in-flight work")
 
 	// Past the deadline, whatever still waits (a dispatch blocked on a store that never
 	// came up, and so the event handler) is cancelled.
@@ -620,7 +620,7 @@ func (d *Daemon) Shutdown(timeout time.Duration) bool {
 	if d.sessions != nil {
 		d.sessions.Close()
 	}
-	d.log.Info().Dur("took", time.Since(start)).Bool("clean", clean).Msg("oml-crm stopped")
+	d.log.Info().Dur("took_ms", time.Since(start)).Bool("clean", clean).Msg("oml-crm stopped")
 	return clean
 }
 
@@ -681,7 +681,7 @@ func (d *Daemon) openHubRetrying(ctx context.Context, o agentws.Options) {
 		}
 		reg.undo()
 		d.health.SetError(depRedis, err)
-		d.log.Warn().Err(err).Dur("retry_in", pause).Msg("agent hub: Redis unavailable; retrying")
+		d.log.Warn().Err(err).Dur("retry_in_ms", pause).Msg("agent hub: Redis unavailable; retrying")
 		select {
 		case <-ctx.Done():
 			return

@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/rs/zerolog"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -36,7 +38,14 @@ func commands() map[string]command {
 	}
 }
 
+// logTimeFormat is RFC 3339 with milliseconds: several log lines of one call fall within
+// the same second.
+const logTimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
 func main() {
+	// zerolog reads the format of timestamps and Time fields from this package variable
+	// only (no per-logger setting); set once here, before any logger exists.
+	zerolog.TimeFieldFormat = logTimeFormat
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

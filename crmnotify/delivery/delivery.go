@@ -376,7 +376,7 @@ func (q *Queue) Enqueue(ctx context.Context, n crmnotify.Notification) error {
 	if !q.dispatch(d) {
 		// Every worker is busy: hand it to the sweeper, which claims due rows as slots free.
 		if err := q.store.release(ctx, d.ID, q.opts.InstanceID); err != nil {
-			q.log.Warn().Err(err).Str("delivery", d.ID).Msg("release claim of queued delivery (it is retried after the lease expires)")
+			q.log.Warn().Err(err).Str("delivery_id", d.ID).Msg("release claim of queued delivery (it is retried after the lease expires)")
 		}
 		q.backlog.Store(true)
 		q.nudge()
@@ -549,7 +549,7 @@ func (q *Queue) sweep(ctx context.Context) {
 			if !q.dispatch(d) {
 				q.backlog.Store(true)
 				if err := q.store.release(ctx, d.ID, q.opts.InstanceID); err != nil {
-					q.log.Warn().Err(err).Str("delivery", d.ID).Msg("release claim")
+					q.log.Warn().Err(err).Str("delivery_id", d.ID).Msg("release claim")
 				}
 			}
 		}
@@ -588,7 +588,7 @@ func (q *Queue) prune(ctx context.Context) {
 		return
 	}
 	if n > 0 {
-		q.log.Info().Int("deliveries", n).Dur("retention", q.opts.Retention).Msg("pruned old delivered and dead deliveries")
+		q.log.Info().Int("deliveries", n).Dur("retention_ms", q.opts.Retention).Msg("pruned old delivered and dead deliveries")
 	}
 }
 

@@ -24,7 +24,10 @@ type result struct {
 // records the outcome.
 func (q *Queue) attempt(d *Delivery) {
 	ctx := q.workCtx
-	log := q.log.With().Str("delivery", d.ID).Int("campaign", d.CampaignID).Int("site", d.SiteID).Str("call", d.CallID).Logger()
+	// The delivery's id is the notification's: both names, so that one jq filter
+	// follows a call from its connect line to its delivery lines.
+	log := q.log.With().Str("delivery_id", d.ID).Str("notification_id", d.ID).Str("call_id", d.CallID).
+		Int("campaign_id", d.CampaignID).Int("site_id", d.SiteID).Int("agent_id", d.AgentID).Logger()
 	now := q.clock.Now()
 	if !now.Before(d.ExpiresAt) {
 		// Due after its maximum age (the daemon was down, or the CRM asked to wait):
@@ -89,17 +92,23 @@ func (q *Queue) record(ctx context.Context, d *Delivery, attempts []attemptResul
 		log.Error().Err(err).Msg("record delivery attempt")
 		return
 	}
+	// One line per outcome: delivered and retrying at info, dead at warn.
+	attemptsSoFar := d.Attempts + len(recs)
 	switch r.status {
 	case StatusDelivered:
 		q.metrics.outcomes.WithLabelValues(string(StatusDelivered)).Inc()
 		q.metrics.connectToCRM.Observe(r.latency.Seconds())
-		log.Debug().Int("attempts", d.Attempts+len(recs)).Dur("latency", r.latency).Msg("delivered")
+		log.Info().Str("outcome", "delivered").Int("attempts", attemptsSoFar).Int("http_status", r.lastStatus).
+			Float64("latency_ms", millis(r.latency)).Msg("delivered to the CRM")
 	case StatusDead:
 		q.metrics.outcomes.WithLabelValues(string(StatusDead)).Inc()
-		log.Warn().Int("attempts", d.Attempts+len(recs)).Int("http_status", r.lastStatus).Str("error", r.lastError).Msg("delivery dead-lettered")
+		log.Warn().Str("outcome", "dead").Int("attempts", attemptsSoFar).Int("http_status", r.lastStatus).Str("error", r.lastError).
+			Msg("delivery dead-lettered: the CRM will not get this call (see oml-crm deliveries)")
 	case StatusFailed:
 		q.scheduleWake(r.next)
-		log.Info().Int("attempts", d.Attempts+len(recs)).Int("http_status", r.lastStatus).Str("error", r.lastError).Time("next_attempt", r.next).Msg("delivery attempt failed; will retry")
+		log.Info().Str("outcome", "retrying").Int("attempts", attemptsSoFar).Int("http_status", r.lastStatus).Str("error", r.lastError).
+			Time("next_attempt", r.next).Float64("retry_in_ms", millis(r.next.Sub(q.clock.Now()))).
+			Msg("delivery attempt failed; will retry")
 	}
 }
 
@@ -115,3 +124,6 @@ func (q *Queue) backoff(n int) time.Duration {
 	half := d / 2
 	return half + rand.N(d-half+1)
 }
+
+// millis is d in milliseconds (log fields named *_ms).
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
