@@ -49,7 +49,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -59,6 +58,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/omlcrm/oml-crm/internal/backoff"
 )
 
 // State is the client's connection state, reported through Config.OnState.
@@ -342,7 +343,7 @@ func (c *Client) setState(s State, err error) {
 // run is the session loop: connect, serve, back off, again.
 func (c *Client) run(ctx context.Context) {
 	defer close(c.done)
-	failures := 0
+	retry := backoff.New(backoff.Policy{Min: c.cfg.ReconnectMin, Max: c.cfg.ReconnectMax})
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			c.cfg.Metrics.reconnect()
@@ -353,7 +354,7 @@ func (c *Client) run(ctx context.Context) {
 			up := time.Now()
 			c.serve(ctx, s)
 			if time.Since(up) >= c.cfg.ReconnectMax {
-				failures = 0 // a long healthy session: reconnect fast
+				retry.Reset() // a long healthy session: reconnect fast
 			}
 		case c.closed(ctx):
 		default:
@@ -367,8 +368,7 @@ func (c *Client) run(ctx context.Context) {
 			c.setState(StateDisconnected, ErrClosed)
 			return
 		}
-		delay := backoff(failures, c.cfg.ReconnectMin, c.cfg.ReconnectMax)
-		failures++
+		delay := retry.Next()
 		c.log.Info().Dur("retry_in_ms", delay).Msg("reconnecting to Asterisk")
 		t := time.NewTimer(delay)
 		select {
@@ -389,17 +389,6 @@ func (c *Client) reportInitialFailure(err error) {
 	if c.cfg.OnState != nil {
 		c.cfg.OnState(StateDisconnected, err)
 	}
-}
-
-// backoff returns the delay before reconnect attempt n (0-based): min·2ⁿ capped at max,
-// less up to 20 % of jitter so that restarted daemons do not reconnect in lockstep.
-func backoff(n int, minDelay, maxDelay time.Duration) time.Duration {
-	d := maxDelay
-	if n < 32 {
-		d = min(maxDelay, minDelay<<n)
-	}
-	d -= time.Duration(rand.Int64N(int64(d)/5 + 1))
-	return max(d, minDelay)
 }
 
 // errorKind classifies a session error for the session_errors_total metric.

@@ -15,7 +15,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"sync"
@@ -24,6 +23,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/rs/zerolog"
+
+	"github.com/omlcrm/oml-crm/internal/backoff"
 )
 
 // Client is a connection to one Asterisk's ARI. Its methods are safe for concurrent use.
@@ -171,7 +172,7 @@ func (c *Client) setState(up bool, err error) {
 // run owns the events loop: connect, read until the connection fails, wait, repeat.
 func (c *Client) run(ctx context.Context) {
 	defer close(c.done)
-	delay := c.cfg.MinBackoff
+	retry := backoff.New(backoff.Policy{Min: c.cfg.MinBackoff, Max: c.cfg.MaxBackoff})
 	var buf bytes.Buffer
 	for {
 		start := time.Now()
@@ -183,11 +184,9 @@ func (c *Client) run(ctx context.Context) {
 			return
 		}
 		if wasUp && time.Since(start) >= c.cfg.MaxBackoff {
-			delay = c.cfg.MinBackoff // a long healthy session: retry quickly
+			retry.Reset() // a long healthy session: retry quickly
 		}
-		// Jitter in [delay/2, delay] keeps a fleet of daemons from reconnecting in step.
-		wait := delay/2 + rand.N(delay/2+1)
-		delay = min(delay*2, c.cfg.MaxBackoff)
+		wait := retry.Next()
 		c.setState(false, err)
 		if wasUp {
 			c.log.Warn().Err(err).Dur("connected_for_ms", time.Since(start)).Dur("retry_in_ms", wait).Msg("ARI events websocket lost; reconnecting")

@@ -34,6 +34,7 @@ import (
 	"github.com/omlcrm/oml-crm/crmnotify"
 	"github.com/omlcrm/oml-crm/crmnotify/delivery"
 	"github.com/omlcrm/oml-crm/health"
+	"github.com/omlcrm/oml-crm/internal/backoff"
 )
 
 // Names of the dependencies /readyz reports.
@@ -370,7 +371,7 @@ func siteLookup(cat catalog.Catalog) func(ctx context.Context, siteID int) (*cat
 // openQueueRetrying opens the PostgreSQL outbox, retrying with a capped backoff until
 // it opens or ctx ends; connects meanwhile wait in queueSlot.Enqueue.
 func (d *Daemon) openQueueRetrying(ctx context.Context, o delivery.Options) {
-	pause := 500 * time.Millisecond
+	retry := backoff.New(backoff.Policy{Min: 500 * time.Millisecond, Max: 10 * time.Second})
 	for {
 		q, err := delivery.Open(ctx, o)
 		if err == nil {
@@ -380,13 +381,13 @@ func (d *Daemon) openQueueRetrying(ctx context.Context, o delivery.Options) {
 		}
 		d.queue.setOpenError(err)
 		d.health.SetError(depDeliveryStore, err)
+		pause := retry.Next()
 		d.log.Warn().Err(err).Dur("retry_in_ms", pause).Msg("delivery store (PostgreSQL) unavailable; retrying")
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(pause):
 		}
-		pause = min(pause*2, 10*time.Second)
 	}
 }
 
@@ -667,7 +668,7 @@ func (d *Daemon) closeAll() {
 // openHubRetrying builds the cluster-mode hub, retrying with a capped backoff until
 // Redis answers or ctx ends; pops meanwhile wait in hubSlot.Pop.
 func (d *Daemon) openHubRetrying(ctx context.Context, o agentws.Options) {
-	pause := 500 * time.Millisecond
+	retry := backoff.New(backoff.Policy{Min: 500 * time.Millisecond, Max: 10 * time.Second})
 	for {
 		// A failed attempt must not leave its metrics registered: the next attempt
 		// registers its own.
@@ -681,13 +682,13 @@ func (d *Daemon) openHubRetrying(ctx context.Context, o agentws.Options) {
 		}
 		reg.undo()
 		d.health.SetError(depRedis, err)
+		pause := retry.Next()
 		d.log.Warn().Err(err).Dur("retry_in_ms", pause).Msg("agent hub: Redis unavailable; retrying")
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(pause):
 		}
-		pause = min(pause*2, 10*time.Second)
 	}
 }
 

@@ -3,17 +3,19 @@ package delivery
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/omlcrm/oml-crm/internal/backoff"
 )
 
 // result is what became of a delivery after one round of attempts (usually one HTTP
 // request; two when a 401 made us log in again).
 type result struct {
 	status      Status
-	next        time.Time // when failed
+	next        time.Time     // when failed
+	wait        time.Duration // when failed: from the attempt's end to next
 	lastStatus  int
 	lastError   string
 	deliveredAt time.Time
@@ -67,11 +69,13 @@ func (q *Queue) attempt(d *Delivery) {
 		r.status = StatusDead
 	default:
 		n := d.Attempts + len(attempts)
-		wait := q.backoff(n)
+		// The n-th failure: jittered so that a CRM coming back is not hit by every
+		// queued delivery in the same instant.
+		wait := backoff.Policy{Min: q.opts.MinBackoff, Max: q.opts.MaxBackoff}.Delay(n - 1)
 		if last.retryAfter > wait {
 			wait = last.retryAfter
 		}
-		r.next = done.Add(wait)
+		r.next, r.wait = done.Add(wait), wait
 		r.status = StatusFailed
 		if r.next.After(d.ExpiresAt) {
 			r.status = StatusDead
@@ -107,22 +111,9 @@ func (q *Queue) record(ctx context.Context, d *Delivery, attempts []attemptResul
 	case StatusFailed:
 		q.scheduleWake(r.next)
 		log.Info().Str("outcome", "retrying").Int("attempts", attemptsSoFar).Int("http_status", r.lastStatus).Str("error", r.lastError).
-			Time("next_attempt", r.next).Float64("retry_in_ms", millis(r.next.Sub(q.clock.Now()))).
+			Time("next_attempt", r.next).Float64("retry_in_ms", millis(r.wait)).
 			Msg("delivery attempt failed; will retry")
 	}
-}
-
-// backoff is the delay after the n-th failed attempt: MinBackoff·2^(n-1), capped at
-// MaxBackoff, jittered to between half and all of it so that a CRM coming back is not
-// hit by every queued delivery in the same instant.
-func (q *Queue) backoff(n int) time.Duration {
-	d := q.opts.MinBackoff
-	for i := 1; i < n && d < q.opts.MaxBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, q.opts.MaxBackoff)
-	half := d / 2
-	return half + rand.N(d-half+1)
 }
 
 // millis is d in milliseconds (log fields named *_ms).
