@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"path"
@@ -115,7 +116,12 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 // refuse answers a refused upgrade and counts it.
 func (h *Hub) refuse(w http.ResponseWriter, r *http.Request, status int, reason, msg string) {
 	h.metrics.refused.WithLabelValues(reason).Inc()
-	h.log.Info().Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).
+	// A page retrying with a stale token, or a scanner, would log every attempt.
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	h.refusals.Event(h.log.Info(), reason+" "+host).Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).
 		Int("status", status).Str("reason", reason).Msg("websocket refused: " + msg)
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `OmlCrm realm="agentws"`)

@@ -28,6 +28,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/crmnotify"
+	"github.com/omlcrm/oml-crm/internal/lograte"
 )
 
 // AuthMode selects how /ws authenticates agents.
@@ -146,6 +147,7 @@ func (o *Options) validate() error {
 type Hub struct {
 	opts     Options
 	log      zerolog.Logger
+	refusals *lograte.Limiter // one refusal line a minute per reason and remote host
 	metrics  *metrics
 	store    popStore
 	rdb      *redis.Client // nil without cluster mode
@@ -182,6 +184,7 @@ func New(opts Options) (*Hub, error) {
 	h := &Hub{
 		opts:     opts,
 		log:      opts.Logger.With().Str("component", "agentws").Logger(),
+		refusals: lograte.New(time.Minute, 256),
 		metrics:  m,
 		instance: hex.EncodeToString(id[:]),
 		ctx:      ctx,

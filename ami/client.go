@@ -60,6 +60,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/internal/backoff"
+	"github.com/omlcrm/oml-crm/internal/lograte"
 )
 
 // State is the client's connection state, reported through Config.OnState.
@@ -182,6 +183,7 @@ type Response struct {
 type Client struct {
 	cfg      Config
 	log      zerolog.Logger
+	repeats  *lograte.Limiter // the same connect failure (a refused login) once a minute
 	lim      Limits
 	wanted   map[string]struct{} // nil: all events
 	idPrefix string
@@ -240,6 +242,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg:      cfg,
 		log:      cfg.Logger.With().Str("component", "ami").Str("address", cfg.Address).Logger(),
+		repeats:  lograte.New(time.Minute, 16),
 		lim:      Limits{MaxLine: cfg.MaxLine, MaxMessage: cfg.MaxMessage, MaxHeaders: cfg.MaxHeaders}.withDefaults(),
 		idPrefix: randomPrefix(),
 		done:     make(chan struct{}),
@@ -359,7 +362,7 @@ func (c *Client) run(ctx context.Context) {
 		case c.closed(ctx):
 		default:
 			c.cfg.Metrics.sessionError(errorKind(err))
-			c.log.Error().Err(err).Int("attempt", attempt+1).Msg("cannot connect to Asterisk")
+			c.repeats.Event(c.log.Error(), err.Error()).Err(err).Int("attempt", attempt+1).Msg("cannot connect to Asterisk")
 			if attempt == 0 {
 				c.reportInitialFailure(err)
 			}
@@ -369,7 +372,7 @@ func (c *Client) run(ctx context.Context) {
 			return
 		}
 		delay := retry.Next()
-		c.log.Info().Dur("retry_in_ms", delay).Msg("reconnecting to Asterisk")
+		c.repeats.Event(c.log.Info(), "reconnecting").Dur("retry_in_ms", delay).Msg("reconnecting to Asterisk")
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

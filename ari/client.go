@@ -25,12 +25,14 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/internal/backoff"
+	"github.com/omlcrm/oml-crm/internal/lograte"
 )
 
 // Client is a connection to one Asterisk's ARI. Its methods are safe for concurrent use.
 type Client struct {
 	cfg     Config
 	log     zerolog.Logger
+	repeats *lograte.Limiter // the same connect failure (refused credentials) once a minute
 	base    *url.URL
 	http    *http.Client
 	ownHTTP bool
@@ -63,6 +65,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg:     cfg,
 		log:     cfg.Logger.With().Str("component", "ari").Str("app", cfg.App).Logger(),
+		repeats: lograte.New(time.Minute, 16),
 		base:    base,
 		http:    cfg.HTTPClient,
 		metrics: cfg.Metrics,
@@ -195,6 +198,7 @@ func (c *Client) run(ctx context.Context) {
 			if errors.Is(err, ErrUnauthorized) {
 				ev = c.log.Error() // a configuration problem: say it loudly
 			}
+			ev = c.repeats.Event(ev, err.Error())
 			ev.Err(err).Dur("retry_in_ms", wait).Msg("ARI events websocket connect failed")
 		}
 		c.metrics.reconnect()

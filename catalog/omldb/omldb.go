@@ -33,6 +33,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/catalog"
+	"github.com/omlcrm/oml-crm/internal/lograte"
 )
 
 // Options configures the catalog; zero values take the documented defaults.
@@ -78,6 +79,9 @@ type Catalog struct {
 	pool *pgxpool.Pool
 	opts Options
 	log  zerolog.Logger
+	// warnings holds back repeated warnings (every contact of a broken contact
+	// database, every read during an outage) to one a minute per kind and source.
+	warnings *lograte.Limiter
 
 	campaigns *ttlCache[*catalog.Campaign]
 	databases *ttlCache[*contactLayout]
@@ -122,7 +126,8 @@ func Open(ctx context.Context, url string, opts Options) (*Catalog, error) {
 		return nil, fmt.Errorf("OMniLeads database pool: %w", err)
 	}
 	c := &Catalog{pool: pool, opts: opts, queries: queries, lookups: lookups,
-		log: opts.Logger.With().Str("component", "catalog.omldb").Logger()}
+		log:      opts.Logger.With().Str("component", "catalog.omldb").Logger(),
+		warnings: lograte.New(time.Minute, 256)}
 	count := func(cache string) func(string) {
 		byResult := map[string]prometheus.Counter{}
 		for _, r := range []string{"hit", "miss", "stale"} {
@@ -217,7 +222,7 @@ func (c *Catalog) AgentByExtension(ctx context.Context, ext string) (*catalog.Ag
 
 func (c *Catalog) staleLogger(what string, id int) func(error) {
 	return func(err error) {
-		c.log.Warn().Err(err).Str("entry", what).Int("id", id).
+		c.warnings.Event(c.log.Warn(), "stale").Err(err).Str("entry", what).Int("id", id).
 			Msg("OMniLeads database unavailable: serving the cached copy")
 	}
 }

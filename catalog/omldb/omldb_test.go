@@ -439,3 +439,32 @@ func TestRebuildRow(t *testing.T) {
 		}
 	}
 }
+
+// A contact database whose contacts do not match its columns warns once, not for every
+// contact read: the next warning (a minute later) counts the ones held back.
+func TestBrokenContactDatabaseWarnsOnce(t *testing.T) {
+	db := fixtureDB(t)
+	pgtest.Exec(t, db, `INSERT INTO ominicontacto_app_contacto (id, telefono, datos, bd_contacto_id, id_externo) VALUES
+		(101, '1', '["a", "b", "c", "d", "e", "f"]', 2, NULL),
+		(102, '2', '["a", "b", "c", "d", "e", "f"]', 2, NULL),
+		(103, '3', '["a", "b", "c", "d", "e", "f"]', 2, NULL),
+		(104, '4', 'not json', 3, NULL),
+		(105, '5', 'not json', 3, NULL)`)
+	var logs logtest.Buffer
+	c := open(t, db, Options{Logger: zerolog.New(&logs)})
+	for _, id := range []int{101, 102, 103, 104, 105, 101} {
+		if _, err := c.Contact(context.Background(), id); err != nil {
+			t.Fatalf("Contact(%d): %v", id, err)
+		}
+	}
+	out := logs.String()
+	if n := strings.Count(out, "different number of values"); n != 2 {
+		t.Errorf("%d warnings about values not matching columns, want 2 (one per contact database):\n%s", n, out)
+	}
+	if n := strings.Count(out, "not a JSON list"); n != 1 {
+		t.Errorf("%d warnings about database 3's datos, want 1:\n%s", n, out)
+	}
+	if !strings.Contains(out, `"contact_database_id":2`) || !strings.Contains(out, `"contact_database_id":3`) {
+		t.Errorf("the warnings do not name the contact databases:\n%s", out)
+	}
+}

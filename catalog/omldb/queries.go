@@ -146,12 +146,12 @@ type layoutMetadata struct {
 func (c *Catalog) parseLayout(id int, name string, metadata *string) *contactLayout {
 	l := &contactLayout{db: &catalog.ContactDatabase{ID: id, Name: name}, phoneIdx: -1, extIdx: -1}
 	if metadata == nil || *metadata == "" {
-		c.log.Warn().Int("contact_database_id", id).Msg("contact database has no metadata: its columns are unknown")
+		c.warnings.Event(c.log.Warn(), "no metadata "+strconv.Itoa(id)).Int("contact_database_id", id).Msg("contact database has no metadata: its columns are unknown")
 		return l
 	}
 	var m layoutMetadata
 	if err := json.Unmarshal([]byte(*metadata), &m); err != nil {
-		c.log.Warn().Err(err).Int("contact_database_id", id).Msg("contact database metadata is not valid JSON: its columns are unknown")
+		c.warnings.Event(c.log.Warn(), "bad metadata "+strconv.Itoa(id)).Err(err).Int("contact_database_id", id).Msg("contact database metadata is not valid JSON: its columns are unknown")
 		return l
 	}
 	l.db.Columns = m.Columns
@@ -166,7 +166,7 @@ func (c *Catalog) parseLayout(id int, name string, metadata *string) *contactLay
 		l.extIdx = *m.ExternalID
 	}
 	if l.phoneIdx >= len(m.Columns) || l.extIdx >= len(m.Columns) || l.phoneIdx == l.extIdx && l.phoneIdx >= 0 {
-		c.log.Warn().Int("contact_database_id", id).Int("phone_index", l.phoneIdx).Int("external_id_index", l.extIdx).
+		c.warnings.Event(c.log.Warn(), "bad indexes "+strconv.Itoa(id)).Int("contact_database_id", id).Int("phone_index", l.phoneIdx).Int("external_id_index", l.extIdx).
 			Int("columns", len(m.Columns)).Msg("contact database metadata has inconsistent column indexes")
 	}
 	return l
@@ -221,11 +221,14 @@ func (c *Catalog) Contact(ctx context.Context, id int) (*catalog.Contact, error)
 	}
 	values, err := decodeDatos(datos)
 	if err != nil {
-		c.log.Warn().Err(err).Int("contact_id", id).Msg("contact datos is not a JSON list: only phone and external id are known")
+		// A broken contact database warns for each of its contacts: once a minute is enough.
+		c.warnings.Event(c.log.Warn(), "datos "+strconv.Itoa(*dbID)).Err(err).Int("contact_id", id).Int("contact_database_id", *dbID).
+			Msg("contact datos is not a JSON list: only phone and external id are known")
 	}
 	row := rebuildRow(values, ct.Phone, extern, l.phoneIdx, l.extIdx)
 	if len(row) != len(l.db.Columns) {
-		c.log.Warn().Int("contact_id", id).Int("values", len(row)).Int("columns", len(l.db.Columns)).
+		c.warnings.Event(c.log.Warn(), "values "+strconv.Itoa(*dbID)).Int("contact_id", id).Int("contact_database_id", *dbID).
+			Int("values", len(row)).Int("columns", len(l.db.Columns)).
 			Msg("contact has a different number of values than its database has columns")
 	}
 	for i, col := range l.db.Columns {
