@@ -273,6 +273,12 @@ func TestE2EEveryCampaignTypeAndTrigger(t *testing.T) {
 				t.Errorf("no log line for the skipped call %s with call_id, campaign_id, agent_id", formOnly.CallID)
 			}
 			d.stop()
+			checkOperationsRecipes(t, d.log(), opsCalls{
+				all: []string{preview.CallID, clean.CallID, dialer.CallID, formOnly.CallID, inbound.CallID,
+					manual.CallID, disposition.CallID, unknown.CallID},
+				server: dialer.CallID, notification: crmnotify.NotificationID(dialer.CallID, 1, 3), pop: preview.CallID,
+				skipReasons: []string{"no_site", "trigger_not_on_connect", "unknown_campaign"},
+			})
 		})
 	}
 }
