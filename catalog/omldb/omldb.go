@@ -222,8 +222,11 @@ func (c *Catalog) AgentByExtension(ctx context.Context, ext string) (*catalog.Ag
 
 func (c *Catalog) staleLogger(what string, id int) func(error) {
 	return func(err error) {
-		c.warnings.Event(c.log.Warn(), "stale").Err(err).Str("entry", what).Int("id", id).
-			Msg("OMniLeads database unavailable: serving the cached copy")
+		ev := c.warnings.Event(c.log.Warn(), "stale").Err(err).Str("entry", what)
+		if id > 0 {
+			ev = ev.Int(what+"_id", id) // campaign_id, contact_database_id: the names used everywhere
+		}
+		ev.Msg("OMniLeads database unavailable: serving the cached copy")
 	}
 }
 
