@@ -35,6 +35,7 @@ import (
 	"github.com/omlcrm/oml-crm/crmnotify/delivery"
 	"github.com/omlcrm/oml-crm/health"
 	"github.com/omlcrm/oml-crm/internal/backoff"
+	"github.com/omlcrm/oml-crm/internal/lograte"
 )
 
 // Names of the dependencies /readyz reports.
@@ -372,6 +373,7 @@ func siteLookup(cat catalog.Catalog) func(ctx context.Context, siteID int) (*cat
 // it opens or ctx ends; connects meanwhile wait in queueSlot.Enqueue.
 func (d *Daemon) openQueueRetrying(ctx context.Context, o delivery.Options) {
 	retry := backoff.New(backoff.Policy{Min: 500 * time.Millisecond, Max: 10 * time.Second})
+	repeats := lograte.New(time.Minute, 8) // the same error every few seconds for as long as it is down
 	for {
 		q, err := delivery.Open(ctx, o)
 		if err == nil {
@@ -382,7 +384,7 @@ func (d *Daemon) openQueueRetrying(ctx context.Context, o delivery.Options) {
 		d.queue.setOpenError(err)
 		d.health.SetError(depDeliveryStore, err)
 		pause := retry.Next()
-		d.log.Warn().Err(err).Dur("retry_in_ms", pause).Msg("delivery store (PostgreSQL) unavailable; retrying")
+		repeats.Event(d.log.Warn(), err.Error()).Err(err).Dur("retry_in_ms", pause).Msg("delivery store (PostgreSQL) unavailable; retrying")
 		select {
 		case <-ctx.Done():
 			return
@@ -669,6 +671,7 @@ func (d *Daemon) closeAll() {
 // Redis answers or ctx ends; pops meanwhile wait in hubSlot.Pop.
 func (d *Daemon) openHubRetrying(ctx context.Context, o agentws.Options) {
 	retry := backoff.New(backoff.Policy{Min: 500 * time.Millisecond, Max: 10 * time.Second})
+	repeats := lograte.New(time.Minute, 8) // the same error every few seconds for as long as it is down
 	for {
 		// A failed attempt must not leave its metrics registered: the next attempt
 		// registers its own.
@@ -683,7 +686,7 @@ func (d *Daemon) openHubRetrying(ctx context.Context, o agentws.Options) {
 		reg.undo()
 		d.health.SetError(depRedis, err)
 		pause := retry.Next()
-		d.log.Warn().Err(err).Dur("retry_in_ms", pause).Msg("agent hub: Redis unavailable; retrying")
+		repeats.Event(d.log.Warn(), err.Error()).Err(err).Dur("retry_in_ms", pause).Msg("agent hub: Redis unavailable; retrying")
 		select {
 		case <-ctx.Done():
 			return
