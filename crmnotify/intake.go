@@ -70,7 +70,7 @@ func (in *Intake) Connected(c calls.Connected) {
 
 func (in *Intake) lost(c calls.Connected) {
 	in.log.Error().Str("call_id", c.CallID).Int("campaign_id", c.CampaignID).Int("agent_id", c.AgentID).
-		Msg("connect dropped: it arrived after the shutdown deadline")
+		Str("outcome", OutcomeError).Str("stage", "intake").Msg("connect dropped: it arrived after the shutdown deadline")
 	if in.onConnect != nil {
 		in.onConnect(c, fmt.Errorf("call %s: connect arrived after the shutdown deadline: %w", c.CallID, in.ctx.Err()))
 	}
