@@ -48,6 +48,9 @@ type Options struct {
 	Auth AuthMode // required
 	// TokenSecret is the HMAC key of agent tokens (≥ MinTokenSecret bytes); required with AuthToken.
 	TokenSecret []byte
+	// TokenMaxTTL refuses a token expiring more than this after now (default 24h): a
+	// token minted for longer, or a leaked one, is not honoured past the server's maximum.
+	TokenMaxTTL time.Duration
 	// SessionCookie is the Django session cookie name (default "sessionid").
 	SessionCookie string
 	// DjangoSecretKey, when set, verifies the session data's signature and the session's
@@ -107,6 +110,7 @@ func (o *Options) applyDefaults() {
 	setDur(&o.IdleTimeout, 60*time.Second)
 	setDur(&o.WriteTimeout, 10*time.Second)
 	setDur(&o.AuthTimeout, 5*time.Second)
+	setDur(&o.TokenMaxTTL, 24*time.Hour)
 	setInt(&o.SendQueue, 64)
 	setInt(&o.MaxConnsPerAgent, 16)
 	setInt(&o.MaxConns, 50000)

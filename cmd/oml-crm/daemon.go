@@ -388,6 +388,7 @@ func (d *daemon) hubOptions(cfg *config.Config) (agentws.Options, error) {
 	o := agentws.Options{
 		Auth:            agentws.AuthMode(ws.Auth),
 		TokenSecret:     []byte(ws.TokenSecret.Reveal()),
+		TokenMaxTTL:     ws.TokenMaxTTL,
 		SessionCookie:   ws.SessionCookie,
 		DjangoSecretKey: ws.DjangoSecretKey.Reveal(),
 		AllowedOrigins:  ws.AllowedOrigins,
@@ -509,12 +510,12 @@ func (d *daemon) startHTTP(o daemonOptions) error {
 		}
 	}
 	d.addr = ln.Addr().String()
-	d.server = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          nil,
-	}
 	tlsOn := d.cfg.HTTP.TLSCert != "" && d.cfg.HTTP.TLSKey != ""
+	var err error
+	if d.server, ln, err = d.hardenedServer(mux, ln, !tlsOn); err != nil {
+		ln.Close()
+		return err
+	}
 	if tlsOn {
 		cert, err := tls.LoadX509KeyPair(d.cfg.HTTP.TLSCert, d.cfg.HTTP.TLSKey)
 		if err != nil {
