@@ -137,6 +137,9 @@ func openSQLite(ctx context.Context, path, synchronous string) (*sqlStore, error
 			return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
 		}
 	}
+	if err := privateSQLiteFiles(path); err != nil {
+		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
+	}
 	// WAL: readers (CLI, stats) never block the writer. synchronous=NORMAL (default): a
 	// committed Enqueue survives kill -9 and any crash of the process; FULL also survives
 	// an OS crash or power cut at the price of an fsync per commit (p99 26 ms instead of
@@ -162,6 +165,30 @@ func openSQLite(ctx context.Context, path, synchronous string) (*sqlStore, error
 		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
 	}
 	return s, nil
+}
+
+// privateSQLiteFiles makes the queue (call ids, phone numbers, CRM URLs and bodies)
+// readable by the daemon's user only, whatever the umask: the database file is created
+// 0600 before SQLite opens it, and SQLite gives its -wal and -shm files the database
+// file's mode. Files left wider by an earlier version are narrowed.
+func privateSQLiteFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if err != nil {
+			continue // -wal and -shm exist only while a connection is open
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, st.Mode().Perm()&^0o077); err != nil {
+				return fmt.Errorf("make %s private: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 func openPostgres(ctx context.Context, url string, o Options) (*sqlStore, error) {
