@@ -77,6 +77,12 @@ type Options struct {
 	MaxConnsPerAgent   int           // open pages per agent (default 16); beyond: 429
 	MaxConns           int           // connections per instance (default 50000); beyond: 503
 	MaxPendingPerAgent int           // pops kept for replay per agent (default 32)
+	// MaxEndedCalls bounds the ended calls remembered (for PopTTL) to refuse their late
+	// pops, single instance (default 100000: ~12 MB).
+	MaxEndedCalls int
+	// SweepInterval is how often expired pops and ended calls are dropped from memory,
+	// single instance (default 15s).
+	SweepInterval time.Duration
 	// MaxBadMessages is how many invalid client messages are answered with an error
 	// before the connection is closed (default 5).
 	MaxBadMessages int
@@ -115,6 +121,8 @@ func (o *Options) applyDefaults() {
 	setInt(&o.MaxConnsPerAgent, 16)
 	setInt(&o.MaxConns, 50000)
 	setInt(&o.MaxPendingPerAgent, 32)
+	setInt(&o.MaxEndedCalls, 100000)
+	setDur(&o.SweepInterval, 15*time.Second)
 	setInt(&o.MaxBadMessages, 5)
 	if o.MaxFrame <= 0 {
 		o.MaxFrame = 4096
@@ -194,7 +202,16 @@ func New(opts Options) (*Hub, error) {
 	}
 	h.popTTL.Store(int64(opts.PopTTL))
 	if opts.RedisURL == "" {
-		h.store = newMemoryStore(opts.MaxPendingPerAgent)
+		ms := newMemoryStore(opts.MaxPendingPerAgent, opts.MaxEndedCalls)
+		h.store = ms
+		if err := m.registerStoreSizes(opts.Registerer, ms); err != nil {
+			cancel()
+			return nil, fmt.Errorf("register agentws metrics: %w", err)
+		}
+		// Swept on a timer, not only when a pop is added: a deployment with only
+		// server-trigger campaigns ends calls but never pops.
+		h.wg.Add(1)
+		go h.sweepMemory(ms)
 	} else if err := h.startRedis(); err != nil {
 		cancel()
 		return nil, err
@@ -233,6 +250,21 @@ func (h *Hub) startRedis() error {
 }
 
 func (h *Hub) eventChannel() string { return h.opts.RedisPrefix + "events" }
+
+// sweepMemory sweeps the single-instance store every SweepInterval until Close.
+func (h *Hub) sweepMemory(ms *memoryStore) {
+	defer h.wg.Done()
+	t := time.NewTicker(h.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case now := <-t.C:
+			ms.sweep(now)
+		}
+	}
+}
 
 // receiveEvents delivers the cluster's events to local connections until Close. go-redis
 // resubscribes by itself after a Redis outage; events published meanwhile are lost, which
