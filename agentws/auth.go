@@ -115,8 +115,11 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 // refuse answers a refused upgrade and counts it.
 func (h *Hub) refuse(w http.ResponseWriter, r *http.Request, status int, reason, msg string) {
 	h.metrics.refused.WithLabelValues(reason).Inc()
-	h.log.Info().Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).
-		Int("status", status).Str("reason", reason).Msg("websocket refused: " + msg)
+	if ok, suppressed := h.refusals.allow(reason); ok {
+		h.log.Info().Str("remote", r.RemoteAddr).Str("origin", r.Header.Get("Origin")).
+			Int("status", status).Str("reason", reason).Int("suppressed", suppressed).
+			Msg("websocket refused: " + msg)
+	}
 	if status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `OmlCrm realm="agentws"`)
 	}

@@ -80,6 +80,9 @@ type Options struct {
 	// MaxEndedCalls bounds the ended calls remembered (for PopTTL) to refuse their late
 	// pops, single instance (default 100000: ~12 MB).
 	MaxEndedCalls int
+	// RefusalLogInterval is the least time between two log lines of refused upgrades of
+	// one reason; each line counts the refusals not logged since the previous (default 10s).
+	RefusalLogInterval time.Duration
 	// SweepInterval is how often expired pops and ended calls are dropped from memory,
 	// single instance (default 15s).
 	SweepInterval time.Duration
@@ -123,6 +126,7 @@ func (o *Options) applyDefaults() {
 	setInt(&o.MaxPendingPerAgent, 32)
 	setInt(&o.MaxEndedCalls, 100000)
 	setDur(&o.SweepInterval, 15*time.Second)
+	setDur(&o.RefusalLogInterval, 10*time.Second)
 	setInt(&o.MaxBadMessages, 5)
 	if o.MaxFrame <= 0 {
 		o.MaxFrame = 4096
@@ -175,6 +179,8 @@ type Hub struct {
 
 	connSeq atomic.Uint64
 	popTTL  atomic.Int64 // time.Duration: Options.PopTTL, changed by SetPopTTL
+
+	refusals *refusalLog
 }
 
 // New builds a hub. In cluster mode it connects to Redis and subscribes to the event
@@ -199,6 +205,7 @@ func New(opts Options) (*Hub, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		conns:    map[int][]*conn{},
+		refusals: newRefusalLog(opts.RefusalLogInterval),
 	}
 	h.popTTL.Store(int64(opts.PopTTL))
 	if opts.RedisURL == "" {
