@@ -197,6 +197,10 @@ type Delivery struct {
 	// attempt holds a goroutine and, while the CRM answers, a connection; 1000 keeps
 	// 1,000 deliveries in flight to a slow CRM without queueing behind each other.
 	Workers int `mapstructure:"workers" json:"workers"`
+	// MaxInFlightPerSite is delivery.max_in_flight_per_site (8): the most attempts
+	// running at once to one site, so that a CRM back from an outage is not hit by
+	// delivery.workers requests at once; other sites proceed meanwhile.
+	MaxInFlightPerSite int `mapstructure:"max_in_flight_per_site" json:"max_in_flight_per_site"`
 	// SQLiteSynchronous is delivery.sqlite_synchronous (normal): normal or full. With
 	// normal a committed delivery survives kill -9 and any crash of the process; full
 	// also survives an OS crash or power cut, at the cost of an fsync per commit (slower).
@@ -321,19 +325,20 @@ func Default() *Config {
 		Catalog:  Catalog{Source: "omldb", CacheTTL: 10 * time.Second},
 		Database: Database{URL: DefaultDatabaseURL},
 		Delivery: Delivery{
-			Store:             "sqlite",
-			SQLitePath:        "/var/lib/oml-crm/deliveries.db",
-			PostgresSchema:    "oml_crm",
-			Timeout:           10 * time.Second,
-			MaxAge:            24 * time.Hour,
-			Workers:           1000,
-			SQLiteSynchronous: "normal",
-			PollInterval:      time.Second,
-			MinBackoff:        time.Second,
-			MaxBackoff:        10 * time.Minute,
-			Retention:         30 * 24 * time.Hour,
-			ConnectTimeout:    5 * time.Second,
-			Sites:             map[string]DeliverySite{},
+			Store:              "sqlite",
+			SQLitePath:         "/var/lib/oml-crm/deliveries.db",
+			PostgresSchema:     "oml_crm",
+			Timeout:            10 * time.Second,
+			MaxAge:             24 * time.Hour,
+			Workers:            1000,
+			MaxInFlightPerSite: 8,
+			SQLiteSynchronous:  "normal",
+			PollInterval:       time.Second,
+			MinBackoff:         time.Second,
+			MaxBackoff:         10 * time.Minute,
+			Retention:          30 * 24 * time.Hour,
+			ConnectTimeout:     5 * time.Second,
+			Sites:              map[string]DeliverySite{},
 		},
 		AgentWS: AgentWS{
 			Auth:           "token",

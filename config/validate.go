@@ -166,6 +166,9 @@ func (c *Config) Validate() error {
 	if d.Workers <= 0 {
 		v.addf("delivery.workers", "must be positive, got %d", d.Workers)
 	}
+	if d.MaxInFlightPerSite <= 0 {
+		v.addf("delivery.max_in_flight_per_site", "must be positive, got %d", d.MaxInFlightPerSite)
+	}
 	v.oneOf("delivery.sqlite_synchronous", d.SQLiteSynchronous, "normal", "full")
 	if d.InstanceID != "" && !instanceID.MatchString(d.InstanceID) {
 		v.addf("delivery.instance_id", "%q: want 1-128 letters, digits or . _ : @ - (empty = the host name)", d.InstanceID)

@@ -16,6 +16,8 @@ type metrics struct {
 	depth          prometheus.Gauge
 	oldest         prometheus.Gauge
 	dead           prometheus.Gauge
+	siteBacklog    *prometheus.GaugeVec // site_id
+	siteInFlight   *prometheus.GaugeVec // site_id
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,11 +56,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "omlcrm", Subsystem: "delivery", Name: "dead",
 			Help: "Dead-lettered deliveries in the outbox (retry them with `oml-crm deliveries retry --dead`).",
 		}),
+		siteBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "omlcrm", Subsystem: "delivery", Name: "site_backlog",
+			Help: "Deliveries pending or failed per site (a site once seen stays at 0 when drained).",
+		}, []string{"site_id"}),
+		siteInFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "omlcrm", Subsystem: "delivery", Name: "site_in_flight",
+			Help: "Attempts running per site on this instance (at most delivery.max_in_flight_per_site).",
+		}, []string{"site_id"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.enqueued, m.outcomes, m.attempts, m.attemptSeconds, m.connectToCRM, m.depth, m.oldest, m.dead} {
+	for _, c := range []prometheus.Collector{m.enqueued, m.outcomes, m.attempts, m.attemptSeconds, m.connectToCRM, m.depth, m.oldest, m.dead, m.siteBacklog, m.siteInFlight} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -25,7 +25,10 @@ type store interface {
 	insert(ctx context.Context, d *Delivery, owner string, leaseUntil time.Time) (bool, error)
 	release(ctx context.Context, id, owner string) error
 	releaseAll(ctx context.Context, owner string, cut time.Time) (int, error)
-	claimDue(ctx context.Context, now time.Time, limit int, owner string, lease time.Duration) ([]*Delivery, error)
+	// claimDue claims up to limit due deliveries, none to the sites in exclude.
+	claimDue(ctx context.Context, now time.Time, limit int, owner string, lease time.Duration, exclude []int) ([]*Delivery, error)
+	// backlogBySite counts the pending and failed deliveries of each site that has any.
+	backlogBySite(ctx context.Context) (map[int]int, error)
 	finish(ctx context.Context, id, owner string, attempts []Attempt, r result) error
 	list(ctx context.Context, f Filter, since time.Time) ([]Delivery, error)
 	get(ctx context.Context, id string) (*Delivery, error)
@@ -416,12 +419,21 @@ func (s *sqlStore) releaseAll(ctx context.Context, owner string, cut time.Time) 
 	return int(n), nil
 }
 
-func (s *sqlStore) claimDue(ctx context.Context, now time.Time, limit int, owner string, lease time.Duration) ([]*Delivery, error) {
+func (s *sqlStore) claimDue(ctx context.Context, now time.Time, limit int, owner string, lease time.Duration, exclude []int) ([]*Delivery, error) {
+	args := []any{owner, s.d.ts(now.Add(lease)), s.d.ts(now), s.d.ts(now)}
+	notIn := ""
+	if len(exclude) > 0 {
+		notIn = " AND site_id NOT IN (?" + strings.Repeat(",?", len(exclude)-1) + ")"
+		for _, id := range exclude {
+			args = append(args, id)
+		}
+	}
+	args = append(args, limit)
 	rows, err := s.w.QueryContext(ctx, s.d.sql(`UPDATE {D} SET lease_owner = ?, lease_until = ?
 		WHERE id IN (SELECT id FROM {D}
-			WHERE status IN ('pending','failed') AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+			WHERE status IN ('pending','failed') AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)`+notIn+`
 			ORDER BY next_attempt_at LIMIT ? {SKIP_LOCKED})
-		RETURNING `+deliveryColumns), owner, s.d.ts(now.Add(lease)), s.d.ts(now), s.d.ts(now), limit)
+		RETURNING `+deliveryColumns), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -593,6 +605,23 @@ func (s *sqlStore) stats(ctx context.Context, now time.Time) (Stats, error) {
 		st.OldestPending = now.Sub(oldest.t)
 	}
 	return st, nil
+}
+
+func (s *sqlStore) backlogBySite(ctx context.Context) (map[int]int, error) {
+	rows, err := s.r.QueryContext(ctx, s.d.sql(`SELECT site_id, COUNT(*) FROM {D} WHERE status IN ('pending','failed') GROUP BY site_id`))
+	if err != nil {
+		return nil, fmt.Errorf("count deliveries per site: %w", err)
+	}
+	defer rows.Close()
+	out := map[int]int{}
+	for rows.Next() {
+		var site, n int
+		if err := rows.Scan(&site, &n); err != nil {
+			return nil, fmt.Errorf("count deliveries per site: %w", err)
+		}
+		out[site] = n
+	}
+	return out, rows.Err()
 }
 
 // prune deletes delivered and dead deliveries created before the cut (and their

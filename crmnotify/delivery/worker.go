@@ -66,7 +66,9 @@ func (q *Queue) attempt(d *Delivery) {
 		n := d.Attempts + len(attempts)
 		wait := q.backoff(n)
 		if last.retryAfter > wait {
-			wait = last.retryAfter
+			// Spread over a few seconds more (a tenth, at most 4 s), so that the
+			// deliveries the CRM put off do not all come back in the same instant.
+			wait = last.retryAfter + rand.N(min(last.retryAfter/10, 4*time.Second)+1)
 		}
 		r.next = done.Add(wait)
 		r.status = StatusFailed
