@@ -174,6 +174,9 @@ type Options struct {
 	// deliveries of a site at its bound wait (a few in memory, the rest in the outbox)
 	// while other sites proceed.
 	MaxInFlightPerSite int
+	// HoldLimit bounds the deliveries held in memory while the outbox cannot be written
+	// (10000); beyond it Enqueue fails with ErrStoreUnwritable.
+	HoldLimit int
 	// MinBackoff (1 s) and MaxBackoff (10 min) bound the exponential retry delay; a
 	// delay is jittered to between half and all of its value.
 	MinBackoff time.Duration
@@ -234,6 +237,9 @@ func (o *Options) withDefaults() {
 	}
 	if o.Workers <= 0 {
 		o.Workers = 1000
+	}
+	if o.HoldLimit <= 0 {
+		o.HoldLimit = 10000
 	}
 	if o.MaxInFlightPerSite <= 0 {
 		o.MaxInFlightPerSite = 8
@@ -297,6 +303,12 @@ type Queue struct {
 	// sites holds the sites with attempts running or deliveries parked behind them: at
 	// most one entry per running attempt (Workers).
 	sites map[int]*siteFlow
+	// held are deliveries Enqueue accepted while the store could not be written, oldest
+	// first (at most HoldLimit); writeErr is the store's last write failure, cleared by a
+	// write that succeeds once nothing is held.
+	held          []*Delivery
+	writeErr      error
+	writeErrSince time.Time
 	// backlogSites are the sites the backlog gauge has shown (kept at 0 once drained);
 	// bounded by the catalog's sites.
 	backlogSites map[int]bool
@@ -383,13 +395,27 @@ func (q *Queue) Enqueue(ctx context.Context, n crmnotify.Notification) error {
 	now := q.clock.Now()
 	inserted, err := q.store.insert(ctx, d, q.opts.InstanceID, now.Add(q.opts.Lease))
 	if err != nil {
+		if ctx.Err() == nil && q.hold(d, err) {
+			return nil // written by the sweeper once the store takes writes (hold.go)
+		}
+		if ctx.Err() == nil {
+			err = fmt.Errorf("%w: %w", ErrStoreUnwritable, err)
+		}
 		return fmt.Errorf("enqueue delivery %s (campaign %d, site %d): %w", d.ID, d.CampaignID, d.SiteID, err)
 	}
+	q.noteWrite(nil)
 	if !inserted {
 		q.metrics.enqueued.WithLabelValues("duplicate").Inc()
 		return nil
 	}
 	q.metrics.enqueued.WithLabelValues("new").Inc()
+	q.start(ctx, d)
+	return nil
+}
+
+// start attempts d, just written and claimed, or leaves it to the sweeper when no
+// worker can take it.
+func (q *Queue) start(ctx context.Context, d *Delivery) {
 	if !q.dispatch(d) {
 		// Every worker is busy: hand it to the sweeper, which claims due rows as slots free.
 		if err := q.store.release(ctx, d.ID, q.opts.InstanceID); err != nil {
@@ -398,7 +424,6 @@ func (q *Queue) Enqueue(ctx context.Context, n crmnotify.Notification) error {
 		q.backlog.Store(true)
 		q.nudge()
 	}
-	return nil
 }
 
 func (q *Queue) newDelivery(n crmnotify.Notification) (*Delivery, error) {
@@ -584,6 +609,9 @@ func (q *Queue) Run(ctx context.Context) error {
 		case <-q.wake:
 		case <-timer.C:
 		}
+		if q.heldCount() > 0 {
+			q.flushHeld(ctx)
+		}
 		q.sweep(ctx)
 		timer.Reset(q.nextSweepIn())
 	}
@@ -681,6 +709,11 @@ func defaultInstanceID() string {
 func (q *Queue) refreshStats(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if err := q.writeProblem(); err != nil {
+		q.metrics.storeWritable.Set(0)
+	} else {
+		q.metrics.storeWritable.Set(1)
+	}
 	st, err := q.Stats(sctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -726,6 +759,9 @@ func (q *Queue) Ping(ctx context.Context) error {
 	if err := q.store.ping(ctx); err != nil {
 		return fmt.Errorf("delivery store: %w", err)
 	}
+	if err := q.writeProblem(); err != nil {
+		return fmt.Errorf("delivery store: %w", err)
+	}
 	return nil
 }
 
@@ -741,6 +777,16 @@ func (q *Queue) Close() error {
 	q.mu.Unlock()
 	close(q.stopRun)
 	q.runs.Wait()
+	if q.heldCount() > 0 {
+		// A last chance for what the store refused: written now, it is attempted at the
+		// next start; still refused, it is lost, and said so.
+		fctx, cancel := context.WithTimeout(context.Background(), q.opts.Timeout)
+		q.flushHeld(fctx)
+		cancel()
+		if n := q.heldCount(); n > 0 {
+			q.log.Error().Int("deliveries", n).Err(q.writeProblem()).Msg("delivery store still cannot be written at shutdown: held deliveries lost")
+		}
+	}
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
 	select {

@@ -37,6 +37,9 @@ type store interface {
 	stats(ctx context.Context, now time.Time) (Stats, error)
 	prune(ctx context.Context, before time.Time) (int, error)
 	ping(ctx context.Context) error
+	// fileGone reports a SQLite queue file deleted or replaced under the open store (nil
+	// for PostgreSQL).
+	fileGone() error
 	close() error
 }
 
@@ -125,6 +128,20 @@ type sqlStore struct {
 	w      *sql.DB // writes (SQLite: the one writer connection)
 	r      *sql.DB // reads (SQLite: WAL readers; PostgreSQL: the same pool)
 	closeF func() error
+
+	file     string      // SQLite: the queue file's path
+	fileInfo os.FileInfo // SQLite: the file as opened (to notice it vanishing)
+}
+
+func (s *sqlStore) fileGone() error {
+	if s.file == "" {
+		return nil
+	}
+	st, err := os.Stat(s.file)
+	if err != nil || !os.SameFile(st, s.fileInfo) {
+		return fmt.Errorf("queue file %s vanished or was replaced while open (delivery.sqlite_path): the deliveries in it are delivered from the open file but would be lost by a restart; restart only once omlcrm_delivery_queue_depth is 0", s.file)
+	}
+	return nil
 }
 
 func openSQLite(ctx context.Context, path, synchronous string) (*sqlStore, error) {
@@ -167,6 +184,11 @@ func openSQLite(ctx context.Context, path, synchronous string) (*sqlStore, error
 		s.close()
 		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
 	}
+	if s.fileInfo, err = os.Stat(path); err != nil {
+		s.close()
+		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
+	}
+	s.file = path
 	return s, nil
 }
 

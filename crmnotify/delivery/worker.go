@@ -88,9 +88,13 @@ func (q *Queue) record(ctx context.Context, d *Delivery, attempts []attemptResul
 	}
 	if err := q.store.finish(ctx, d.ID, q.opts.InstanceID, recs, r); err != nil {
 		// The lease expires and the delivery is attempted again (same idempotency key).
+		if ctx.Err() == nil {
+			q.noteWrite(err)
+		}
 		log.Error().Err(err).Msg("record delivery attempt")
 		return
 	}
+	q.noteWrite(nil)
 	switch r.status {
 	case StatusDelivered:
 		q.metrics.outcomes.WithLabelValues(string(StatusDelivered)).Inc()
