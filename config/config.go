@@ -193,9 +193,9 @@ type Delivery struct {
 	Timeout time.Duration `mapstructure:"timeout" json:"timeout"`
 	// MaxAge is delivery.max_age (24h): retries stop and the delivery is dead-lettered after this.
 	MaxAge time.Duration `mapstructure:"max_age" json:"max_age"`
-	// Workers is delivery.workers (1000): concurrent delivery attempts. Each waiting
-	// attempt holds a goroutine and, while the CRM answers, a connection; 1000 keeps
-	// 1,000 deliveries in flight to a slow CRM without queueing behind each other.
+	// Workers is delivery.workers (1000): concurrent delivery attempts, all sites
+	// together (each site at most delivery.max_in_flight_per_site). Each waiting attempt
+	// holds a goroutine and, while the CRM answers, a connection.
 	Workers int `mapstructure:"workers" json:"workers"`
 	// MaxInFlightPerSite is delivery.max_in_flight_per_site (8): the most attempts
 	// running at once to one site, so that a CRM back from an outage is not hit by
