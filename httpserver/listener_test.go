@@ -72,15 +72,26 @@ func get(c net.Conn, br *bufio.Reader, header string) (int, error) {
 }
 
 // idleConn opens a connection from src and makes one request on it: it is then an idle
-// keep-alive connection.
-func idleConn(t *testing.T, src, addr string) (net.Conn, *bufio.Reader) {
+// keep-alive connection (waited for: the server marks it idle just after answering, so
+// that the idle connections' order is the order of the calls).
+func idleConn(t *testing.T, l *Listener, src, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
+	before := l.idleCount()
 	c := dialFrom(t, src, addr)
 	br := bufio.NewReader(c)
 	if st, err := get(c, br, ""); st != 200 {
 		t.Fatalf("request from %s: %d %v", src, st, err)
 	}
+	for i := 0; i < 1000 && l.idleCount() <= before; i++ {
+		time.Sleep(5 * time.Millisecond)
+	}
 	return c, br
+}
+
+func (l *Listener) idleCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.idle.Len()
 }
 
 // busyConn opens a connection from src that has sent part of a request: in use.
@@ -128,12 +139,12 @@ func waitOpen(t *testing.T, l *Listener, n int) {
 
 func TestPerAddressCapEvictsOldestIdleThenRefuses(t *testing.T) {
 	addr, l, m := serve(t, Limits{Max: 100, PerAddr: 3}, nil)
-	first, _ := idleConn(t, "127.0.0.2", addr)
-	idleConn(t, "127.0.0.2", addr)
-	idleConn(t, "127.0.0.2", addr)
+	first, _ := idleConn(t, l, "127.0.0.2", addr)
+	idleConn(t, l, "127.0.0.2", addr)
+	idleConn(t, l, "127.0.0.2", addr)
 
 	// A fourth from the same address: the oldest idle one makes room.
-	fourth, br := idleConn(t, "127.0.0.2", addr)
+	fourth, br := idleConn(t, l, "127.0.0.2", addr)
 	if !closedByServer(first) {
 		t.Fatal("the oldest idle connection of the over-cap address is still open")
 	}
@@ -147,7 +158,7 @@ func TestPerAddressCapEvictsOldestIdleThenRefuses(t *testing.T) {
 
 	// With every connection of the address in use, the newcomer is refused, while
 	// another address is served.
-	addr2, _, m2 := serve(t, Limits{Max: 100, PerAddr: 3}, nil)
+	addr2, l2, m2 := serve(t, Limits{Max: 100, PerAddr: 3}, nil)
 	for range 3 {
 		busyConn(t, "127.0.0.2", addr2)
 	}
@@ -155,17 +166,17 @@ func TestPerAddressCapEvictsOldestIdleThenRefuses(t *testing.T) {
 	if v := testutil.ToFloat64(m2.refused.WithLabelValues("per_client")); v != 1 {
 		t.Errorf("refused{per_client} = %v, want 1", v)
 	}
-	idleConn(t, "127.0.0.3", addr2)
+	idleConn(t, l2, "127.0.0.3", addr2)
 }
 
 func TestTotalCapEvictsOldestIdleOfAnyAddress(t *testing.T) {
 	addr, l, m := serve(t, Limits{Max: 4, PerAddr: 4}, nil)
 	busy := []net.Conn{busyConn(t, "127.0.0.2", addr), busyConn(t, "127.0.0.2", addr)}
-	oldIdle, _ := idleConn(t, "127.0.0.4", addr)
-	idleConn(t, "127.0.0.2", addr)
+	oldIdle, _ := idleConn(t, l, "127.0.0.4", addr)
+	idleConn(t, l, "127.0.0.2", addr)
 	waitOpen(t, l, 4)
 
-	idleConn(t, "127.0.0.3", addr) // full: the oldest idle (from .4) makes room
+	idleConn(t, l, "127.0.0.3", addr) // full: the oldest idle (from .4) makes room
 	if !closedByServer(oldIdle) {
 		t.Fatal("oldest idle connection still open at the total cap")
 	}
