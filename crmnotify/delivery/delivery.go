@@ -395,10 +395,10 @@ func (q *Queue) Enqueue(ctx context.Context, n crmnotify.Notification) error {
 	now := q.clock.Now()
 	inserted, err := q.store.insert(ctx, d, q.opts.InstanceID, now.Add(q.opts.Lease))
 	if err != nil {
-		if ctx.Err() == nil && q.hold(d, err) {
+		if ctx.Err() == nil && !rowError(err) && q.hold(d, err) {
 			return nil // written by the sweeper once the store takes writes (hold.go)
 		}
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !rowError(err) {
 			err = fmt.Errorf("%w: %w", ErrStoreUnwritable, err)
 		}
 		return fmt.Errorf("enqueue delivery %s (campaign %d, site %d): %w", d.ID, d.CampaignID, d.SiteID, err)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ErrStoreUnwritable wraps an Enqueue refused because the outbox cannot be written (disk
@@ -17,6 +20,24 @@ var ErrStoreUnwritable = errors.New("delivery store cannot be written and the ho
 // usual. Meanwhile Ping fails, naming the store and the count held, so /readyz reports
 // it, and omlcrm_delivery_held shows it. A held delivery is only in memory: a kill -9
 // while the disk is full loses it (it is logged as lost on a clean stop).
+
+// rowError reports an insert refused for the row itself (a constraint, a value the
+// database cannot store, e.g. invalid UTF-8 in PostgreSQL text), not for the store: such
+// a delivery would never be written, so it is not held (it would block the others).
+func rowError(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return strings.HasPrefix(pe.Code, "22") || strings.HasPrefix(pe.Code, "23") // data exception, integrity
+	}
+	var se interface{ Code() int }
+	if errors.As(err, &se) {
+		switch se.Code() & 0xff { // SQLite primary result codes
+		case 18, 19, 20, 25: // SQLITE_TOOBIG, SQLITE_CONSTRAINT, SQLITE_MISMATCH, SQLITE_RANGE
+			return true
+		}
+	}
+	return false
+}
 
 // hold keeps d in memory after insert failed with cause; false when the buffer is full.
 func (q *Queue) hold(d *Delivery, cause error) bool {
