@@ -28,7 +28,7 @@ func (h *Hub) authenticate(r *http.Request) (int, error) {
 		if tok == "" {
 			return 0, fmt.Errorf("%w: want a token in Sec-WebSocket-Protocol (%s, token.<token>) or ?token=", errNoCredentials, Subprotocol)
 		}
-		return VerifyToken(h.opts.TokenSecret, tok, time.Now())
+		return VerifyTokenLifetime(h.opts.TokenSecret, tok, time.Now(), h.opts.TokenMaxTTL)
 	case AuthDjangoSession:
 		ck, err := r.Cookie(h.opts.SessionCookie)
 		if err != nil || ck.Value == "" {

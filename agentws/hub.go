@@ -49,6 +49,9 @@ type Options struct {
 	Auth AuthMode // required
 	// TokenSecret is the HMAC key of agent tokens (≥ MinTokenSecret bytes); required with AuthToken.
 	TokenSecret []byte
+	// TokenMaxTTL refuses a token expiring more than this after now (default 24h): a
+	// token minted for longer, or a leaked one, is not honoured past the server's maximum.
+	TokenMaxTTL time.Duration
 	// SessionCookie is the Django session cookie name (default "sessionid").
 	SessionCookie string
 	// DjangoSecretKey, when set, verifies the session data's signature and the session's
@@ -75,6 +78,15 @@ type Options struct {
 	MaxConnsPerAgent   int           // open pages per agent (default 16); beyond: 429
 	MaxConns           int           // connections per instance (default 50000); beyond: 503
 	MaxPendingPerAgent int           // pops kept for replay per agent (default 32)
+	// MaxEndedCalls bounds the ended calls remembered (for PopTTL) to refuse their late
+	// pops, single instance (default 100000: ~12 MB).
+	MaxEndedCalls int
+	// RefusalLogInterval is the least time between two log lines of refused upgrades of
+	// one reason; each line counts the refusals not logged since the previous (default 10s).
+	RefusalLogInterval time.Duration
+	// SweepInterval is how often expired pops and ended calls are dropped from memory,
+	// single instance (default 15s).
+	SweepInterval time.Duration
 	// MaxBadMessages is how many invalid client messages are answered with an error
 	// before the connection is closed (default 5).
 	MaxBadMessages int
@@ -108,10 +120,14 @@ func (o *Options) applyDefaults() {
 	setDur(&o.IdleTimeout, 60*time.Second)
 	setDur(&o.WriteTimeout, 10*time.Second)
 	setDur(&o.AuthTimeout, 5*time.Second)
+	setDur(&o.TokenMaxTTL, 24*time.Hour)
 	setInt(&o.SendQueue, 64)
 	setInt(&o.MaxConnsPerAgent, 16)
 	setInt(&o.MaxConns, 50000)
 	setInt(&o.MaxPendingPerAgent, 32)
+	setInt(&o.MaxEndedCalls, 100000)
+	setDur(&o.SweepInterval, 15*time.Second)
+	setDur(&o.RefusalLogInterval, 10*time.Second)
 	setInt(&o.MaxBadMessages, 5)
 	if o.MaxFrame <= 0 {
 		o.MaxFrame = 4096
@@ -147,7 +163,7 @@ func (o *Options) validate() error {
 type Hub struct {
 	opts     Options
 	log      zerolog.Logger
-	refusals *lograte.Limiter // one refusal line a minute per reason and remote host
+	refusals *lograte.Limiter // one refusal line per reason and remote host each RefusalLogInterval
 	metrics  *metrics
 	store    popStore
 	rdb      *redis.Client // nil without cluster mode
@@ -165,6 +181,7 @@ type Hub struct {
 
 	connSeq atomic.Uint64
 	popTTL  atomic.Int64 // time.Duration: Options.PopTTL, changed by SetPopTTL
+
 }
 
 // New builds a hub. In cluster mode it connects to Redis and subscribes to the event
@@ -184,7 +201,7 @@ func New(opts Options) (*Hub, error) {
 	h := &Hub{
 		opts:     opts,
 		log:      opts.Logger.With().Str("component", "agentws").Logger(),
-		refusals: lograte.New(time.Minute, 256),
+		refusals: lograte.New(opts.RefusalLogInterval, 256),
 		metrics:  m,
 		instance: hex.EncodeToString(id[:]),
 		ctx:      ctx,
@@ -193,7 +210,16 @@ func New(opts Options) (*Hub, error) {
 	}
 	h.popTTL.Store(int64(opts.PopTTL))
 	if opts.RedisURL == "" {
-		h.store = newMemoryStore(opts.MaxPendingPerAgent)
+		ms := newMemoryStore(opts.MaxPendingPerAgent, opts.MaxEndedCalls)
+		h.store = ms
+		if err := m.registerStoreSizes(opts.Registerer, ms); err != nil {
+			cancel()
+			return nil, fmt.Errorf("register agentws metrics: %w", err)
+		}
+		// Swept on a timer, not only when a pop is added: a deployment with only
+		// server-trigger campaigns ends calls but never pops.
+		h.wg.Add(1)
+		go h.sweepMemory(ms)
 	} else if err := h.startRedis(); err != nil {
 		cancel()
 		return nil, err
@@ -232,6 +258,21 @@ func (h *Hub) startRedis() error {
 }
 
 func (h *Hub) eventChannel() string { return h.opts.RedisPrefix + "events" }
+
+// sweepMemory sweeps the single-instance store every SweepInterval until Close.
+func (h *Hub) sweepMemory(ms *memoryStore) {
+	defer h.wg.Done()
+	t := time.NewTicker(h.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case now := <-t.C:
+			ms.sweep(now)
+		}
+	}
+}
 
 // receiveEvents delivers the cluster's events to local connections until Close. go-redis
 // resubscribes by itself after a Redis outage; events published meanwhile are lost, which

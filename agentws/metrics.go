@@ -49,3 +49,25 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	return m, nil
 }
+
+// registerStoreSizes exports the single-instance store's map sizes (the Redis store
+// expires its keys in Redis).
+func (m *metrics) registerStoreSizes(reg prometheus.Registerer, s *memoryStore) error {
+	if reg == nil {
+		return nil
+	}
+	const ns, sub = "omlcrm", "agentws"
+	for _, c := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "pending_pops",
+			Help: "Pops held in memory for replay (single instance), until acked, expired or their call ends."},
+			func() float64 { n, _ := s.sizes(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "ended_calls",
+			Help: "Ended calls remembered in memory (single instance) to refuse their late pops; bounded by the sweep and a cap."},
+			func() float64 { _, n := s.sizes(); return float64(n) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}

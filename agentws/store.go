@@ -1,6 +1,7 @@
 package agentws
 
 import (
+	"container/list"
 	"context"
 	"sort"
 	"sync"
@@ -55,26 +56,49 @@ type popStore interface {
 	endCall(ctx context.Context, callID string, ttl time.Duration) ([]int, error)
 }
 
-// memoryStore is the single-instance popStore. Expired entries are swept lazily.
+// memoryStore is the single-instance popStore. Expired entries are swept by the hub's
+// timer (sweep) and, between two ticks, when a pop is added.
 type memoryStore struct {
 	maxPerAgent int
+	maxEnded    int
 
 	mu        sync.Mutex
-	pops      map[string]*pendingPop      // by pop id
+	pops      map[string]*pendingPop      // by pop id; ≤ maxPerAgent per agent, swept at expiry
 	byAgent   map[int]map[string]struct{} // agent → pop ids
 	byCall    map[string]map[string]struct{}
-	ended     map[string]time.Time // call id → remembered until
+	ended     map[string]*list.Element // call id → its entry in endedFIFO; at most maxEnded
+	endedFIFO list.List                // of *endedCall, least recently ended first
 	lastSweep time.Time
 }
 
-func newMemoryStore(maxPerAgent int) *memoryStore {
+type endedCall struct {
+	callID string
+	until  time.Time // remembered until
+}
+
+func newMemoryStore(maxPerAgent, maxEnded int) *memoryStore {
 	return &memoryStore{
 		maxPerAgent: maxPerAgent,
+		maxEnded:    maxEnded,
 		pops:        map[string]*pendingPop{},
 		byAgent:     map[int]map[string]struct{}{},
 		byCall:      map[string]map[string]struct{}{},
-		ended:       map[string]time.Time{},
+		ended:       map[string]*list.Element{},
 	}
+}
+
+// sizes returns how many pops and ended calls the store holds (metrics).
+func (s *memoryStore) sizes() (pops, ended int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pops), len(s.ended)
+}
+
+// sweep drops expired pops and forgets ended calls past their memory.
+func (s *memoryStore) sweep(now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweepLocked(now)
 }
 
 const sweepEvery = 15 * time.Second
@@ -86,7 +110,7 @@ func (s *memoryStore) add(_ context.Context, p *pendingPop) (bool, error) {
 	if now.Sub(s.lastSweep) > sweepEvery {
 		s.sweepLocked(now)
 	}
-	if until, ok := s.ended[p.CallID]; ok && now.Before(until) {
+	if e, ok := s.ended[p.CallID]; ok && now.Before(e.Value.(*endedCall).until) {
 		return false, nil
 	}
 	if _, ok := s.pops[p.ID]; ok {
@@ -159,7 +183,17 @@ func (s *memoryStore) endCall(_ context.Context, callID string, ttl time.Duratio
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.ended[callID] = now.Add(ttl)
+	if e, ok := s.ended[callID]; ok {
+		e.Value.(*endedCall).until = now.Add(ttl)
+		s.endedFIFO.MoveToBack(e)
+	} else {
+		s.ended[callID] = s.endedFIFO.PushBack(&endedCall{callID: callID, until: now.Add(ttl)})
+		// Bound the memory: past maxEnded, the calls ended longest ago are forgotten
+		// first (a late pop of such a call would then be shown, never lost).
+		for len(s.ended) > s.maxEnded {
+			s.forgetEndedLocked(s.endedFIFO.Front())
+		}
+	}
 	seen := map[int]bool{}
 	var agents []int
 	for id := range s.byCall[callID] {
@@ -197,9 +231,16 @@ func (s *memoryStore) sweepLocked(now time.Time) {
 			s.removeLocked(p)
 		}
 	}
-	for call, until := range s.ended {
-		if !now.Before(until) {
-			delete(s.ended, call)
+	for e := s.endedFIFO.Front(); e != nil; {
+		next := e.Next()
+		if !now.Before(e.Value.(*endedCall).until) {
+			s.forgetEndedLocked(e)
 		}
+		e = next
 	}
+}
+
+func (s *memoryStore) forgetEndedLocked(e *list.Element) {
+	delete(s.ended, e.Value.(*endedCall).callID)
+	s.endedFIFO.Remove(e)
 }

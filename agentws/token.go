@@ -27,7 +27,12 @@ var (
 	ErrTokenMalformed = errors.New("malformed agent token")
 	ErrTokenSignature = errors.New("agent token signature does not match")
 	ErrTokenExpired   = errors.New("agent token expired")
+	ErrTokenTooLong   = errors.New("agent token lifetime exceeds agentws.token_max_ttl")
 )
+
+// tokenClockSkew is how far a minting backend's clock may run ahead of ours before a
+// token at exactly the maximum lifetime is refused as too long.
+const tokenClockSkew = time.Minute
 
 // MintToken returns a token for agentID valid until expires.
 func MintToken(secret []byte, agentID int, expires time.Time) (string, error) {
@@ -43,6 +48,13 @@ func MintToken(secret []byte, agentID int, expires time.Time) (string, error) {
 
 // VerifyToken checks token's signature and expiry at now and returns its agent id.
 func VerifyToken(secret []byte, token string, now time.Time) (int, error) {
+	return VerifyTokenLifetime(secret, token, now, 0)
+}
+
+// VerifyTokenLifetime is VerifyToken that also refuses (ErrTokenTooLong) a token
+// expiring more than maxTTL after now (a token carries no issue time: what is left of
+// its life is what can be checked). maxTTL 0 = no maximum.
+func VerifyTokenLifetime(secret []byte, token string, now time.Time, maxTTL time.Duration) (int, error) {
 	if len(token) > 256 {
 		return 0, fmt.Errorf("%w: too long", ErrTokenMalformed)
 	}
@@ -68,6 +80,9 @@ func VerifyToken(secret []byte, token string, now time.Time) (int, error) {
 	}
 	if !now.Before(time.Unix(exp, 0)) {
 		return 0, fmt.Errorf("%w at %s", ErrTokenExpired, time.Unix(exp, 0).UTC().Format(time.RFC3339))
+	}
+	if maxTTL > 0 && time.Unix(exp, 0).After(now.Add(maxTTL+tokenClockSkew)) {
+		return 0, fmt.Errorf("%w (%s): it expires at %s", ErrTokenTooLong, maxTTL, time.Unix(exp, 0).UTC().Format(time.RFC3339))
 	}
 	return agentID, nil
 }

@@ -1,7 +1,9 @@
 package agentws
 
 import (
+	"context"
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -45,4 +47,48 @@ func TestToken(t *testing.T) {
 	if _, err := MintToken(testSecret, 0, now); err == nil {
 		t.Error("agent 0 accepted")
 	}
+}
+
+func TestTokenLifetimeMaximum(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	long, err := MintToken(testSecret, 3, now.Add(1000*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyTokenLifetime(testSecret, long, now, 24*time.Hour); !errors.Is(err, ErrTokenTooLong) {
+		t.Errorf("1000h token under a 24h maximum: %v", err)
+	}
+	// Its last 24 hours are within the maximum.
+	if id, err := VerifyTokenLifetime(testSecret, long, now.Add(977*time.Hour), 24*time.Hour); err != nil || id != 3 {
+		t.Errorf("1000h token 977h later: %d %v", id, err)
+	}
+	day, _ := MintToken(testSecret, 3, now.Add(24*time.Hour))
+	if _, err := VerifyTokenLifetime(testSecret, day, now, 24*time.Hour); err != nil {
+		t.Errorf("24h token: %v", err)
+	}
+	if _, err := VerifyToken(testSecret, long, now); err != nil {
+		t.Errorf("VerifyToken has no maximum: %v", err)
+	}
+}
+
+func TestHubRefusesTokenBeyondMaxTTL(t *testing.T) {
+	th := newTestHub(t, Options{TokenMaxTTL: 2 * time.Hour})
+	long, err := MintToken(testSecret, 5, time.Now().Add(1000*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if ws, status, _ := dialRaw(ctx, th.wsURL(), long, nil, nil); ws != nil || status != http.StatusUnauthorized {
+		if ws != nil {
+			ws.CloseNow()
+		}
+		t.Fatalf("1000h token: status %d, want 401", status)
+	}
+	ok, _ := MintToken(testSecret, 5, time.Now().Add(time.Hour))
+	ws, status, err := dialRaw(ctx, th.wsURL(), ok, nil, nil)
+	if err != nil {
+		t.Fatalf("1h token: status %d: %v", status, err)
+	}
+	ws.CloseNow()
 }

@@ -48,6 +48,34 @@ type HTTP struct {
 	// ShutdownTimeout is http.shutdown_timeout (15s): how long a graceful shutdown waits for
 	// open connections before closing them.
 	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout" json:"shutdown_timeout"`
+	// MaxConnections is http.max_connections (0 = derived): the most connections open at
+	// once. 0 derives it from the file-descriptor limit (RLIMIT_NOFILE minus a reserve of
+	// a quarter, at least 256, for deliveries, databases and Redis; at most 10000); a
+	// larger value is lowered to that at start, with a warning.
+	MaxConnections int `mapstructure:"max_connections" json:"max_connections"`
+	// MaxConnectionsPerClient is http.max_connections_per_client (0 = half of
+	// http.max_connections): the most connections open at once from one client address
+	// (behind a trusted proxy: requests in progress, agent websockets included, per
+	// X-Forwarded-For client).
+	MaxConnectionsPerClient int `mapstructure:"max_connections_per_client" json:"max_connections_per_client"`
+	// TrustedProxies is http.trusted_proxies ([]): addresses or CIDR prefixes of reverse
+	// proxies (OMniLeads' nginx) whose X-Forwarded-For names the client; connections from
+	// them are exempt from the per-address cap.
+	TrustedProxies []string `mapstructure:"trusted_proxies" json:"trusted_proxies"`
+	// ReadHeaderTimeout is http.read_header_timeout (5s): how long a client may take to
+	// send a request's headers.
+	ReadHeaderTimeout time.Duration `mapstructure:"read_header_timeout" json:"read_header_timeout"`
+	// ReadTimeout is http.read_timeout (30s): how long a client may take to send a whole
+	// request (not applied to an agent websocket once upgraded).
+	ReadTimeout time.Duration `mapstructure:"read_timeout" json:"read_timeout"`
+	// WriteTimeout is http.write_timeout (30s): how long an answer may take to be written
+	// (not applied to an agent websocket once upgraded).
+	WriteTimeout time.Duration `mapstructure:"write_timeout" json:"write_timeout"`
+	// IdleTimeout is http.idle_timeout (60s): a keep-alive connection idle this long is closed.
+	IdleTimeout time.Duration `mapstructure:"idle_timeout" json:"idle_timeout"`
+	// MaxHeaderBytes is http.max_header_bytes (8KiB): the largest request header block
+	// (net/http allows 4 KiB more before answering 431).
+	MaxHeaderBytes ByteSize `mapstructure:"max_header_bytes" json:"max_header_bytes"`
 }
 
 // Asterisk selects and configures the event source.
@@ -165,10 +193,14 @@ type Delivery struct {
 	Timeout time.Duration `mapstructure:"timeout" json:"timeout"`
 	// MaxAge is delivery.max_age (24h): retries stop and the delivery is dead-lettered after this.
 	MaxAge time.Duration `mapstructure:"max_age" json:"max_age"`
-	// Workers is delivery.workers (1000): concurrent delivery attempts. Each waiting
-	// attempt holds a goroutine and, while the CRM answers, a connection; 1000 keeps
-	// 1,000 deliveries in flight to a slow CRM without queueing behind each other.
+	// Workers is delivery.workers (1000): concurrent delivery attempts, all sites
+	// together (each site at most delivery.max_in_flight_per_site). Each waiting attempt
+	// holds a goroutine and, while the CRM answers, a connection.
 	Workers int `mapstructure:"workers" json:"workers"`
+	// MaxInFlightPerSite is delivery.max_in_flight_per_site (8): the most attempts
+	// running at once to one site, so that a CRM back from an outage is not hit by
+	// delivery.workers requests at once; other sites proceed meanwhile.
+	MaxInFlightPerSite int `mapstructure:"max_in_flight_per_site" json:"max_in_flight_per_site"`
 	// SQLiteSynchronous is delivery.sqlite_synchronous (normal): normal or full. With
 	// normal a committed delivery survives kill -9 and any crash of the process; full
 	// also survives an OS crash or power cut, at the cost of an fsync per commit (slower).
@@ -215,6 +247,10 @@ type AgentWS struct {
 	// TokenSecret is agentws.token_secret (""): HMAC key of agent tokens; required (≥16
 	// bytes) with auth=token.
 	TokenSecret catalog.Secret `mapstructure:"token_secret" json:"token_secret"`
+	// TokenMaxTTL is agentws.token_max_ttl (24h): the longest lifetime of an agent token.
+	// `oml-crm token --ttl` refuses more and /ws refuses a token expiring later than this
+	// from now (a leaked token stays usable at most this long).
+	TokenMaxTTL time.Duration `mapstructure:"token_max_ttl" json:"token_max_ttl"`
 	// SessionCookie is agentws.session_cookie (sessionid): the Django session cookie name.
 	SessionCookie string `mapstructure:"session_cookie" json:"session_cookie"`
 	// DjangoSecretKey is agentws.django_secret_key (""): OMniLeads' Django SECRET_KEY, only
@@ -256,8 +292,14 @@ const DefaultDatabaseURL = "postgres://omlcrm@127.0.0.1:5432/omnileads?sslmode=d
 // Default returns the configuration with every default applied.
 func Default() *Config {
 	return &Config{
-		Log:  Log{Level: "info", Format: "auto"},
-		HTTP: HTTP{Listen: "127.0.0.1:8090", ShutdownTimeout: 15 * time.Second},
+		Log: Log{Level: "info", Format: "auto"},
+		HTTP: HTTP{
+			Listen: "127.0.0.1:8090", ShutdownTimeout: 15 * time.Second,
+			TrustedProxies:    []string{},
+			ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: 60 * time.Second,
+			MaxHeaderBytes: 8 << 10,
+		},
 		Asterisk: Asterisk{
 			Source: "ami",
 			AMI: AMI{
@@ -283,22 +325,24 @@ func Default() *Config {
 		Catalog:  Catalog{Source: "omldb", CacheTTL: 10 * time.Second},
 		Database: Database{URL: DefaultDatabaseURL},
 		Delivery: Delivery{
-			Store:             "sqlite",
-			SQLitePath:        "/var/lib/oml-crm/deliveries.db",
-			PostgresSchema:    "oml_crm",
-			Timeout:           10 * time.Second,
-			MaxAge:            24 * time.Hour,
-			Workers:           1000,
-			SQLiteSynchronous: "normal",
-			PollInterval:      time.Second,
-			MinBackoff:        time.Second,
-			MaxBackoff:        10 * time.Minute,
-			Retention:         30 * 24 * time.Hour,
-			ConnectTimeout:    5 * time.Second,
-			Sites:             map[string]DeliverySite{},
+			Store:              "sqlite",
+			SQLitePath:         "/var/lib/oml-crm/deliveries.db",
+			PostgresSchema:     "oml_crm",
+			Timeout:            10 * time.Second,
+			MaxAge:             24 * time.Hour,
+			Workers:            1000,
+			MaxInFlightPerSite: 8,
+			SQLiteSynchronous:  "normal",
+			PollInterval:       time.Second,
+			MinBackoff:         time.Second,
+			MaxBackoff:         10 * time.Minute,
+			Retention:          30 * 24 * time.Hour,
+			ConnectTimeout:     5 * time.Second,
+			Sites:              map[string]DeliverySite{},
 		},
 		AgentWS: AgentWS{
 			Auth:           "token",
+			TokenMaxTTL:    24 * time.Hour,
 			SessionCookie:  "sessionid",
 			AllowedOrigins: []string{},
 			PopTTL:         2 * time.Minute,

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"regexp"
@@ -39,6 +40,22 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.positive("http.shutdown_timeout", c.HTTP.ShutdownTimeout)
+	if c.HTTP.MaxConnections < 0 {
+		v.addf("http.max_connections", "%d is negative (0 derives it from the file-descriptor limit)", c.HTTP.MaxConnections)
+	}
+	if c.HTTP.MaxConnectionsPerClient < 0 {
+		v.addf("http.max_connections_per_client", "%d is negative (0 = half of http.max_connections)", c.HTTP.MaxConnectionsPerClient)
+	}
+	if _, err := c.HTTP.TrustedProxyPrefixes(); err != nil {
+		v.add("http.trusted_proxies", err.Error())
+	}
+	v.positive("http.read_header_timeout", c.HTTP.ReadHeaderTimeout)
+	v.positive("http.read_timeout", c.HTTP.ReadTimeout)
+	v.positive("http.write_timeout", c.HTTP.WriteTimeout)
+	v.positive("http.idle_timeout", c.HTTP.IdleTimeout)
+	if c.HTTP.MaxHeaderBytes < 1024 || c.HTTP.MaxHeaderBytes > 1<<20 {
+		v.addf("http.max_header_bytes", "%s is out of range (1KiB to 1MiB)", c.HTTP.MaxHeaderBytes)
+	}
 
 	v.oneOf("asterisk.source", c.Asterisk.Source, "ami", "ari")
 	ami := c.Asterisk.AMI
@@ -149,6 +166,9 @@ func (c *Config) Validate() error {
 	if d.Workers <= 0 {
 		v.addf("delivery.workers", "must be positive, got %d", d.Workers)
 	}
+	if d.MaxInFlightPerSite <= 0 {
+		v.addf("delivery.max_in_flight_per_site", "must be positive, got %d", d.MaxInFlightPerSite)
+	}
 	v.oneOf("delivery.sqlite_synchronous", d.SQLiteSynchronous, "normal", "full")
 	if d.InstanceID != "" && !instanceID.MatchString(d.InstanceID) {
 		v.addf("delivery.instance_id", "%q: want 1-128 letters, digits or . _ : @ - (empty = the host name)", d.InstanceID)
@@ -196,6 +216,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	v.positive("agentws.pop_ttl", a.PopTTL)
+	v.positive("agentws.token_max_ttl", a.TokenMaxTTL)
 	if a.SendQueue <= 0 {
 		v.addf("agentws.send_queue", "must be positive, got %d", a.SendQueue)
 	}
@@ -305,4 +326,23 @@ func (v *validator) url(key, raw string, secret bool, schemes ...string) {
 	if u.Host == "" && u.Scheme != "unix" {
 		v.addf(key, "value%s has no host", shown)
 	}
+}
+
+// TrustedProxyPrefixes parses http.trusted_proxies (addresses or CIDR prefixes).
+func (h HTTP) TrustedProxyPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for i, s := range h.TrustedProxies {
+		s = strings.TrimSpace(s)
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("entry %d %q is neither an IP address nor a CIDR prefix", i, s)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }

@@ -311,22 +311,23 @@ func deliveryOptions(cfg *config.Config, log zerolog.Logger, reg prometheus.Regi
 	}
 	dc := cfg.Delivery
 	o := delivery.Options{
-		Schema:            dc.PostgresSchema,
-		Timeout:           dc.Timeout,
-		DialTimeout:       dc.ConnectTimeout,
-		MaxAge:            dc.MaxAge,
-		Workers:           dc.Workers,
-		MinBackoff:        dc.MinBackoff,
-		MaxBackoff:        dc.MaxBackoff,
-		PollInterval:      dc.PollInterval,
-		Retention:         dc.Retention,
-		InstanceID:        dc.InstanceID,
-		SQLiteSynchronous: dc.SQLiteSynchronous,
-		SigningSecrets:    secrets,
-		Sites:             siteLookup(cat),
-		UserAgent:         "oml-crm/" + version,
-		Logger:            log,
-		Registerer:        reg,
+		Schema:             dc.PostgresSchema,
+		Timeout:            dc.Timeout,
+		DialTimeout:        dc.ConnectTimeout,
+		MaxAge:             dc.MaxAge,
+		Workers:            dc.Workers,
+		MaxInFlightPerSite: dc.MaxInFlightPerSite,
+		MinBackoff:         dc.MinBackoff,
+		MaxBackoff:         dc.MaxBackoff,
+		PollInterval:       dc.PollInterval,
+		Retention:          dc.Retention,
+		InstanceID:         dc.InstanceID,
+		SQLiteSynchronous:  dc.SQLiteSynchronous,
+		SigningSecrets:     secrets,
+		Sites:              siteLookup(cat),
+		UserAgent:          "oml-crm/" + version,
+		Logger:             log,
+		Registerer:         reg,
 	}
 	switch cfg.Delivery.Store {
 	case "sqlite":
@@ -398,6 +399,7 @@ func (d *Daemon) hubOptions(cfg *config.Config) (agentws.Options, error) {
 	o := agentws.Options{
 		Auth:            agentws.AuthMode(ws.Auth),
 		TokenSecret:     []byte(ws.TokenSecret.Reveal()),
+		TokenMaxTTL:     ws.TokenMaxTTL,
 		SessionCookie:   ws.SessionCookie,
 		DjangoSecretKey: ws.DjangoSecretKey.Reveal(),
 		AllowedOrigins:  ws.AllowedOrigins,
@@ -519,12 +521,12 @@ func (d *Daemon) startHTTP(o Options) error {
 		}
 	}
 	d.addr = ln.Addr().String()
-	d.server = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          nil,
-	}
 	tlsOn := d.cfg.HTTP.TLSCert != "" && d.cfg.HTTP.TLSKey != ""
+	var err error
+	if d.server, ln, err = d.hardenedServer(mux, ln, !tlsOn); err != nil {
+		ln.Close()
+		return err
+	}
 	if tlsOn {
 		cert, err := tls.LoadX509KeyPair(d.cfg.HTTP.TLSCert, d.cfg.HTTP.TLSKey)
 		if err != nil {

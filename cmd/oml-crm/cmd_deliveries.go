@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -178,8 +179,8 @@ func deliveriesList(ctx context.Context, args []string, stdout, stderr io.Writer
 		if last == "" && d.LastStatus != 0 {
 			last = strconv.Itoa(d.LastStatus)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\t%s\n", d.ID, d.Status, d.CampaignID, d.SiteID, d.CallID, d.AgentID,
-			d.Attempts, fmtTime(d.CreatedAt), when, shorten(last, 60))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%d\t%s\t%s\t%s\n", termSafe(d.ID), d.Status, d.CampaignID, d.SiteID, termSafe(shorten(d.CallID, 60)), d.AgentID,
+			d.Attempts, fmtTime(d.CreatedAt), when, termSafe(shorten(last, 60)))
 	}
 	tw.Flush()
 	return 0
@@ -207,7 +208,12 @@ func deliveriesShow(ctx context.Context, args []string, stdout, stderr io.Writer
 		return writeJSON(stdout, stderr, toJSON(d, true))
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	row := func(k string, v any) { fmt.Fprintf(tw, "%s:\t%v\n", k, v) }
+	row := func(k string, v any) {
+		if s, ok := v.(string); ok {
+			v = termSafe(s) // names, URLs and errors come from the catalog and the CRM
+		}
+		fmt.Fprintf(tw, "%s:\t%v\n", k, v)
+	}
 	row("id", d.ID)
 	row("status", d.Status)
 	row("campaign", fmt.Sprintf("%d %s", d.CampaignID, d.CampaignName))
@@ -243,7 +249,7 @@ func deliveriesShow(ctx context.Context, args []string, stdout, stderr io.Writer
 				st = strconv.Itoa(a.Status)
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", a.N, fmtTime(a.At), st, a.Latency.Round(100*time.Microsecond),
-				shorten(a.Error, 80), shorten(a.Response, 80))
+				termSafe(shorten(a.Error, 80)), termSafe(shorten(a.Response, 80)))
 		}
 		tw.Flush()
 	}
@@ -344,9 +350,14 @@ func toJSON(d *delivery.Delivery, withBody bool) deliveryJSON {
 }
 
 func writeJSON(stdout, stderr io.Writer, v any) int {
-	enc := json.NewEncoder(stdout)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(stderr, "oml-crm deliveries: write JSON: %v\n", err)
+		return 1
+	}
+	if _, err := stdout.Write(jsonTermSafe(buf.Bytes())); err != nil {
 		fmt.Fprintf(stderr, "oml-crm deliveries: write JSON: %v\n", err)
 		return 1
 	}

@@ -24,7 +24,7 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.SetOutput(stderr)
 	fs.String(config.ConfigFlag, "", "YAML configuration file holding agentws.token_secret (OMLCRM_AGENTWS_TOKEN_SECRET overrides it)")
 	agent := fs.Int("agent", 0, "OMniLeads agent id (ominicontacto_app_agenteprofile.id) the token is for (required)")
-	ttl := fs.Duration("ttl", 12*time.Hour, "how long the token is valid")
+	ttl := fs.Duration("ttl", 12*time.Hour, "how long the token is valid (at most agentws.token_max_ttl, 24h by default)")
 	secretFile := fs.String("secret-file", "", "file holding the token secret (first line); overrides agentws.token_secret")
 	asJSON := fs.Bool("json", false, "print {\"token\", \"agent\", \"expires_at\"} instead of the bare token")
 	fs.Usage = func() {
@@ -58,6 +58,12 @@ func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	if *ttl <= 0 {
 		return fail("--ttl %s: must be positive", *ttl)
+	}
+	if !fs.Changed("ttl") && *ttl > cfg.AgentWS.TokenMaxTTL {
+		*ttl = cfg.AgentWS.TokenMaxTTL // the default never exceeds the configured maximum
+	}
+	if *ttl > cfg.AgentWS.TokenMaxTTL {
+		return fail("--ttl %s: longer than agentws.token_max_ttl (%s), which /ws enforces", *ttl, cfg.AgentWS.TokenMaxTTL)
 	}
 
 	secret, source := cfg.AgentWS.TokenSecret.Reveal(), "agentws.token_secret"

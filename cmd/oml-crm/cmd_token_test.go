@@ -67,6 +67,8 @@ func TestTokenCommand(t *testing.T) {
 	}{
 		{[]string{}, "--agent is required"},
 		{[]string{"--agent", "1", "--ttl", "-1h"}, "--ttl"},
+		{[]string{"--agent", "1", "--ttl", "1000h"}, "agentws.token_max_ttl"},
+		{[]string{"--agent", "1", "--ttl", "25h"}, "agentws.token_max_ttl"},
 		{[]string{"--agent", "1", "--secret-file", filepath.Join(dir, "missing")}, "--secret-file"},
 	} {
 		code, _, errs := run(tc.args...)
@@ -79,5 +81,15 @@ func TestTokenCommand(t *testing.T) {
 	code, _, errs = run("--agent", "1", "--secret-file", short)
 	if code != 2 || strings.Contains(errs, "tiny") || !strings.Contains(errs, "shorter than") {
 		t.Errorf("short secret: exit %d %q (the secret must not be printed)", code, errs)
+	}
+
+	// A configured maximum below the default --ttl lowers the default.
+	t.Setenv("OMLCRM_AGENTWS_TOKEN_MAX_TTL", "2h")
+	code, out, errs = run("--agent", "4")
+	if code != 0 {
+		t.Fatalf("default --ttl under a 2h maximum: exit %d %s", code, errs)
+	}
+	if _, err := agentws.VerifyTokenLifetime([]byte("env-secret-0123456789abcdef"), strings.TrimSpace(out), time.Now(), 2*time.Hour); err != nil {
+		t.Errorf("default --ttl under a 2h maximum: %v", err)
 	}
 }

@@ -203,6 +203,7 @@ type e2eConfig struct {
 	DatabaseURL string
 	CatalogFile string // catalog.source=file when set
 	QueuePath   string
+	QueueURL    string // delivery.store=postgres at this URL instead of SQLite at QueuePath
 	TokenSecret string
 	Extra       string // appended YAML
 }
@@ -217,6 +218,10 @@ func (c e2eConfig) write(t *testing.T, path string) {
 	if c.CatalogFile != "" {
 		catalogSrc = fmt.Sprintf("catalog: {source: file, file: %q}", c.CatalogFile)
 	}
+	queue := fmt.Sprintf("delivery: {store: sqlite, sqlite_path: %q, timeout: 3s}", c.QueuePath)
+	if c.QueueURL != "" {
+		queue = fmt.Sprintf("delivery: {store: postgres, postgres_url: %q, timeout: 3s}", c.QueueURL)
+	}
 	y := fmt.Sprintf(`log: {level: debug, format: json}
 http: {listen: %q, shutdown_timeout: 10s}
 asterisk:
@@ -226,9 +231,9 @@ asterisk:
 calls: {lazy_var_timeout: 300ms}
 %s
 database: {url: %q}
-delivery: {store: sqlite, sqlite_path: %q, timeout: 3s}
+%s
 agentws: {token_secret: %q}
-%s`, c.Listen, src, c.AMIAddress, c.AMIUser, c.AMISecret, c.ARIURL, catalogSrc, c.DatabaseURL, c.QueuePath, c.TokenSecret, c.Extra)
+%s`, c.Listen, src, c.AMIAddress, c.AMIUser, c.AMISecret, c.ARIURL, catalogSrc, c.DatabaseURL, queue, c.TokenSecret, c.Extra)
 	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}

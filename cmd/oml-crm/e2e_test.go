@@ -393,9 +393,22 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s' AND 
 }
 
 // A CRM outage, then kill -9 of the daemon while deliveries are failing, then a restart
-// once the CRM is back: every delivery arrives, accepted once per Idempotency-Key.
+// once the CRM is back: every delivery arrives, accepted once per Idempotency-Key. With
+// the SQLite queue and with the PostgreSQL one.
 func TestE2ECRMOutageAndKill9(t *testing.T) {
+	for _, store := range []string{"sqlite", "postgres"} {
+		t.Run(store, func(t *testing.T) { testCRMOutageAndKill9(t, store) })
+	}
+}
+
+func testCRMOutageAndKill9(t *testing.T, store string) {
 	s := newE2E(t, "ami")
+	queueStore := "sqlite:" + s.cfg.QueuePath
+	if store == "postgres" {
+		s.cfg.QueueURL = pgtest.NewDatabase(t)
+		s.cfg.write(t, s.cfgPath)
+		queueStore = s.cfg.QueueURL
+	}
 	d := s.start(t)
 	s.crm.outage.Store(true)
 
@@ -451,7 +464,7 @@ func TestE2ECRMOutageAndKill9(t *testing.T) {
 		}
 	}
 	// The outbox agrees: delivered, nothing pending or dead.
-	q, err := delivery.Open(context.Background(), delivery.Options{Store: "sqlite:" + s.cfg.QueuePath})
+	q, err := delivery.Open(context.Background(), delivery.Options{Store: queueStore})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -157,16 +157,34 @@ func (c *tokenCache) login(ctx context.Context, siteID int, auth *catalog.SiteAu
 		return fail("answer has no token in field %q (token_field)", auth.TokenField)
 	}
 	now := c.clock.Now()
-	lifetime := time.Duration(auth.Duration) * time.Second
-	if auth.Duration <= 0 {
-		lifetime = loginFallbackLifetime
-		if secs, ok := numberField(doc[auth.DurationField]); ok && secs > 0 {
-			lifetime = time.Duration(secs * float64(time.Second))
-		}
-	}
+	lifetime := loginLifetime(auth.Duration, doc[auth.DurationField])
 	// Renew a little early so that a token does not expire on the way to the CRM.
 	margin := min(10*time.Second, lifetime/10)
 	return token, now.Add(lifetime - margin), nil
+}
+
+// maxLoginLifetime caps a token's lifetime, configured or answered: a huge expires_in
+// would overflow time.Duration (into the past: one login per delivery), and a day-old
+// token is cheap to renew.
+const maxLoginLifetime = 24 * time.Hour
+
+// loginLifetime is the token lifetime from the site's duration (seconds), else from the
+// answer's duration field, else loginFallbackLifetime; never above maxLoginLifetime.
+func loginLifetime(configured int, answered any) time.Duration {
+	secs := float64(configured)
+	if configured <= 0 {
+		secs = loginFallbackLifetime.Seconds()
+		if v, ok := numberField(answered); ok && v > 0 {
+			secs = v
+		}
+	}
+	if secs >= maxLoginLifetime.Seconds() { // also +Inf; NaN fails every comparison below
+		return maxLoginLifetime
+	}
+	if !(secs > 0) {
+		return loginFallbackLifetime
+	}
+	return time.Duration(secs * float64(time.Second))
 }
 
 func numberField(v any) (float64, bool) {

@@ -39,6 +39,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -168,6 +169,14 @@ type Options struct {
 	// Workers is the number of concurrent attempts (1000). Each waiting attempt costs a
 	// goroutine and, while the CRM answers, a connection.
 	Workers int
+	// MaxInFlightPerSite bounds the attempts running at once to one site (8), so that a
+	// CRM coming back after an outage is not hit by Workers requests at once. Due
+	// deliveries of a site at its bound wait (a few in memory, the rest in the outbox)
+	// while other sites proceed.
+	MaxInFlightPerSite int
+	// HoldLimit bounds the deliveries held in memory while the outbox cannot be written
+	// (10000); beyond it Enqueue fails with ErrStoreUnwritable.
+	HoldLimit int
 	// MinBackoff (1 s) and MaxBackoff (10 min) bound the exponential retry delay; a
 	// delay is jittered to between half and all of its value.
 	MinBackoff time.Duration
@@ -229,6 +238,12 @@ func (o *Options) withDefaults() {
 	if o.Workers <= 0 {
 		o.Workers = 1000
 	}
+	if o.HoldLimit <= 0 {
+		o.HoldLimit = 10000
+	}
+	if o.MaxInFlightPerSite <= 0 {
+		o.MaxInFlightPerSite = 8
+	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = time.Second
 	}
@@ -285,6 +300,18 @@ type Queue struct {
 	secrets  map[int]catalog.Secret
 	siteAuth map[int]*catalog.SiteAuth // last seen per site (from Enqueue)
 	resolved map[int]resolvedAuth      // from the site resolver, reused for resolvedAuthTTL
+	// sites holds the sites with attempts running or deliveries parked behind them: at
+	// most one entry per running attempt (Workers).
+	sites map[int]*siteFlow
+	// held are deliveries Enqueue accepted while the store could not be written, oldest
+	// first (at most HoldLimit); writeErr is the store's last write failure, cleared by a
+	// write that succeeds once nothing is held.
+	held          []*Delivery
+	writeErr      error
+	writeErrSince time.Time
+	// backlogSites are the sites the backlog gauge has shown (kept at 0 once drained);
+	// bounded by the catalog's sites.
+	backlogSites map[int]bool
 
 	resolver SiteResolver // nil: none configured
 }
@@ -307,20 +334,22 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	}
 	workCtx, cancel := context.WithCancel(context.Background())
 	q := &Queue{
-		opts:       opts,
-		log:        opts.Logger.With().Str("component", "delivery").Logger(),
-		clock:      opts.Clock,
-		store:      st,
-		metrics:    m,
-		workCtx:    workCtx,
-		cancelWork: cancel,
-		slots:      make(chan struct{}, opts.Workers),
-		wake:       make(chan struct{}, 1),
-		stopRun:    make(chan struct{}),
-		siteAuth:   map[int]*catalog.SiteAuth{},
-		resolved:   map[int]resolvedAuth{},
-		resolver:   opts.resolver(),
-		opened:     opts.Clock.Now(),
+		opts:         opts,
+		log:          opts.Logger.With().Str("component", "delivery").Logger(),
+		clock:        opts.Clock,
+		store:        st,
+		metrics:      m,
+		workCtx:      workCtx,
+		cancelWork:   cancel,
+		slots:        make(chan struct{}, opts.Workers),
+		wake:         make(chan struct{}, 1),
+		stopRun:      make(chan struct{}),
+		siteAuth:     map[int]*catalog.SiteAuth{},
+		resolved:     map[int]resolvedAuth{},
+		sites:        map[int]*siteFlow{},
+		backlogSites: map[int]bool{},
+		resolver:     opts.resolver(),
+		opened:       opts.Clock.Now(),
 	}
 	q.sender = newSender(opts, q.clock)
 	q.SetSigningSecrets(opts.SigningSecrets)
@@ -366,13 +395,27 @@ func (q *Queue) Enqueue(ctx context.Context, n crmnotify.Notification) error {
 	now := q.clock.Now()
 	inserted, err := q.store.insert(ctx, d, q.opts.InstanceID, now.Add(q.opts.Lease))
 	if err != nil {
+		if ctx.Err() == nil && !rowError(err) && q.hold(d, err) {
+			return nil // written by the sweeper once the store takes writes (hold.go)
+		}
+		if ctx.Err() == nil && !rowError(err) {
+			err = fmt.Errorf("%w: %w", ErrStoreUnwritable, err)
+		}
 		return fmt.Errorf("enqueue delivery %s (campaign %d, site %d): %w", d.ID, d.CampaignID, d.SiteID, err)
 	}
+	q.noteWrite(nil)
 	if !inserted {
 		q.metrics.enqueued.WithLabelValues("duplicate").Inc()
 		return nil
 	}
 	q.metrics.enqueued.WithLabelValues("new").Inc()
+	q.start(ctx, d)
+	return nil
+}
+
+// start attempts d, just written and claimed, or leaves it to the sweeper when no
+// worker can take it.
+func (q *Queue) start(ctx context.Context, d *Delivery) {
 	if !q.dispatch(d) {
 		// Every worker is busy: hand it to the sweeper, which claims due rows as slots free.
 		if err := q.store.release(ctx, d.ID, q.opts.InstanceID); err != nil {
@@ -381,7 +424,6 @@ func (q *Queue) Enqueue(ctx context.Context, n crmnotify.Notification) error {
 		q.backlog.Store(true)
 		q.nudge()
 	}
-	return nil
 }
 
 func (q *Queue) newDelivery(n crmnotify.Notification) (*Delivery, error) {
@@ -425,32 +467,93 @@ func (q *Queue) newDelivery(n crmnotify.Notification) (*Delivery, error) {
 	return d, nil
 }
 
+// siteFlow is one site's share of the attempts: running ones, and claimed deliveries
+// parked until one of them ends.
+type siteFlow struct {
+	inFlight int
+	parked   []*Delivery // at most MaxInFlightPerSite
+}
+
+// full: attempts at the bound and as many parked; the sweeper claims none for the site.
+func (f *siteFlow) full(max int) bool { return f.inFlight >= max && len(f.parked) >= max }
+
 // dispatch starts an attempt of d (already claimed by this instance) when a worker slot
-// is free; it reports false when none is.
+// is free and its site is under MaxInFlightPerSite, or parks it behind the site's running
+// attempts (the attempt that ends first takes it, with its worker slot). It reports
+// false when it can do neither: the caller releases the claim. A parked delivery waits
+// at most about one attempt (Timeout), well within its lease.
 func (q *Queue) dispatch(d *Delivery) bool {
 	q.mu.Lock()
-	closed := q.closed
-	q.mu.Unlock()
-	if closed {
+	defer q.mu.Unlock()
+	if q.closed {
 		return false
+	}
+	max := q.opts.MaxInFlightPerSite
+	f := q.sites[d.SiteID]
+	if f == nil {
+		f = &siteFlow{}
+		q.sites[d.SiteID] = f
+	}
+	if f.inFlight >= max {
+		if len(f.parked) >= max {
+			return false
+		}
+		f.parked = append(f.parked, d)
+		return true
 	}
 	select {
 	case q.slots <- struct{}{}:
 	default:
+		if f.inFlight == 0 && len(f.parked) == 0 {
+			delete(q.sites, d.SiteID)
+		}
 		return false
 	}
+	f.inFlight++
 	q.wg.Add(1)
 	go func() {
 		defer q.wg.Done()
-		defer func() {
-			<-q.slots
-			if q.backlog.Load() {
-				q.nudge()
-			}
-		}()
-		q.attempt(d)
+		for next := d; next != nil; next = q.nextParked(d.SiteID) {
+			q.attempt(next)
+		}
+		<-q.slots
+		if q.backlog.Load() {
+			q.nudge()
+		}
 	}()
 	return true
+}
+
+// nextParked hands the ending attempt's slot to the site's next parked delivery, if any;
+// else the attempt leaves the site.
+func (q *Queue) nextParked(siteID int) *Delivery {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	f := q.sites[siteID]
+	if len(f.parked) > 0 && !q.closed {
+		d := f.parked[0]
+		f.parked[0] = nil
+		f.parked = f.parked[1:]
+		return d
+	}
+	// Closing: parked deliveries keep their claim and are taken back at the next start.
+	if f.inFlight--; f.inFlight == 0 {
+		delete(q.sites, siteID)
+	}
+	return nil
+}
+
+// fullSites are the sites that can take no more claimed deliveries now.
+func (q *Queue) fullSites() []int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []int
+	for id, f := range q.sites {
+		if f.full(q.opts.MaxInFlightPerSite) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // Run sweeps the outbox until ctx is done: it claims due deliveries (retries, deliveries
@@ -506,6 +609,9 @@ func (q *Queue) Run(ctx context.Context) error {
 		case <-q.wake:
 		case <-timer.C:
 		}
+		if q.heldCount() > 0 {
+			q.flushHeld(ctx)
+		}
 		q.sweep(ctx)
 		timer.Reset(q.nextSweepIn())
 	}
@@ -538,7 +644,7 @@ func (q *Queue) sweep(ctx context.Context) {
 			q.backlog.Store(true) // more may be due: look again when a slot frees
 			return
 		}
-		batch, err := q.store.claimDue(ctx, q.clock.Now(), min(free, 200), q.opts.InstanceID, q.opts.Lease)
+		batch, err := q.store.claimDue(ctx, q.clock.Now(), min(free, 200), q.opts.InstanceID, q.opts.Lease, q.fullSites())
 		if err != nil {
 			if ctx.Err() == nil {
 				q.log.Error().Err(err).Msg("claim due deliveries")
@@ -603,6 +709,11 @@ func defaultInstanceID() string {
 func (q *Queue) refreshStats(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	if err := q.writeProblem(); err != nil {
+		q.metrics.storeWritable.Set(0)
+	} else {
+		q.metrics.storeWritable.Set(1)
+	}
 	st, err := q.Stats(sctx)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -613,6 +724,27 @@ func (q *Queue) refreshStats(ctx context.Context) {
 	q.metrics.depth.Set(float64(st.Depth))
 	q.metrics.oldest.Set(st.OldestPending.Seconds())
 	q.metrics.dead.Set(float64(st.Dead))
+	bySite, err := q.store.backlogBySite(sctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			q.log.Warn().Err(err).Msg("refresh delivery queue gauges")
+		}
+		return
+	}
+	q.mu.Lock()
+	for id := range bySite {
+		q.backlogSites[id] = true
+	}
+	for id := range q.backlogSites {
+		site := strconv.Itoa(id)
+		q.metrics.siteBacklog.WithLabelValues(site).Set(float64(bySite[id]))
+		n := 0
+		if f := q.sites[id]; f != nil {
+			n = f.inFlight
+		}
+		q.metrics.siteInFlight.WithLabelValues(site).Set(float64(n))
+	}
+	q.mu.Unlock()
 }
 
 // Ping checks that the outbox answers (one SELECT 1), for readiness probes: a PostgreSQL
@@ -625,6 +757,9 @@ func (q *Queue) Ping(ctx context.Context) error {
 		return errors.New("delivery store: the queue is closed")
 	}
 	if err := q.store.ping(ctx); err != nil {
+		return fmt.Errorf("delivery store: %w", err)
+	}
+	if err := q.writeProblem(); err != nil {
 		return fmt.Errorf("delivery store: %w", err)
 	}
 	return nil
@@ -642,6 +777,16 @@ func (q *Queue) Close() error {
 	q.mu.Unlock()
 	close(q.stopRun)
 	q.runs.Wait()
+	if q.heldCount() > 0 {
+		// A last chance for what the store refused: written now, it is attempted at the
+		// next start; still refused, it is lost, and said so.
+		fctx, cancel := context.WithTimeout(context.Background(), q.opts.Timeout)
+		q.flushHeld(fctx)
+		cancel()
+		if n := q.heldCount(); n > 0 {
+			q.log.Error().Int("deliveries", n).Err(q.writeProblem()).Msg("delivery store still cannot be written at shutdown: held deliveries lost")
+		}
+	}
 	done := make(chan struct{})
 	go func() { q.wg.Wait(); close(done) }()
 	select {

@@ -16,6 +16,12 @@ type metrics struct {
 	depth          prometheus.Gauge
 	oldest         prometheus.Gauge
 	dead           prometheus.Gauge
+	held           prometheus.Gauge
+	writeErrors    prometheus.Counter
+	holdRefused    prometheus.Counter
+	storeWritable  prometheus.Gauge
+	siteBacklog    *prometheus.GaugeVec // site_id
+	siteInFlight   *prometheus.GaugeVec // site_id
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,11 +60,35 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "omlcrm", Subsystem: "delivery", Name: "dead",
 			Help: "Dead-lettered deliveries in the outbox (retry them with `oml-crm deliveries retry --dead`).",
 		}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "omlcrm", Subsystem: "delivery", Name: "held",
+			Help: "Deliveries accepted while the outbox could not be written, held in memory until it can (lost by a kill -9 meanwhile).",
+		}),
+		writeErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "omlcrm", Subsystem: "delivery", Name: "store_write_errors_total",
+			Help: "Writes to the outbox that failed (disk full, read-only, database down).",
+		}),
+		holdRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "omlcrm", Subsystem: "delivery", Name: "hold_refused_total",
+			Help: "Deliveries refused because the outbox could not be written and the hold buffer (HoldLimit) was full.",
+		}),
+		storeWritable: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "omlcrm", Subsystem: "delivery", Name: "store_writable",
+			Help: "1 when the outbox takes writes and its file is in place, 0 otherwise (see /readyz for why).",
+		}),
+		siteBacklog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "omlcrm", Subsystem: "delivery", Name: "site_backlog",
+			Help: "Deliveries pending or failed per site (a site once seen stays at 0 when drained).",
+		}, []string{"site_id"}),
+		siteInFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "omlcrm", Subsystem: "delivery", Name: "site_in_flight",
+			Help: "Attempts running per site on this instance (at most delivery.max_in_flight_per_site).",
+		}, []string{"site_id"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.enqueued, m.outcomes, m.attempts, m.attemptSeconds, m.connectToCRM, m.depth, m.oldest, m.dead} {
+	for _, c := range []prometheus.Collector{m.enqueued, m.outcomes, m.attempts, m.attemptSeconds, m.connectToCRM, m.depth, m.oldest, m.dead, m.held, m.writeErrors, m.holdRefused, m.storeWritable, m.siteBacklog, m.siteInFlight} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -25,7 +25,10 @@ type store interface {
 	insert(ctx context.Context, d *Delivery, owner string, leaseUntil time.Time) (bool, error)
 	release(ctx context.Context, id, owner string) error
 	releaseAll(ctx context.Context, owner string, cut time.Time) (int, error)
-	claimDue(ctx context.Context, now time.Time, limit int, owner string, lease time.Duration) ([]*Delivery, error)
+	// claimDue claims up to limit due deliveries, none to the sites in exclude.
+	claimDue(ctx context.Context, now time.Time, limit int, owner string, lease time.Duration, exclude []int) ([]*Delivery, error)
+	// backlogBySite counts the pending and failed deliveries of each site that has any.
+	backlogBySite(ctx context.Context) (map[int]int, error)
 	finish(ctx context.Context, id, owner string, attempts []Attempt, r result) error
 	list(ctx context.Context, f Filter, since time.Time) ([]Delivery, error)
 	get(ctx context.Context, id string) (*Delivery, error)
@@ -34,6 +37,9 @@ type store interface {
 	stats(ctx context.Context, now time.Time) (Stats, error)
 	prune(ctx context.Context, before time.Time) (int, error)
 	ping(ctx context.Context) error
+	// fileGone reports a SQLite queue file deleted or replaced under the open store (nil
+	// for PostgreSQL).
+	fileGone() error
 	close() error
 }
 
@@ -122,6 +128,20 @@ type sqlStore struct {
 	w      *sql.DB // writes (SQLite: the one writer connection)
 	r      *sql.DB // reads (SQLite: WAL readers; PostgreSQL: the same pool)
 	closeF func() error
+
+	file     string      // SQLite: the queue file's path
+	fileInfo os.FileInfo // SQLite: the file as opened (to notice it vanishing)
+}
+
+func (s *sqlStore) fileGone() error {
+	if s.file == "" {
+		return nil
+	}
+	st, err := os.Stat(s.file)
+	if err != nil || !os.SameFile(st, s.fileInfo) {
+		return fmt.Errorf("queue file %s vanished or was replaced while open (delivery.sqlite_path): the deliveries in it are delivered from the open file but would be lost by a restart; restart only once omlcrm_delivery_queue_depth is 0", s.file)
+	}
+	return nil
 }
 
 func openSQLite(ctx context.Context, path, synchronous string) (*sqlStore, error) {
@@ -136,6 +156,9 @@ func openSQLite(ctx context.Context, path, synchronous string) (*sqlStore, error
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
 		}
+	}
+	if err := privateSQLiteFiles(path); err != nil {
+		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
 	}
 	// WAL: readers (CLI, stats) never block the writer. synchronous=NORMAL (default): a
 	// committed Enqueue survives kill -9 and any crash of the process; FULL also survives
@@ -161,7 +184,36 @@ func openSQLite(ctx context.Context, path, synchronous string) (*sqlStore, error
 		s.close()
 		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
 	}
+	if s.fileInfo, err = os.Stat(path); err != nil {
+		s.close()
+		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
+	}
+	s.file = path
 	return s, nil
+}
+
+// privateSQLiteFiles makes the queue (call ids, phone numbers, CRM URLs and bodies)
+// readable by the daemon's user only, whatever the umask: the database file is created
+// 0600 before SQLite opens it, and SQLite gives its -wal and -shm files the database
+// file's mode. Files left wider by an earlier version are narrowed.
+func privateSQLiteFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		st, err := os.Stat(p)
+		if err != nil {
+			continue // -wal and -shm exist only while a connection is open
+		}
+		if st.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, st.Mode().Perm()&^0o077); err != nil {
+				return fmt.Errorf("make %s private: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 func openPostgres(ctx context.Context, url string, o Options) (*sqlStore, error) {
@@ -389,12 +441,21 @@ func (s *sqlStore) releaseAll(ctx context.Context, owner string, cut time.Time) 
 	return int(n), nil
 }
 
-func (s *sqlStore) claimDue(ctx context.Context, now time.Time, limit int, owner string, lease time.Duration) ([]*Delivery, error) {
+func (s *sqlStore) claimDue(ctx context.Context, now time.Time, limit int, owner string, lease time.Duration, exclude []int) ([]*Delivery, error) {
+	args := []any{owner, s.d.ts(now.Add(lease)), s.d.ts(now), s.d.ts(now)}
+	notIn := ""
+	if len(exclude) > 0 {
+		notIn = " AND site_id NOT IN (?" + strings.Repeat(",?", len(exclude)-1) + ")"
+		for _, id := range exclude {
+			args = append(args, id)
+		}
+	}
+	args = append(args, limit)
 	rows, err := s.w.QueryContext(ctx, s.d.sql(`UPDATE {D} SET lease_owner = ?, lease_until = ?
 		WHERE id IN (SELECT id FROM {D}
-			WHERE status IN ('pending','failed') AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)
+			WHERE status IN ('pending','failed') AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)`+notIn+`
 			ORDER BY next_attempt_at LIMIT ? {SKIP_LOCKED})
-		RETURNING `+deliveryColumns), owner, s.d.ts(now.Add(lease)), s.d.ts(now), s.d.ts(now), limit)
+		RETURNING `+deliveryColumns), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -566,6 +627,23 @@ func (s *sqlStore) stats(ctx context.Context, now time.Time) (Stats, error) {
 		st.OldestPending = now.Sub(oldest.t)
 	}
 	return st, nil
+}
+
+func (s *sqlStore) backlogBySite(ctx context.Context) (map[int]int, error) {
+	rows, err := s.r.QueryContext(ctx, s.d.sql(`SELECT site_id, COUNT(*) FROM {D} WHERE status IN ('pending','failed') GROUP BY site_id`))
+	if err != nil {
+		return nil, fmt.Errorf("count deliveries per site: %w", err)
+	}
+	defer rows.Close()
+	out := map[int]int{}
+	for rows.Next() {
+		var site, n int
+		if err := rows.Scan(&site, &n); err != nil {
+			return nil, fmt.Errorf("count deliveries per site: %w", err)
+		}
+		out[site] = n
+	}
+	return out, rows.Err()
 }
 
 // prune deletes delivered and dead deliveries created before the cut (and their

@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -73,7 +74,9 @@ func (q *Queue) attempt(d *Delivery) {
 		// queued delivery in the same instant.
 		wait := backoff.Policy{Min: q.opts.MinBackoff, Max: q.opts.MaxBackoff}.Delay(n - 1)
 		if last.retryAfter > wait {
-			wait = last.retryAfter
+			// Spread over a few seconds more (a tenth, at most 4 s), so that the
+			// deliveries the CRM put off do not all come back in the same instant.
+			wait = last.retryAfter + rand.N(min(last.retryAfter/10, 4*time.Second)+1)
 		}
 		r.next, r.wait = done.Add(wait), wait
 		r.status = StatusFailed
@@ -93,9 +96,13 @@ func (q *Queue) record(ctx context.Context, d *Delivery, attempts []attemptResul
 	}
 	if err := q.store.finish(ctx, d.ID, q.opts.InstanceID, recs, r); err != nil {
 		// The lease expires and the delivery is attempted again (same idempotency key).
+		if ctx.Err() == nil {
+			q.noteWrite(err)
+		}
 		log.Error().Err(err).Msg("record delivery attempt")
 		return
 	}
+	q.noteWrite(nil)
 	// One line per outcome: delivered and retrying at info, dead at warn.
 	attemptsSoFar := d.Attempts + len(recs)
 	switch r.status {

@@ -37,7 +37,12 @@ type window struct {
 // New returns a Limiter that writes at most one line per key every interval, and tracks
 // at most maxKeys keys (beyond them, new keys share one budget).
 func New(every time.Duration, maxKeys int) *Limiter {
-	return &Limiter{every: every, maxKeys: max(maxKeys, 1), now: time.Now, keys: map[string]*window{}}
+	return NewWithClock(every, maxKeys, time.Now)
+}
+
+// NewWithClock is New with the clock it reads (tests move it by hand).
+func NewWithClock(every time.Duration, maxKeys int, now func() time.Time) *Limiter {
+	return &Limiter{every: every, maxKeys: max(maxKeys, 1), now: now, keys: map[string]*window{}}
 }
 
 // Allow reports whether a line of key may be written now, and how many lines of the key
