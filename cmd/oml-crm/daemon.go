@@ -26,6 +26,7 @@ import (
 	"github.com/omlcrm/oml-crm/agentws"
 	"github.com/omlcrm/oml-crm/ami"
 	"github.com/omlcrm/oml-crm/ari"
+	"github.com/omlcrm/oml-crm/buildinfo"
 	"github.com/omlcrm/oml-crm/calls"
 	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/catalog/file"
@@ -39,8 +40,8 @@ import (
 // Names of the dependencies /readyz reports.
 const (
 	depAsterisk      = "asterisk"
-	depCatalogDB     = "catalog database"
-	depDeliveryStore = "delivery store"
+	depCatalogDB     = "catalog_db"
+	depDeliveryStore = "delivery_store"
 	depRedis         = "redis"
 )
 
@@ -113,6 +114,7 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	if err := registerAll(d.reg,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildinfo.Read(version).Collector(),
 	); err != nil {
 		return d, err
 	}
