@@ -58,6 +58,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "AMI sessions lost or refused, by kind (limit, protocol, stall, login, io).",
 		}, []string{"kind"}),
 	}
+	for _, k := range []string{"limit", "protocol", "stall", "login", "io"} {
+		m.errors.WithLabelValues(k) // known kinds start at zero (errorKind)
+	}
 	if reg == nil {
 		return m, nil
 	}
