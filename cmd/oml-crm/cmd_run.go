@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/omlcrm/oml-crm/config"
+	"github.com/omlcrm/oml-crm/internal/sdnotify"
 )
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -64,9 +65,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log.Debug().Interface("config", cfg).Msg("effective configuration")
 	d, err := startDaemon(ctx, daemonOptions{Config: cfg, Logger: log})
 	if err != nil {
+		// Once: the log goes to stderr (the journal under systemd).
 		log.Error().Err(err).Msg("cannot start")
-		fmt.Fprintf(stderr, "oml-crm run: %v\n", err)
 		return 1
+	}
+	// Type=notify: systemd counts the service as started once it serves.
+	notifySocket := os.Getenv("NOTIFY_SOCKET")
+	if _, err := sdnotify.Notify(notifySocket, sdnotify.Ready); err != nil {
+		log.Warn().Err(err).Msg("cannot tell systemd the daemon is ready")
 	}
 	path := fs.Lookup(config.ConfigFlag).Value.String()
 	code := 0
@@ -84,6 +90,7 @@ loop:
 			reloadConfig(d, path, fs, lw)
 		}
 	}
+	_, _ = sdnotify.Notify(notifySocket, sdnotify.Stopping) // best effort: systemd sees the exit anyway
 	if !d.shutdown(d.cfg.HTTP.ShutdownTimeout) && code == 0 {
 		// Everything accepted is persisted (queued deliveries resume at the next start);
 		// a late stop is not a failure of the service.

@@ -150,7 +150,7 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 		// retrying will not fix.
 		q, err := delivery.Open(ctx, qopts)
 		if err != nil {
-			return d, fmt.Errorf("delivery.sqlite_path %s: %w", cfg.Delivery.SQLitePath, err)
+			return d, err // names the path and delivery.sqlite_path already
 		}
 		d.queue.set(q)
 		d.health.Set(depDeliveryStore, true, "")
