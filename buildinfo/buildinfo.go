@@ -68,7 +68,7 @@ func fromBuildInfo(linked string, bi *debug.BuildInfo, ok bool) Info {
 func (i Info) String() string {
 	rev := i.Revision
 	if rev == "" {
-		rev = "unknown revision"
+		rev = "unknown"
 	} else if i.Modified {
 		rev += " (modified)"
 	}

@@ -49,7 +49,7 @@ func TestFromBuildInfoNone(t *testing.T) {
 		if i.Version != "(devel)" || i.Revision != "" || i.GoVersion == "" {
 			t.Errorf("fromBuildInfo(%+v, %v) = %+v", c.bi, c.ok, i)
 		}
-		if !strings.Contains(i.String(), "unknown revision") {
+		if !strings.Contains(i.String(), "revision unknown") {
 			t.Errorf("String() = %q, want it to say the revision is unknown", i.String())
 		}
 	}
