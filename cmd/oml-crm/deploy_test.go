@@ -6,6 +6,7 @@ package main
 // the house rules (no stutter, no spaces, omlcrm_build_info).
 
 import (
+	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -268,4 +269,140 @@ func hasSeries(served []series, name string, want map[string]string) bool {
 		}
 	}
 	return false
+}
+
+// The Debian package that deploy/debian/build-deb makes holds what the README promises,
+// and its unit points at files the package installs. (Installing it needs root: CI does,
+// with dpkg -i, systemd-analyze verify and dpkg --purge.)
+func TestDebianPackage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the package: skipped with -short")
+	}
+	if _, err := exec.LookPath("dpkg-deb"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("dpkg-deb missing (apt-get install dpkg)")
+		}
+		t.Skip("dpkg-deb not installed")
+	}
+	root := pgtest.ModuleRoot(t)
+	out := t.TempDir()
+	build := exec.Command(filepath.Join(root, "deploy", "debian", "build-deb"), out)
+	build.Dir = root
+	build.Env = append(os.Environ(), "VERSION=1.2.3~test", "GO="+filepath.Join(runtimeGOROOT(), "bin", "go"))
+	deb, err := build.Output()
+	if err != nil {
+		t.Fatalf("build-deb: %v\n%s", err, exitStderr(err))
+	}
+	path := strings.TrimSpace(string(deb))
+	if filepath.Base(path) != "oml-crm_1.2.3~test_"+debArch(t)+".deb" {
+		t.Errorf("package file %s", path)
+	}
+	field := func(name string) string {
+		b, err := exec.Command("dpkg-deb", "-f", path, name).Output()
+		if err != nil {
+			t.Fatalf("dpkg-deb -f %s: %v", name, err)
+		}
+		return strings.TrimSpace(string(b))
+	}
+	if field("Package") != "oml-crm" || field("Version") != "1.2.3~test" || field("Depends") != "" {
+		t.Errorf("control: Package %q Version %q Depends %q", field("Package"), field("Version"), field("Depends"))
+	}
+	list, err := exec.Command("dpkg-deb", "-c", path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{} // path → mode
+	for _, line := range strings.Split(strings.TrimSpace(string(list)), "\n") {
+		f := strings.Fields(line)
+		files[strings.TrimPrefix(f[len(f)-1], ".")] = f[0]
+	}
+	for p, mode := range map[string]string{
+		"/usr/bin/oml-crm":                                  "-rwxr-xr-x",
+		"/lib/systemd/system/oml-crm.service":               "-rw-r--r--",
+		"/etc/oml-crm/oml-crm.yaml":                         "-rw-r--r--", // 0640 root:oml-crm after postinst
+		"/usr/share/doc/oml-crm/README.md":                  "-rw-r--r--",
+		"/usr/share/doc/oml-crm/copyright":                  "-rw-r--r--",
+		"/usr/share/doc/oml-crm/docs/operations.md":         "-rw-r--r--",
+		"/usr/share/doc/oml-crm/docs/omnileads.md":          "-rw-r--r--",
+		"/usr/share/doc/oml-crm/examples/oml-crm-rules.yml": "-rw-r--r--",
+	} {
+		if got, ok := files[p]; !ok || got != mode {
+			t.Errorf("%s: %q in the package, want %s", p, got, mode)
+		}
+	}
+
+	// The control area: conffile, maintainer scripts that parse.
+	ctl := t.TempDir()
+	if out, err := exec.Command("dpkg-deb", "-e", path, ctl).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -e: %v %s", err, out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(ctl, "conffiles")); strings.TrimSpace(string(b)) != "/etc/oml-crm/oml-crm.yaml" {
+		t.Errorf("conffiles = %q", b)
+	}
+	for _, s := range []string{"postinst", "prerm", "postrm"} {
+		if out, err := exec.Command("sh", "-n", filepath.Join(ctl, s)).CombinedOutput(); err != nil {
+			t.Errorf("%s does not parse: %v %s", s, err, out)
+		}
+	}
+
+	// The unit, as packaged.
+	fs := t.TempDir()
+	if out, err := exec.Command("dpkg-deb", "-x", path, fs).CombinedOutput(); err != nil {
+		t.Fatalf("dpkg-deb -x: %v %s", err, out)
+	}
+	unit, err := os.ReadFile(filepath.Join(fs, "lib", "systemd", "system", "oml-crm.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	directives := map[string][]string{}
+	for _, line := range strings.Split(string(unit), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") {
+			directives[k] = append(directives[k], v)
+		}
+	}
+	for k, want := range map[string]string{
+		"Type": "notify", "User": "oml-crm", "StateDirectory": "oml-crm", "RestartPreventExitStatus": "2",
+		"ExecStart": "/usr/bin/oml-crm run --config /etc/oml-crm/oml-crm.yaml",
+	} {
+		if got := directives[k]; len(got) != 1 || got[0] != want {
+			t.Errorf("unit %s=%v, want %s", k, got, want)
+		}
+	}
+	for _, d := range strings.Fields(strings.Join(directives["Documentation"], " ")) {
+		p, ok := strings.CutPrefix(d, "file://")
+		if _, inPkg := files[p]; !ok || !inPkg {
+			t.Errorf("unit Documentation=%s is not a file of the package", d)
+		}
+	}
+	// The packaged binary is static (no ELF interpreter) and reports the package version.
+	bin := filepath.Join(fs, "usr", "bin", "oml-crm")
+	ef, err := elf.Open(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ef.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Error("the packaged binary is dynamically linked (CGO_ENABLED=0 expected)")
+		}
+	}
+	ef.Close()
+	v, err := exec.Command(bin, "version").Output()
+	if err != nil || !strings.HasPrefix(string(v), "oml-crm 1.2.3~test, revision ") {
+		t.Errorf("packaged oml-crm version: %q, %v", v, err)
+	}
+}
+
+func debArch(t *testing.T) string {
+	b, err := exec.Command("dpkg", "--print-architecture").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+func exitStderr(err error) string {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(ee.Stderr)
+	}
+	return ""
 }
