@@ -115,7 +115,7 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 	c.replay()
 	c.readLoop()
 
-	c.closeWith(statusNormal, "", "client closed")
+	c.closeWith(statusNormal, "", "client_closed")
 	<-writerDone
 	h.metrics.disconnects.WithLabelValues(c.metric).Inc()
 	log.Debug().Str("reason", c.reason).Str("cause", c.metric).Msg("agent disconnected")
@@ -179,7 +179,7 @@ func (c *conn) send(m outMsg) {
 	select {
 	case c.queue <- m:
 	default:
-		c.closeWith(statusTryAgainLater, "send queue full: client too slow", "slow client")
+		c.closeWith(statusTryAgainLater, "send queue full: client too slow", "slow_client")
 	}
 }
 
@@ -220,9 +220,9 @@ func (c *conn) write(m outMsg) bool {
 	defer cancel()
 	if err := c.ws.Write(ctx, websocket.MessageText, m.data); err != nil {
 		if ctx.Err() != nil {
-			c.closeWith(statusTryAgainLater, "write timeout: client too slow", "slow client")
+			c.closeWith(statusTryAgainLater, "write timeout: client too slow", "slow_client")
 		} else {
-			c.closeWith(statusGoingAway, "", "write error")
+			c.closeWith(statusGoingAway, "", "write_error")
 		}
 		return false
 	}
@@ -242,7 +242,7 @@ func (c *conn) ping() bool {
 	silent := time.Since(time.Unix(0, c.lastSeen.Load()))
 	wait := opts.IdleTimeout - silent
 	if wait <= 0 {
-		c.closeWith(statusPolicyViolation, "idle timeout", "idle timeout")
+		c.closeWith(statusPolicyViolation, "idle timeout", "idle_timeout")
 		return false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
@@ -254,9 +254,9 @@ func (c *conn) ping() bool {
 	}
 	if err := c.ws.Ping(ctx); err != nil {
 		if ctx.Err() != nil {
-			c.closeWith(statusPolicyViolation, "idle timeout", "idle timeout")
+			c.closeWith(statusPolicyViolation, "idle timeout", "idle_timeout")
 		} else {
-			c.closeWith(statusGoingAway, "", "ping error")
+			c.closeWith(statusGoingAway, "", "ping_error")
 		}
 		return false
 	}
@@ -266,7 +266,7 @@ func (c *conn) ping() bool {
 // finish runs the close handshake with the recorded code and reason (bounded by the
 // websocket library's own timeouts), then drops the TCP connection.
 func (c *conn) finish() {
-	c.closeWith(statusGoingAway, "", "write error") // no-op when a reason is already set
+	c.closeWith(statusGoingAway, "", "write_error") // no-op when a reason is already set
 	_ = c.ws.Close(c.code, c.reason)
 	_ = c.ws.CloseNow()
 }
@@ -280,14 +280,14 @@ func (c *conn) readLoop() {
 		if err != nil {
 			switch {
 			case errors.Is(err, websocket.ErrMessageTooBig):
-				c.closeWith(websocket.StatusMessageTooBig, "frame too large", "frame too large")
+				c.closeWith(websocket.StatusMessageTooBig, "frame too large", "frame_too_large")
 			case websocket.CloseStatus(err) != -1:
-				c.closeWith(statusNormal, "", "client closed")
+				c.closeWith(statusNormal, "", "client_closed")
 			default:
 				select {
 				case <-c.done: // we are closing: the reason is already recorded
 				default:
-					c.closeWith(statusGoingAway, "", "connection lost")
+					c.closeWith(statusGoingAway, "", "connection_lost")
 				}
 			}
 			return
@@ -296,7 +296,7 @@ func (c *conn) readLoop() {
 		if problem := c.handle(typ, data); problem != "" {
 			bad++
 			if bad >= c.hub.opts.MaxBadMessages {
-				c.closeWith(statusPolicyViolation, "too many invalid messages", "invalid messages")
+				c.closeWith(statusPolicyViolation, "too many invalid messages", "invalid_messages")
 				// Keep reading so the close handshake completes.
 				continue
 			}

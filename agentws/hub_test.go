@@ -328,11 +328,11 @@ func TestBadClientMessages(t *testing.T) {
 		t.Fatalf("close %v, want 1009", err)
 	}
 	th.Close()
-	if v := testutil.ToFloat64(th.metrics.disconnects.WithLabelValues("invalid messages")); v != 1 {
-		t.Errorf("disconnects{invalid messages} %v", v)
+	if v := testutil.ToFloat64(th.metrics.disconnects.WithLabelValues("invalid_messages")); v != 1 {
+		t.Errorf("disconnects{invalid_messages} %v", v)
 	}
-	if v := testutil.ToFloat64(th.metrics.disconnects.WithLabelValues("frame too large")); v != 1 {
-		t.Errorf("disconnects{frame too large} %v", v)
+	if v := testutil.ToFloat64(th.metrics.disconnects.WithLabelValues("frame_too_large")); v != 1 {
+		t.Errorf("disconnects{frame_too_large} %v", v)
 	}
 }
 
@@ -354,7 +354,7 @@ func TestSlowClientClosed(t *testing.T) {
 	}
 	defer ws.CloseNow()
 	big := strings.Repeat("x", 32<<10)
-	slow := func() float64 { return testutil.ToFloat64(th.metrics.disconnects.WithLabelValues("slow client")) }
+	slow := func() float64 { return testutil.ToFloat64(th.metrics.disconnects.WithLabelValues("slow_client")) }
 	for i := 0; i < 2000 && slow() == 0; i++ {
 		n := notification(fmt.Sprintf("call-s%d", i), 2, catalog.TriggerAutomatic, catalog.TargetEmbedded)
 		n.Request.URL = "https://crm.example.com/?pad=" + big
@@ -388,7 +388,7 @@ func TestIdleTimeout(t *testing.T) {
 	defer ws.CloseNow()
 	// A client that reads (and so answers pings) stays.
 	alive := dialAgent(t, th, 3)
-	idle := func() float64 { return testutil.ToFloat64(th.metrics.disconnects.WithLabelValues("idle timeout")) }
+	idle := func() float64 { return testutil.ToFloat64(th.metrics.disconnects.WithLabelValues("idle_timeout")) }
 	deadline := time.Now().Add(10 * time.Second)
 	for idle() == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)

@@ -11,9 +11,13 @@ type metrics struct {
 	popsAcked    prometheus.Counter
 	popsOpened   prometheus.Counter
 	popsDropped  *prometheus.CounterVec // reason: expired | duplicate
-	disconnects  *prometheus.CounterVec // reason
+	disconnects  *prometheus.CounterVec // reason: one of disconnectReasons
 	refused      *prometheus.CounterVec // reason: origin | credentials | limit | unavailable
 }
+
+// disconnectReasons are the reason labels of omlcrm_agentws_disconnects_total (conn.closeWith).
+var disconnectReasons = []string{"client_closed", "slow_client", "write_error", "idle_timeout", "ping_error",
+	"frame_too_large", "connection_lost", "invalid_messages"}
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	const ns, sub = "omlcrm", "agentws"
@@ -37,6 +41,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "disconnects_total", Help: "Agent connections closed, by reason."}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "refused_total", Help: "Websocket upgrades refused, by reason."}, []string{"reason"}),
+	}
+	// Known label values start at zero, so that rate() and alerts see a series from the start.
+	for _, r := range []string{"expired", "duplicate"} {
+		m.popsDropped.WithLabelValues(r)
+	}
+	for _, r := range disconnectReasons {
+		m.disconnects.WithLabelValues(r)
+	}
+	for _, r := range []string{"origin", "credentials", "limit", "unavailable"} {
+		m.refused.WithLabelValues(r)
 	}
 	if reg == nil {
 		return m, nil

@@ -58,6 +58,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "AMI sessions lost or refused, by kind (limit, protocol, stall, login, io).",
 		}, []string{"kind"}),
 	}
+	for _, k := range []string{"limit", "protocol", "stall", "login", "io"} {
+		m.errors.WithLabelValues(k) // known kinds start at zero (errorKind)
+	}
 	if reg == nil {
 		return m, nil
 	}
@@ -94,7 +97,7 @@ func (e *eventCounters) inc(name []byte) {
 	}
 	c, ok := e.byName[string(name)]
 	if !ok {
-		if len(e.byName) >= maxEventLabels {
+		if len(e.byName) >= maxEventLabels || !labelSafe(name) {
 			e.other.Inc()
 			return
 		}
@@ -146,3 +149,17 @@ func (m *Metrics) EventsCounter(event string) prometheus.Counter {
 
 // ReconnectsCounter returns the reconnects_total counter.
 func (m *Metrics) ReconnectsCounter() prometheus.Counter { return m.reconnects }
+
+// labelSafe reports an event name usable as a label value as is: 1 to 64 letters,
+// digits, '_' or '-' (Asterisk's names are); anything else a peer sends counts as "other".
+func labelSafe(name []byte) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for _, c := range name {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -97,7 +96,7 @@ func (m *Metrics) typeLabel(t string) string {
 }
 
 func (m *Metrics) typeLabelLocked(t string) string {
-	if len(t) > 64 || !utf8.ValidString(t) {
+	if !labelSafe(t) {
 		return "other"
 	}
 	if _, ok := m.types[t]; ok {
@@ -180,4 +179,19 @@ func (m *Metrics) restDone(route string, status int, d time.Duration) {
 		code = strconv.Itoa(status)
 	}
 	m.rest.WithLabelValues(route, code).Observe(d.Seconds())
+}
+
+// labelSafe reports an event type usable as a label value as is: 1 to 64 letters, digits,
+// '_' or '-' (Asterisk's types are); anything else a peer sends counts as "other".
+func labelSafe(t string) bool {
+	if t == "" || len(t) > 64 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

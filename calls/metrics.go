@@ -38,9 +38,9 @@ func newMetrics(reg prometheus.Registerer, t *Tracker) (*metrics, error) {
 	}
 	cs := []prometheus.Collector{m.events, m.connected, m.ended, m.evicted, m.lazyJobs, m.lazyDropped, m.lazyReads, m.resolves, m.lazyErrors, m.resyncs, m.resyncErrors,
 		gauge("channels", "Channels tracked.", func(s Stats) int { return s.Channels }),
-		gauge("calls", "Calls in progress.", func(s Stats) int { return s.Calls }),
+		gauge("in_progress", "Calls in progress.", func(s Stats) int { return s.Calls }),
 		gauge("pending_connects", "Connects waiting for lazy reads.", func(s Stats) int { return s.Pending }),
-		gauge("emitted_keys", "Remembered (call, agent) keys.", func(s Stats) int { return s.Emitted }),
+		gauge("remembered_connects", "(call, agent) pairs already emitted, remembered so that a call connects once per agent.", func(s Stats) int { return s.Emitted }),
 	}
 	for _, col := range cs {
 		if err := reg.Register(col); err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -62,7 +63,9 @@ func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 
-	var unknown Problems // keys oml-crm does not know
+	// Keys oml-crm does not know and values of the wrong type, from the file and the
+	// environment: reported together, each naming where it comes from.
+	var unknown Problems
 	if path != "" {
 		data, err := os.ReadFile(path)
 		if err != nil {
@@ -77,6 +80,12 @@ func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 			return nil, fmt.Errorf("parse config file %s: %w", path, err)
 		}
+	}
+
+	unknown = append(unknown, checkEnv(os.Environ(), defaults)...)
+	if hasTypeProblem(unknown) {
+		// Decoding would only repeat them, without file lines.
+		return nil, unknown
 	}
 
 	if flags != nil {
@@ -218,8 +227,11 @@ func checkFileKeys(path string, data []byte, leaves map[string]any) error {
 					probs = append(probs, Problem{Pos: pos, Key: key, Message: "must be a mapping of keys"})
 				}
 			default:
-				if _, ok := leaves[key]; !ok {
+				def, ok := leaves[key]
+				if !ok {
 					probs = append(probs, Problem{Pos: pos, Key: key, Message: "unknown key" + suggest(key, leaves)})
+				} else if msg := checkNodeType(vn, def); msg != "" {
+					probs = append(probs, Problem{Pos: pos, Key: key, Message: msg, wrongType: true})
 				}
 			}
 		}
@@ -267,9 +279,11 @@ func editDistance(a, b string) int {
 
 // Problem is one configuration error, naming its key.
 type Problem struct {
-	Pos     string // "file:line" when the problem comes from the file, else ""
+	Pos     string // "file:line" when the problem comes from the file, "environment" for OMLCRM_* variables, else ""
 	Key     string // e.g. asterisk.ami.address
 	Message string // never quotes a secret
+
+	wrongType bool // a value that cannot be decoded into the key's type
 }
 
 func (p Problem) Error() string {
@@ -298,4 +312,105 @@ func (ps Problems) Unwrap() []error {
 		errs[i] = p
 	}
 	return errs
+}
+
+// checkNodeType returns why the YAML value n cannot be decoded into a key whose default
+// is def, or "". Strings (secrets included) accept any scalar, so a message never quotes
+// a secret.
+func checkNodeType(n *yaml.Node, def any) string {
+	_, isList := def.([]string)
+	_, isSites := def.(map[string]DeliverySite)
+	switch {
+	case isSites:
+		return "" // checked key by key by checkFileKeys
+	case n.Kind == yaml.ScalarNode && n.Tag == "!!null":
+		return ""
+	case isList:
+		if n.Kind == yaml.MappingNode {
+			return "must be a list (or a comma-separated string)"
+		}
+		return ""
+	case n.Kind != yaml.ScalarNode:
+		return "must be a single value, not a list or mapping"
+	}
+	return checkScalarType(n.Value, n.Tag == "!!int", def)
+}
+
+// checkScalarType returns why the text v cannot be decoded into a key whose default is
+// def, or "". isInt says the YAML value was a plain integer (accepted for durations and
+// sizes, as the decoder does).
+func checkScalarType(v string, isInt bool, def any) string {
+	switch def.(type) {
+	case bool:
+		if _, err := strconv.ParseBool(v); err != nil {
+			return fmt.Sprintf("%q is not a boolean (true or false)", v)
+		}
+	case int, int64:
+		if _, err := strconv.ParseInt(v, 0, 64); err != nil {
+			return fmt.Sprintf("%q is not a whole number", v)
+		}
+	case time.Duration:
+		if _, err := time.ParseDuration(v); err != nil && !isInt {
+			return fmt.Sprintf("%q is not a duration (e.g. 500ms, 10s, 2m, 1h)", v)
+		}
+	case ByteSize:
+		if _, err := ParseByteSize(v); err != nil && !isInt {
+			return fmt.Sprintf("%q is not a size (e.g. 65536, 64KiB, 1MiB)", v)
+		}
+	}
+	return ""
+}
+
+// checkEnv reports OMLCRM_* variables of environ that look like a misspelt configuration
+// key (within the did-you-mean distance of one) and variables of known keys whose value
+// has the wrong type. Other OMLCRM_* variables, far from every key, are left alone: they
+// are not meant for the configuration (the test suite's OMLCRM_TEST_PG, for one).
+func checkEnv(environ []string, leaves map[string]any) Problems {
+	byEnv := make(map[string]string, len(leaves))
+	for k := range leaves {
+		byEnv[EnvName(k)] = k
+	}
+	var probs Problems
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, EnvPrefix+"_") {
+			continue
+		}
+		key, known := byEnv[name]
+		if !known {
+			if best := closestEnv(name, byEnv); best != "" {
+				probs = append(probs, Problem{Pos: "environment", Key: name,
+					Message: fmt.Sprintf("unknown variable (did you mean %s?)", best)})
+			}
+			continue
+		}
+		if value == "" {
+			continue // an empty variable is not set (the file or the default applies)
+		}
+		if msg := checkScalarType(value, false, leaves[key]); msg != "" {
+			probs = append(probs, Problem{Pos: "environment", Key: name, Message: msg + " (" + key + ")", wrongType: true})
+		}
+	}
+	sort.Slice(probs, func(i, j int) bool { return probs[i].Key < probs[j].Key })
+	return probs
+}
+
+// closestEnv is the known variable nearest to name, within the did-you-mean distance.
+func closestEnv(name string, byEnv map[string]string) string {
+	best, bestD := "", 4
+	for e := range byEnv {
+		if d := editDistance(name, e); d < bestD || d == bestD && e < best {
+			best, bestD = e, d
+		}
+	}
+	return best
+}
+
+func hasTypeProblem(ps Problems) bool {
+	for _, p := range ps {
+		if p.wrongType {
+			return true
+		}
+	}
+	return false
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/omlcrm/oml-crm/agentws"
 	"github.com/omlcrm/oml-crm/ami"
 	"github.com/omlcrm/oml-crm/ari"
+	"github.com/omlcrm/oml-crm/buildinfo"
 	"github.com/omlcrm/oml-crm/calls"
 	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/catalog/file"
@@ -41,8 +42,8 @@ import (
 // Names of the dependencies /readyz reports.
 const (
 	depAsterisk      = "asterisk"
-	depCatalogDB     = "catalog database"
-	depDeliveryStore = "delivery store"
+	depCatalogDB     = "catalog_db"
+	depDeliveryStore = "delivery_store"
 	depRedis         = "redis"
 )
 
@@ -122,6 +123,7 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	if err := registerAll(d.reg,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildinfo.Read(d.version).Collector(),
 	); err != nil {
 		return d, err
 	}
@@ -157,7 +159,7 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 		// retrying will not fix.
 		q, err := delivery.Open(ctx, qopts)
 		if err != nil {
-			return d, fmt.Errorf("delivery.sqlite_path %s: %w", cfg.Delivery.SQLitePath, err)
+			return d, err // names the path and delivery.sqlite_path already
 		}
 		d.queue.set(q)
 		d.health.Set(depDeliveryStore, true, "")

@@ -160,7 +160,7 @@ func TestDaemonMetricsRegistry(t *testing.T) {
 }
 
 // A PostgreSQL delivery queue that goes away after it opened shows in /readyz under
-// "delivery store", and recovers with the database.
+// "delivery_store", and recovers with the database.
 func TestDaemonReadyzDeliveryStoreDown(t *testing.T) {
 	db := pgtest.NewDatabase(t)
 	admin := pgtest.AdminURL(t)

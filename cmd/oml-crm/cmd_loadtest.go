@@ -46,7 +46,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	popP99 := fs.Duration("target-pop-p99", d.PopP99, "target: p99 connect→pop")
 	crmP99 := fs.Duration("target-crm-p99", d.CRMP99, "target: p99 connect→CRM")
-	targetRate := fs.Float64("target-rate", d.ConnectRate, "target: connects per second sustained for --duration")
+	targetRate := fs.Float64("target-rate", 0, "target: connects per second sustained for --duration (default: --rate; 0 with --rate: no rate target)")
 	fs.Usage = func() {
 		fmt.Fprintln(stdout, "usage: oml-crm loadtest [--rate 200] [--duration 60s] [--agents 2000] [--calls N] [--source ami|ari] [--report FILE]")
 		fmt.Fprintln(stdout, "\nDrives a bounded load through a real oml-crm daemon, all on 127.0.0.1: a fake Asterisk")
@@ -87,6 +87,9 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return fail(loadtestCouldNot, "finding this executable (give --daemon): %v", err)
 		}
 		bin = exe
+	}
+	if !fs.Changed("target-rate") {
+		*targetRate = *rate // judged against the rate it was asked to drive
 	}
 	opts := loadtest.Options{
 		Rate: *rate, Duration: *duration, Calls: *calls, Agents: *agents, Source: *source,

@@ -44,6 +44,10 @@ func TestLoadtestSmallRun(t *testing.T) {
 			if !res.Completed() {
 				t.Fatalf("run incomplete: %s", res.Incomplete)
 			}
+			// --rate sets the rate target too (not the 200/s default).
+			if res.Options.Targets.ConnectRate != 20 {
+				t.Errorf("connect-rate target %.0f/s, want the --rate 20", res.Options.Targets.ConnectRate)
+			}
 			if res.Calls == 0 || res.Connects == 0 || res.Skipped == 0 {
 				t.Errorf("calls %d, connects invoking a CRM %d, connects invoking nothing %d: want all > 0",
 					res.Calls, res.Connects, res.Skipped)

@@ -116,7 +116,7 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 	in := crmnotify.Input{Call: call}
 	if in.Campaign, err = cat.Campaign(ctx, *campaignID); err != nil {
-		return lookupFailed(fail, "campaign", *campaignID, err)
+		return lookupFailed(fail, err)
 	}
 	c := in.Campaign
 	if c.Site == nil {
@@ -124,7 +124,7 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if fs.Changed("contact") {
 		if in.Contact, err = cat.Contact(ctx, *contactID); err != nil {
-			return lookupFailed(fail, "contact", *contactID, err)
+			return lookupFailed(fail, err)
 		}
 		in.Call.ContactID = strconv.Itoa(*contactID)
 		if db := c.ContactDatabase; db != nil && in.Contact.DatabaseID != db.ID {
@@ -134,7 +134,7 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if fs.Changed("agent") {
 		if in.Agent, err = cat.Agent(ctx, *agentID); err != nil {
-			return lookupFailed(fail, "agent", *agentID, err)
+			return lookupFailed(fail, err)
 		}
 		in.Call.AgentID = *agentID
 	}
@@ -179,12 +179,13 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 }
 
 // lookupFailed reports a failed catalog lookup: exit 1 for an id the catalog does not
-// have (the catalog's error names it), 2 for a catalog that could not answer.
-func lookupFailed(fail func(code int, format string, a ...any) int, what string, id int, err error) int {
+// have, 2 for a catalog that could not answer. The catalog's errors already say what
+// was being read ("read campaign 1: …"), so they are not wrapped again.
+func lookupFailed(fail func(code int, format string, a ...any) int, err error) int {
 	if errors.Is(err, catalog.ErrNotFound) {
 		return fail(1, "%v in the catalog", err)
 	}
-	return fail(2, "read %s %d from the catalog: %v", what, id, err)
+	return fail(2, "%v", err)
 }
 
 // registerCatalogCommandFlags adds the configuration flags that matter to the one-shot

@@ -219,6 +219,9 @@ func TestRenderErrors(t *testing.T) {
 			if stdout != "" {
 				t.Errorf("stdout on error: %q", stdout)
 			}
+			if strings.Count(stderr, tt.want) != 1 {
+				t.Errorf("stderr names %q more than once (wrapped twice?): %s", tt.want, stderr)
+			}
 			if strings.Contains(stderr, "hunter2") {
 				t.Errorf("password printed: %s", stderr)
 			}

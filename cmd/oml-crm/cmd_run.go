@@ -14,6 +14,7 @@ import (
 
 	"github.com/omlcrm/oml-crm/config"
 	"github.com/omlcrm/oml-crm/daemon"
+	"github.com/omlcrm/oml-crm/internal/sdnotify"
 )
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -61,9 +62,14 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	log.Debug().Interface("config", cfg).Msg("effective configuration")
 	d, err := daemon.Start(ctx, daemon.Options{Config: cfg, Logger: log, Version: version, Levels: lw})
 	if err != nil {
+		// Once: the log goes to stderr (the journal under systemd).
 		log.Error().Err(err).Msg("cannot start")
-		fmt.Fprintf(stderr, "oml-crm run: %v\n", err)
 		return 1
+	}
+	// Type=notify: systemd counts the service as started once it serves.
+	notifySocket := os.Getenv("NOTIFY_SOCKET")
+	if _, err := sdnotify.Notify(notifySocket, sdnotify.Ready); err != nil {
+		log.Warn().Err(err).Msg("cannot tell systemd the daemon is ready")
 	}
 	path := fs.Lookup(config.ConfigFlag).Value.String()
 	code := 0
@@ -81,6 +87,7 @@ loop:
 			reloadConfig(d, path, fs, log)
 		}
 	}
+	_, _ = sdnotify.Notify(notifySocket, sdnotify.Stopping) // best effort: systemd sees the exit anyway
 	if !d.Shutdown(cfg.HTTP.ShutdownTimeout) && code == 0 {
 		// Everything accepted is persisted (queued deliveries resume at the next start);
 		// a late stop is not a failure of the service.

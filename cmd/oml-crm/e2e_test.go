@@ -370,7 +370,7 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s' AND 
 
 	waitFor(t, 10*time.Second, "/readyz to name the catalog database", func() bool {
 		code, body := httpGet(d.base + "/readyz")
-		return code == http.StatusServiceUnavailable && strings.Contains(body, "catalog database")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, `"catalog_db"`)
 	})
 	// Past catalog.cache_ttl (1s) the campaign is stale: it is served from the cache
 	// while its refresh fails. The contact cannot be read: its fields render empty.
@@ -650,7 +650,7 @@ func TestE2EStartWithDependenciesDown(t *testing.T) {
 	d := startDaemonProc(t, s.bin, s.cfgPath, s.cfg.Listen)
 	waitFor(t, 15*time.Second, "/readyz to name asterisk and the catalog database", func() bool {
 		code, body := httpGet(d.base + "/readyz")
-		return code == http.StatusServiceUnavailable && strings.Contains(body, `"asterisk"`) && strings.Contains(body, `"catalog database"`)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, `"asterisk"`) && strings.Contains(body, `"catalog_db"`)
 	})
 	if code, _ := httpGet(d.base + "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d while dependencies are down, want 200 (liveness only)", code)
@@ -749,7 +749,7 @@ func TestE2EPostgresDeliveryStore(t *testing.T) {
 	d := startDaemonProc(t, s.bin, s.cfgPath, s.cfg.Listen)
 	waitFor(t, 15*time.Second, "/readyz to name the delivery store", func() bool {
 		code, body := httpGet(d.base + "/readyz")
-		return code == http.StatusServiceUnavailable && strings.Contains(body, `"delivery store"`)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, `"delivery_store"`)
 	})
 	pgtest.Exec(t, admin, fmt.Sprintf(`ALTER DATABASE %q WITH ALLOW_CONNECTIONS true`, dbName))
 	d.waitReady()

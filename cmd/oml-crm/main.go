@@ -13,10 +13,13 @@ import (
 	"syscall"
 
 	"github.com/rs/zerolog"
+
+	"github.com/omlcrm/oml-crm/buildinfo"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "0.1.0-dev"
+// version may be set at build time with -ldflags "-X main.version=..."; main replaces an
+// empty one with the module version Go recorded (buildinfo.Read).
+var version string
 
 // command is one subcommand. run returns the process exit code.
 type command struct {
@@ -46,6 +49,7 @@ func main() {
 	// zerolog reads the format of timestamps and Time fields from this package variable
 	// only (no per-logger setting); set once here, before any logger exists.
 	zerolog.TimeFieldFormat = logTimeFormat
+	version = buildinfo.Read(version).Version
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := dispatch(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
@@ -54,12 +58,16 @@ func main() {
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr, cmds)
-		if len(args) == 0 {
-			return 2
-		}
+		return 2
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout, cmds) // asked for: stdout, exit 0, like every command's --help
 		return 0
+	}
+	if args[0] == "--version" || args[0] == "-version" {
+		return runVersion(ctx, args[1:], stdout, stderr)
 	}
 	c, ok := cmds[args[0]]
 	if !ok {

@@ -856,7 +856,7 @@ func TestMetricsAreExported(t *testing.T) {
 				seen[mf.GetName()] += v
 			}
 		}
-		return seen["omlcrm_delivery_deliveries_total"] == 1 && seen["omlcrm_delivery_attempts_total"] == 1 &&
+		return seen["omlcrm_delivery_finished_total"] == 1 && seen["omlcrm_delivery_attempts_total"] == 1 &&
 			seen["omlcrm_delivery_connect_to_crm_seconds"] == 1 && seen["omlcrm_delivery_enqueued_total"] == 1
 	})
 }

@@ -31,7 +31,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Server-trigger notifications handed to the delivery queue, by result (new, duplicate).",
 		}, []string{"result"}),
 		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "omlcrm", Subsystem: "delivery", Name: "deliveries_total",
+			Namespace: "omlcrm", Subsystem: "delivery", Name: "finished_total",
 			Help: "Deliveries that reached a final state, by outcome (delivered, dead).",
 		}, []string{"outcome"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -57,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Age of the oldest pending or failed delivery; 0 when none.",
 		}),
 		dead: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "omlcrm", Subsystem: "delivery", Name: "dead",
+			Namespace: "omlcrm", Subsystem: "delivery", Name: "dead_letters",
 			Help: "Dead-lettered deliveries in the outbox (retry them with `oml-crm deliveries retry --dead`).",
 		}),
 		held: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -84,6 +84,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "omlcrm", Subsystem: "delivery", Name: "site_in_flight",
 			Help: "Attempts running per site on this instance (at most delivery.max_in_flight_per_site).",
 		}, []string{"site_id"}),
+	}
+	// Known label values start at zero, so that rate() and alerts see a series from the start.
+	for _, r := range []string{"new", "duplicate"} {
+		m.enqueued.WithLabelValues(r)
+	}
+	for _, o := range []Status{StatusDelivered, StatusDead} {
+		m.outcomes.WithLabelValues(string(o))
+	}
+	for _, c := range []attemptClass{classSuccess, classRetry, classFinal} {
+		m.attempts.WithLabelValues(string(c))
 	}
 	if reg == nil {
 		return m, nil
