@@ -292,6 +292,12 @@ type Site struct {
 	Format  Format // meaningful for POST only
 	Target  Target // TargetNone for server sites
 	Auth    *SiteAuth
+	// JSONIDsAsNumbers makes JSON bodies carry the campaign id, agent_id and id_contacto
+	// as JSON numbers (when they are canonical decimal integers) instead of strings.
+	// OMniLeads sends every value as a string, so this is off unless the site opts in
+	// (file catalog: the site key json_ids_as_numbers; OMniLeads database: the config key
+	// catalog.json_ids_as_numbers_sites).
+	JSONIDsAsNumbers bool
 }
 
 // SiteAuth is OMniLeads' AutenticacionSitioExterno: a bearer-token login used by
