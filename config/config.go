@@ -141,6 +141,11 @@ type Catalog struct {
 	// database and agent reads are cached; a campaign edited in OMniLeads takes effect
 	// within this time.
 	CacheTTL time.Duration `mapstructure:"cache_ttl" json:"cache_ttl"`
+	// JSONIDsAsNumbersSites is catalog.json_ids_as_numbers_sites ([]): ids of OMniLeads
+	// external sites (source=omldb) whose JSON bodies carry the campaign id, agent_id and
+	// id_contacto as JSON numbers. OMniLeads sends them as strings, so every other site
+	// gets strings. File catalogs set the site key json_ids_as_numbers instead.
+	JSONIDsAsNumbersSites []int `mapstructure:"json_ids_as_numbers_sites" json:"json_ids_as_numbers_sites"`
 }
 
 // Database is the OMniLeads PostgreSQL database.
@@ -280,7 +285,7 @@ func Default() *Config {
 			MaxChannels:      50000,
 			LazyVarTimeout:   500 * time.Millisecond,
 		},
-		Catalog:  Catalog{Source: "omldb", CacheTTL: 10 * time.Second},
+		Catalog:  Catalog{Source: "omldb", CacheTTL: 10 * time.Second, JSONIDsAsNumbersSites: []int{}},
 		Database: Database{URL: DefaultDatabaseURL},
 		Delivery: Delivery{
 			Store:             "sqlite",

@@ -94,6 +94,7 @@ func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 		mapstructure.TextUnmarshallerHookFunc(),
 		mapstructure.StringToTimeDurationHookFunc(),
 		mapstructure.StringToSliceHookFunc(","),
+		stringToIntSlice,
 	))
 	if err := v.Unmarshal(cfg, hook); err != nil {
 		return nil, fmt.Errorf("decode configuration: %w", err)
@@ -298,4 +299,22 @@ func (ps Problems) Unwrap() []error {
 		errs[i] = p
 	}
 	return errs
+}
+
+// stringToIntSlice decodes "3,7" (an environment variable) into []int{3, 7}; YAML lists
+// arrive as lists and are left alone.
+func stringToIntSlice(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to != reflect.TypeOf([]int(nil)) {
+		return data, nil
+	}
+	s := strings.TrimSpace(data.(string))
+	if s == "" {
+		return []int{}, nil
+	}
+	parts := strings.Split(s, ",")
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = strings.TrimSpace(p)
+	}
+	return out, nil // weakly typed decoding turns each into an int, naming a bad entry
 }

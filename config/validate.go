@@ -121,6 +121,14 @@ func (c *Config) Validate() error {
 		v.add("catalog.file", "required when catalog.source=file")
 	}
 	v.positive("catalog.cache_ttl", c.Catalog.CacheTTL)
+	for i, id := range c.Catalog.JSONIDsAsNumbersSites {
+		if id <= 0 {
+			v.addf("catalog.json_ids_as_numbers_sites", "entry %d (%d) is not a site id (a positive integer)", i, id)
+		}
+	}
+	if len(c.Catalog.JSONIDsAsNumbersSites) > 0 && c.Catalog.Source == "file" {
+		v.add("catalog.json_ids_as_numbers_sites", "applies to catalog.source=omldb; with a file catalog set json_ids_as_numbers on the site")
+	}
 
 	needDB := c.Catalog.Source == "omldb" || c.AgentWS.Auth == "django-session"
 	if c.Database.URL != "" || needDB {

@@ -115,6 +115,11 @@ func Render(in Input) (Request, error) {
 	if err != nil {
 		return Request{}, fmt.Errorf("campaign %d (%s), site %d (%s): %w", c.ID, c.Name, site.ID, site.Name, err)
 	}
+	// A javascript: or data: URL opened in the agent's console would run in its page.
+	if scheme, _, _ := strings.Cut(base, ":"); !httpScheme(scheme) {
+		return Request{}, fmt.Errorf("campaign %d (%s), site %d (%s): the site URL %q is not http or https: %w",
+			c.ID, c.Name, site.ID, site.Name, DisplayURL(site.URL), ErrMisconfigured)
+	}
 
 	req := Request{Header: http.Header{}, Fields: fields}
 	switch site.Method {
@@ -362,6 +367,9 @@ func splitURL(raw string) (urlParts, error) {
 	}
 	return p, nil
 }
+
+// httpScheme reports http or https, in any case (schemes are case-insensitive).
+func httpScheme(s string) bool { return strings.EqualFold(s, "http") || strings.EqualFold(s, "https") }
 
 func validScheme(s string) bool {
 	for i := 0; i < len(s); i++ {

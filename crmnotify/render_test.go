@@ -657,3 +657,19 @@ func TestRenderTextCannotForgeLines(t *testing.T) {
 		}
 	}
 }
+
+// TestRenderRefusesNonHTTPSite: a javascript: (or data:) site URL would run in the agent
+// console's page when popped; Render refuses it whatever the trigger.
+func TestRenderRefusesNonHTTPSite(t *testing.T) {
+	for _, u := range []string{"javascript://crm/%0aalert(document.cookie)", "data://text/html,x", "JavaScript://x/y"} {
+		in := docsInput(u, catalog.Param{Family: catalog.FamilyFixed, Source: "v", Name: "a"})
+		_, err := Render(in)
+		if !errors.Is(err, ErrMisconfigured) || !strings.Contains(err.Error(), "not http or https") {
+			t.Errorf("%s: err = %v", u, err)
+		}
+	}
+	in := docsInput("HTTPS://crm.example.com/x", catalog.Param{Family: catalog.FamilyFixed, Source: "v", Name: "a"})
+	if _, err := Render(in); err != nil {
+		t.Errorf("upper-case https refused: %v", err)
+	}
+}

@@ -414,6 +414,7 @@ func (p *parser) campaign(n *yaml.Node, path string, sites map[int]*catalog.Site
 			cp.State = p.state(v, path)
 		case "site":
 			if id, ok := p.id(v, path); ok {
+				cp.SiteID = id
 				if s, found := sites[id]; found {
 					cp.Site = s
 				} else {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
@@ -79,12 +80,62 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail("read campaigns: %v", err)
 	}
-	return reportCampaigns(stdout, campaigns)
+	dbProblems, err := databaseProblems(ctx, cat, campaigns)
+	if err != nil {
+		return fail("%v", err)
+	}
+	return reportCampaigns(stdout, campaigns, dbProblems)
+}
+
+// databaseProblems lists the contact databases whose contacts cannot be rebuilt column
+// by column: every database when the catalog can list them (OMniLeads), otherwise those
+// of the campaigns. Each line names the database by id and name and the campaigns using it.
+func databaseProblems(ctx context.Context, cat catalog.Catalog, campaigns []*catalog.Campaign) ([]string, error) {
+	users := map[int][]string{}
+	var reports []catalog.DatabaseReport
+	seen := map[int]bool{}
+	for _, c := range campaigns {
+		if db := c.ContactDatabase; db != nil {
+			users[db.ID] = append(users[db.ID], strconv.Itoa(c.ID))
+			if !seen[db.ID] {
+				seen[db.ID] = true
+				reports = append(reports, catalog.DatabaseReport{Database: db})
+			}
+		}
+	}
+	if l, ok := cat.(catalog.DatabaseLister); ok {
+		all, err := l.ContactDatabases(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read contact databases: %w", err)
+		}
+		reports = all
+	}
+	var lines []string
+	for _, r := range reports {
+		db := r.Database
+		used := "no campaign uses it"
+		if u := users[db.ID]; len(u) > 0 {
+			used = "used by campaign(s) " + strings.Join(u, ", ")
+		}
+		if db.Problem != "" {
+			lines = append(lines, fmt.Sprintf("contact database %d (%s): %s; its contacts are sent with only their phone and external id, every other column empty (%s)",
+				db.ID, db.Name, db.Problem, used))
+		}
+		if r.UnusableContacts > 0 {
+			ids := make([]string, len(r.UnusableContactIDs))
+			for i, id := range r.UnusableContactIDs {
+				ids[i] = strconv.Itoa(id)
+			}
+			lines = append(lines, fmt.Sprintf("contact database %d (%s): %d contact(s) whose data (datos) is not a JSON list, e.g. contact %s; they are sent with only their phone and external id (%s)",
+				db.ID, db.Name, r.UnusableContacts, strings.Join(ids, ", "), used))
+		}
+	}
+	return lines, nil
 }
 
 // reportCampaigns checks the campaigns that invoke a CRM on connect and prints the
 // problems grouped by campaign, then site-level problems before parameter ones.
-func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign) int {
+func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign, dbProblems []string) int {
 	var checked, inactive, noSite, withProblems, total int
 	var skipped []string
 	for _, c := range campaigns {
@@ -92,7 +143,7 @@ func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign) int {
 		case !c.Active():
 			inactive++
 			continue
-		case !c.Interaction.UsesSite():
+		case c.Interaction == catalog.InteractionForm:
 			noSite++
 			continue
 		case c.Site != nil && !c.Site.Trigger.FiredOnConnect() && validTrigger(c.Site.Trigger):
@@ -126,13 +177,24 @@ func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign) int {
 	for _, s := range skipped {
 		fmt.Fprintf(w, "skipped: %s\n", s)
 	}
+	for _, l := range dbProblems {
+		fmt.Fprintln(w, l)
+	}
 	fmt.Fprintf(w, "checked %d active campaign(s) with an external site (%d skipped, %d inactive, %d without site interaction): ",
 		checked, len(skipped), inactive, noSite)
-	if total == 0 {
+	switch {
+	case total == 0 && len(dbProblems) == 0:
 		fmt.Fprintln(w, "no problems")
 		return checkClean
+	case total == 0:
+		fmt.Fprint(w, "no problems in campaigns")
+	default:
+		fmt.Fprintf(w, "%d problem(s) in %d campaign(s)", total, withProblems)
 	}
-	fmt.Fprintf(w, "%d problem(s) in %d campaign(s)\n", total, withProblems)
+	if len(dbProblems) > 0 {
+		fmt.Fprintf(w, "; %d contact database problem(s)", len(dbProblems))
+	}
+	fmt.Fprintln(w)
 	return checkProblems
 }
 

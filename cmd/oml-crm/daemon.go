@@ -285,7 +285,8 @@ func openConfiguredCatalog(ctx context.Context, cfg *config.Config, log zerolog.
 	case "omldb":
 		c, err := omldb.Open(ctx, cfg.Database.URL.Reveal(), omldb.Options{
 			CacheTTL: cfg.Catalog.CacheTTL, Registerer: reg,
-			Logger: log,
+			JSONIDsAsNumbersSites: cfg.Catalog.JSONIDsAsNumbersSites,
+			Logger:                log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("database.url: %w", err)
