@@ -72,7 +72,7 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 			h.refuse(w, r, http.StatusServiceUnavailable, "unavailable", "cannot check credentials now, retry later")
 			return
 		}
-		h.refuse(w, r, http.StatusUnauthorized, "credentials", err.Error())
+		h.refuseUnauthorized(w, r, err)
 		return
 	}
 	c := &conn{

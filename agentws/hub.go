@@ -50,8 +50,9 @@ type Options struct {
 	TokenSecret []byte
 	// SessionCookie is the Django session cookie name (default "sessionid").
 	SessionCookie string
-	// DjangoSecretKey, when set, verifies the session data's signature and the session's
-	// user hash exactly as Django does; without it the database row alone is trusted.
+	// DjangoSecretKey is OMniLeads' Django SECRET_KEY; required with AuthDjangoSession. It
+	// verifies the session data's signature and the session's user hash exactly as Django
+	// does.
 	DjangoSecretKey string
 	// Sessions reads Django sessions and agent profiles; required with AuthDjangoSession.
 	Sessions SessionStore
@@ -129,6 +130,9 @@ func (o *Options) validate() error {
 	case AuthDjangoSession:
 		if o.Sessions == nil {
 			return errors.New("agentws.auth=django-session needs the OMniLeads database (a session store)")
+		}
+		if o.DjangoSecretKey == "" {
+			return errors.New("agentws.django_secret_key is required with agentws.auth=django-session (OMniLeads' SECRET_KEY)")
 		}
 	default:
 		return fmt.Errorf("agentws.auth %q: want token or django-session", o.Auth)

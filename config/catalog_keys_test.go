@@ -42,3 +42,18 @@ func TestJSONIDsAsNumbersSites(t *testing.T) {
 		t.Errorf("file catalog with the omldb key accepted: %v", err)
 	}
 }
+
+func TestDjangoSessionNeedsSecretKey(t *testing.T) {
+	cfg := Default()
+	cfg.Asterisk.AMI.Secret = "s"
+	cfg.AgentWS.Auth = "django-session"
+	err := cfg.Validate()
+	if err == nil || !strings.Contains(err.Error(), "agentws.django_secret_key: required when agentws.auth=django-session") ||
+		!strings.Contains(err.Error(), "oml_settings_local.py") {
+		t.Errorf("django-session without SECRET_KEY: %v", err)
+	}
+	cfg.AgentWS.DjangoSecretKey = "s1+*bfrvb@=k@c&9=pm!0sijjewneu5p5rojil#q+!a2y&as-4"
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("django-session with SECRET_KEY: %v", err)
+	}
+}

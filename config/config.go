@@ -222,8 +222,9 @@ type AgentWS struct {
 	TokenSecret catalog.Secret `mapstructure:"token_secret" json:"token_secret"`
 	// SessionCookie is agentws.session_cookie (sessionid): the Django session cookie name.
 	SessionCookie string `mapstructure:"session_cookie" json:"session_cookie"`
-	// DjangoSecretKey is agentws.django_secret_key (""): OMniLeads' Django SECRET_KEY, only
-	// needed to verify the session data's signature (optional).
+	// DjangoSecretKey is agentws.django_secret_key (""): OMniLeads' Django SECRET_KEY;
+	// required with auth=django-session to verify the session data's signature and the
+	// session's user hash, as Django does.
 	DjangoSecretKey catalog.Secret `mapstructure:"django_secret_key" json:"django_secret_key"`
 	// AllowedOrigins is agentws.allowed_origins ([]): Origin values (scheme://host[:port])
 	// or host patterns allowed to open the websocket besides the daemon's own host.

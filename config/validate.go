@@ -194,6 +194,9 @@ func (c *Config) Validate() error {
 	if a.Auth == "django-session" && a.SessionCookie == "" {
 		v.add("agentws.session_cookie", "required when agentws.auth=django-session")
 	}
+	if a.Auth == "django-session" && a.DjangoSecretKey == "" {
+		v.add("agentws.django_secret_key", "required when agentws.auth=django-session: OMniLeads' Django SECRET_KEY (the SECRET_KEY line of ominicontacto/settings/oml_settings_local.py in the OMniLeads application); without it a session cannot be verified")
+	}
 	for i, o := range a.AllowedOrigins {
 		if strings.TrimSpace(o) == "" || strings.ContainsAny(o, " \t/") && !strings.Contains(o, "://") {
 			v.addf("agentws.allowed_origins", "entry %d %q is not an origin (scheme://host[:port]) or host pattern", i, o)

@@ -8,8 +8,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/pflag"
 
+	"github.com/omlcrm/oml-crm/agentws"
 	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/config"
 	"github.com/omlcrm/oml-crm/crmnotify"
@@ -68,6 +70,18 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	ctx, cancel := context.WithTimeout(ctx, catalogCommandTimeout)
 	defer cancel()
+	var other []string
+	if cfg.AgentWS.Auth == string(agentws.AuthDjangoSession) {
+		problem, err := checkSessionGrants(ctx, cfg)
+		if err != nil {
+			return fail("agentws.auth=django-session: %v", err)
+		}
+		if problem != "" {
+			other = append(other, problem)
+		} else {
+			fmt.Fprintln(stdout, "agentws.auth=django-session: the database role can read sessions and agents: ok")
+		}
+	}
 	cat, err := openCatalog(ctx, *catalogSpec, cfg, commandLogger(stderr, fs, cfg))
 	if err != nil {
 		return fail("open catalog: %v", err)
@@ -84,7 +98,27 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail("%v", err)
 	}
-	return reportCampaigns(stdout, campaigns, dbProblems)
+	return reportCampaigns(stdout, campaigns, append(other, dbProblems...))
+}
+
+// checkSessionGrants runs the django-session queries against database.url: a missing
+// grant is a problem to report (agents would get 503 on every connection), a database
+// that does not answer an error.
+func checkSessionGrants(ctx context.Context, cfg *config.Config) (string, error) {
+	pool, err := pgxpool.New(ctx, cfg.Database.URL.Reveal())
+	if err != nil {
+		return "", fmt.Errorf("database.url: %w", err)
+	}
+	defer pool.Close()
+	err = agentws.NewPGSessionStore(pool).CheckAccess(ctx)
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.Is(err, agentws.ErrNoGrant):
+		return fmt.Sprintf("agentws.auth=django-session: the role of database.url cannot read what agent logins need (%s); agents would be refused with 503 until it can: grant SELECT on django_session, on ominicontacto_app_agenteprofile and on the ominicontacto_app_user columns listed in docs/omnileads.md (section 4)",
+			strings.ReplaceAll(err.Error(), "\n", "; ")), nil
+	}
+	return "", fmt.Errorf("reading sessions in database.url: %w", err)
 }
 
 // databaseProblems lists the contact databases whose contacts cannot be rebuilt column
@@ -134,8 +168,9 @@ func databaseProblems(ctx context.Context, cat catalog.Catalog, campaigns []*cat
 }
 
 // reportCampaigns checks the campaigns that invoke a CRM on connect and prints the
-// problems grouped by campaign, then site-level problems before parameter ones.
-func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign, dbProblems []string) int {
+// problems grouped by campaign, then site-level problems before parameter ones, then the
+// other problems found (contact databases, database grants), then the summary.
+func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign, other []string) int {
 	var checked, inactive, noSite, withProblems, total int
 	var skipped []string
 	for _, c := range campaigns {
@@ -177,13 +212,13 @@ func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign, dbProblems []st
 	for _, s := range skipped {
 		fmt.Fprintf(w, "skipped: %s\n", s)
 	}
-	for _, l := range dbProblems {
+	for _, l := range other {
 		fmt.Fprintln(w, l)
 	}
 	fmt.Fprintf(w, "checked %d active campaign(s) with an external site (%d skipped, %d inactive, %d without site interaction): ",
 		checked, len(skipped), inactive, noSite)
 	switch {
-	case total == 0 && len(dbProblems) == 0:
+	case total == 0 && len(other) == 0:
 		fmt.Fprintln(w, "no problems")
 		return checkClean
 	case total == 0:
@@ -191,8 +226,8 @@ func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign, dbProblems []st
 	default:
 		fmt.Fprintf(w, "%d problem(s) in %d campaign(s)", total, withProblems)
 	}
-	if len(dbProblems) > 0 {
-		fmt.Fprintf(w, "; %d contact database problem(s)", len(dbProblems))
+	if len(other) > 0 {
+		fmt.Fprintf(w, "; %d other problem(s) (contact databases, database grants)", len(other))
 	}
 	fmt.Fprintln(w)
 	return checkProblems

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/omlcrm/oml-crm/internal/pgtest"
 )
@@ -64,5 +67,52 @@ UPDATE ominicontacto_app_sitioexterno SET disparador = 9 WHERE id = 5;
 	code, _, stderr = coreRun(t, "render", "--catalog", db, "--campaign", "6")
 	if code != 0 || !strings.Contains(stderr, "unknown trigger code 9") || strings.Contains(stderr, "fires it itself") {
 		t.Errorf("render of an unknown trigger: exit %d, stderr %s", code, stderr)
+	}
+}
+
+// TestCheckDjangoSessionGrants: in django-session mode `check` logs in as the configured
+// (restricted) PostgreSQL role and finds each grant agent logins need, before agents get
+// 503 on every connection.
+func TestCheckDjangoSessionGrants(t *testing.T) {
+	admin := pgtest.AdminURL(t)
+	role := fmt.Sprintf("omlcrm_check_%d", time.Now().UnixNano()%1e9)
+	// Registered first, so it runs after the test database is dropped.
+	t.Cleanup(func() { pgtest.Exec(t, admin, "DROP ROLE IF EXISTS "+role) })
+	db := pgtest.NewOMniLeadsDatabase(t)
+	// The catalog grants of docs/omnileads.md section 4, without the django-session ones.
+	pgtest.Exec(t, db, `CREATE ROLE `+role+` LOGIN;
+GRANT USAGE ON SCHEMA public TO `+role+`;
+GRANT SELECT ON public.ominicontacto_app_campana, public.ominicontacto_app_sitioexterno,
+  public.ominicontacto_app_autenticacionsitioexterno, public.ominicontacto_app_parametroscrm,
+  public.ominicontacto_app_basedatoscontacto, public.ominicontacto_app_contacto,
+  public.ominicontacto_app_agenteprofile TO `+role+`;
+GRANT SELECT (id, username, first_name, last_name, is_active, borrado) ON public.ominicontacto_app_user TO `+role+`;`)
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	cfg := coreWriteFile(t, "oml-crm.yaml", fmt.Sprintf(`asterisk:
+  ami: {username: omlcrm, secret: ami-s3cret}
+agentws: {auth: django-session, django_secret_key: "s1+*bfrvb@=k@c&9=pm!0sijjewneu5p5rojil#q+!a2y&as-4"}
+database: {url: %q}
+`, u.String()))
+
+	code, stdout, stderr := coreRun(t, "check", "--config", cfg)
+	if code != 1 || !strings.Contains(stdout, "agentws.auth=django-session: the role of database.url cannot read") ||
+		!strings.Contains(stdout, "django_session") || !strings.Contains(stdout, "ominicontacto_app_user") {
+		t.Fatalf("no session grants: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
+	}
+
+	pgtest.Exec(t, db, `GRANT SELECT ON public.django_session TO `+role)
+	code, stdout, _ = coreRun(t, "check", "--config", cfg)
+	if code != 1 || strings.Contains(stdout, "table django_session") || !strings.Contains(stdout, "ominicontacto_app_user") {
+		t.Fatalf("no user password grant: exit %d\nstdout: %s", code, stdout)
+	}
+
+	pgtest.Exec(t, db, `GRANT SELECT (password, is_agente) ON public.ominicontacto_app_user TO `+role)
+	code, stdout, stderr = coreRun(t, "check", "--config", cfg)
+	if code != 0 || !strings.Contains(stdout, "agentws.auth=django-session: the database role can read sessions and agents: ok") {
+		t.Fatalf("all grants: exit %d\nstdout: %s\nstderr: %s", code, stdout, stderr)
 	}
 }
