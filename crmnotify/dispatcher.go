@@ -45,6 +45,12 @@ type DispatcherOptions struct {
 	// Backoff is the pause after the first failed attempt, doubled after each further
 	// one; default 100ms.
 	Backoff time.Duration
+	// UpdateInterval is how often Run tries again to read the contacts of pops sent
+	// incomplete; default 1s.
+	UpdateInterval time.Duration
+	// UpdateFor is how long after the connect an incomplete pop is still updated (the
+	// agent hub's pop TTL); default 2m.
+	UpdateFor time.Duration
 }
 
 // Outcomes of a connect (label values of omlcrm_connects_total).
@@ -112,6 +118,9 @@ type Dispatcher struct {
 	backoff  time.Duration
 	m        dispatcherMetrics
 	stages   []stage
+
+	updateEvery, updateFor time.Duration
+	updates                popUpdates
 }
 
 type dispatcherMetrics struct {
@@ -155,6 +164,13 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 	}
 	if d.backoff <= 0 {
 		d.backoff = 100 * time.Millisecond
+	}
+	d.updateEvery, d.updateFor = opts.UpdateInterval, opts.UpdateFor
+	if d.updateEvery <= 0 {
+		d.updateEvery = time.Second
+	}
+	if d.updateFor <= 0 {
+		d.updateFor = 2 * time.Minute
 	}
 	if opts.Registerer != nil {
 		for _, c := range d.m.collectors() {
@@ -221,6 +237,9 @@ type dispatch struct {
 	contact  *catalog.Contact
 	agent    *catalog.Agent
 	request  Request
+	// missing names what could not be read (MissingContact), contactID the contact.
+	missing   []string
+	contactID int
 }
 
 // stage is one step of the pipeline. It returns a non-nil *SkippedError to stop without
@@ -333,8 +352,13 @@ func (d *Dispatcher) loadContact(ctx context.Context, x *dispatch) error {
 	case errors.Is(err, catalog.ErrNotFound):
 		x.log.Warn().Int("contact_id", id).Msg("contact not found: contact parameters render empty")
 	case err != nil:
+		// A transient failure (the OMniLeads database restarting): the connect goes on
+		// without the contact, marked incomplete. A server delivery then waits until the
+		// contact can be read; a pop goes out at once and is updated when it can.
 		d.m.errors.WithLabelValues(stageContact).Inc()
-		x.log.Error().Err(err).Int("contact_id", id).Msg("cannot read the contact: contact parameters render empty")
+		x.missing, x.contactID = append(x.missing, MissingContact), id
+		x.log.Warn().Err(err).Int("contact_id", id).
+			Msg("cannot read the contact now: a server delivery waits for it, a pop goes out incomplete and is updated once it can be read")
 	default:
 		x.contact = ct
 	}
@@ -415,6 +439,10 @@ func (d *Dispatcher) handoff(ctx context.Context, x *dispatch) error {
 		Request:     x.request,
 		ConnectedAt: x.call.At,
 	}
+	if len(x.missing) > 0 {
+		n.Missing = x.missing
+		n.Deferred = &Deferred{CampaignID: x.campaign.ID, ContactID: x.contactID, Call: callData(x.call)}
+	}
 	log := x.log.With().Str("notification_id", n.ID).Logger()
 	if site.Trigger == catalog.TriggerServer {
 		if err := d.retry(ctx, func() error { return d.server.Enqueue(ctx, n) }); err != nil {
@@ -429,12 +457,16 @@ func (d *Dispatcher) handoff(ctx context.Context, x *dispatch) error {
 		return d.fail(stagePop, fmt.Errorf("popping call %s to agent %d: %w", n.CallID, n.AgentID, err))
 	}
 	log.Debug().Str("target", site.Target.String()).Msg("pop handed to the agent hub")
+	if n.Deferred != nil {
+		d.updates.add(n, n.ConnectedAt.Add(d.updateFor), log)
+	}
 	return nil
 }
 
 // HandleEnded tells the agent hub that the call is over.
 func (d *Dispatcher) HandleEnded(ctx context.Context, e calls.Ended) error {
 	d.m.ended.Inc()
+	d.updates.dropCall(e.CallID)
 	if err := d.retry(ctx, func() error { return d.agents.CallEnded(ctx, e.CallID) }); err != nil {
 		d.m.errors.WithLabelValues(stageCallEnded).Inc()
 		d.log.Error().Err(err).Str("call_id", e.CallID).Msg("cannot tell the agent hub that the call ended")
