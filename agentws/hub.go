@@ -307,8 +307,10 @@ func (h *Hub) PopTTL() time.Duration { return time.Duration(h.popTTL.Load()) }
 var ErrClosed = errors.New("agent hub is closed")
 
 // Pop sends n to its agent's connections (on every instance in cluster mode) and keeps it
-// for replay until its call ends or ConnectedAt+PopTTL. The same n.ID is delivered once,
-// however many times or on however many instances it is popped. A pop that has already
+// for replay until its call ends or ConnectedAt+PopTTL. The same n.ID is delivered once
+// per revision, however many times or on however many instances it is popped: a higher
+// n.Rev of a known id is an update (delivered, and replayed instead of the earlier
+// revision), a lower or equal one a duplicate. A pop that has already
 // expired, or whose call already ended, is dropped (counted, not an error).
 func (h *Hub) Pop(ctx context.Context, n crmnotify.Notification) error {
 	if h.ctx.Err() != nil {
@@ -335,7 +337,7 @@ func (h *Hub) Pop(ctx context.Context, n crmnotify.Notification) error {
 	}
 	added, err := h.store.add(ctx, &pendingPop{
 		ID: n.ID, AgentID: n.AgentID, CallID: n.CallID, Target: msg.Target,
-		ExpiresAt: expires, Payload: payload,
+		ExpiresAt: expires, Payload: payload, Rev: n.Rev,
 	})
 	if err != nil {
 		return fmt.Errorf("pop %s to agent %d: %w", n.ID, n.AgentID, err)
@@ -344,7 +346,7 @@ func (h *Hub) Pop(ctx context.Context, n crmnotify.Notification) error {
 		h.metrics.popsDropped.WithLabelValues("duplicate").Inc()
 		return nil
 	}
-	return h.publish(ctx, event{Kind: eventPop, Agent: n.AgentID, ID: n.ID, Payload: payload})
+	return h.publish(ctx, event{Kind: eventPop, Agent: n.AgentID, ID: n.ID, Rev: n.Rev, Payload: payload})
 }
 
 // CallEnded tells the agents that got pops of callID that the call ended (call.ended),
@@ -372,6 +374,7 @@ type event struct {
 	Agent   int             `json:"a,omitempty"`
 	Agents  []int           `json:"as,omitempty"`
 	ID      string          `json:"id,omitempty"`
+	Rev     int             `json:"r,omitempty"` // pop revision
 	Call    string          `json:"c,omitempty"`
 	Origin  string          `json:"o,omitempty"` // connection that opened the pop
 	Payload json.RawMessage `json:"p,omitempty"`
@@ -404,7 +407,7 @@ func (h *Hub) deliver(ev event) {
 	switch ev.Kind {
 	case eventPop:
 		for _, c := range h.agentConns(ev.Agent) {
-			c.sendPop(ev.ID, ev.Payload, false)
+			c.sendPop(ev.ID, ev.Rev, ev.Payload, false)
 		}
 	case eventEnded:
 		msg, _ := json.Marshal(map[string]string{"type": TypeCallEnded, "call_id": ev.Call})

@@ -14,7 +14,8 @@ type pendingPop struct {
 	CallID    string
 	Target    string // "embedded" | "new_tab"
 	ExpiresAt time.Time
-	Payload   []byte // the crm.pop message as first sent
+	Payload   []byte // the crm.pop message of the latest revision
+	Rev       int    // revision of Payload: a higher one replaces it
 	Acked     bool
 	Opened    bool
 }
@@ -43,8 +44,9 @@ const (
 // popStore keeps pending pops for replay, deduplicates pop ids and remembers ended calls.
 // The memory store serves one instance; the Redis store is shared by a cluster.
 type popStore interface {
-	// add stores p unless a pop with its id exists or its call ended; it reports whether p
-	// was stored (false = do not deliver).
+	// add stores p unless a pop with its id and the same or a higher revision exists or
+	// its call ended; a higher revision replaces the stored payload (acked and opened
+	// flags are kept). It reports whether p was stored (false = do not deliver).
 	add(ctx context.Context, p *pendingPop) (bool, error)
 	// live returns the agent's replayable pops at now, oldest first.
 	live(ctx context.Context, agentID int, now time.Time) ([]pendingPop, error)
@@ -89,8 +91,12 @@ func (s *memoryStore) add(_ context.Context, p *pendingPop) (bool, error) {
 	if until, ok := s.ended[p.CallID]; ok && now.Before(until) {
 		return false, nil
 	}
-	if _, ok := s.pops[p.ID]; ok {
-		return false, nil
+	if old, ok := s.pops[p.ID]; ok {
+		if p.Rev <= old.Rev {
+			return false, nil
+		}
+		old.Payload, old.Rev = p.Payload, p.Rev
+		return true, nil
 	}
 	cp := *p
 	s.pops[p.ID] = &cp

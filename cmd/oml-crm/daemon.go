@@ -143,6 +143,7 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	// Checked on every readiness probe, so that a store that goes away after opening
 	// (PostgreSQL down) shows in /readyz.
 	d.health.Check(depDeliveryStore, d.queue.ping)
+	d.health.Check(depContacts, d.queue.waitingForContacts)
 	if cfg.Delivery.Store == "sqlite" {
 		// A local file: failing to open it is a configuration or permission problem that
 		// retrying will not fix.
@@ -203,10 +204,16 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	disp, err := crmnotify.NewDispatcher(crmnotify.DispatcherOptions{
 		Catalog: d.catalog, Server: server, Agents: agents,
 		Logger: d.log.With().Str("component", "dispatcher").Logger(), Registerer: d.reg,
+		UpdateFor: cfg.AgentWS.PopTTL,
 	})
 	if err != nil {
 		return d, err
 	}
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		disp.Run(bgCtx) // updates pops sent without their contact
+	}()
 	d.intake = crmnotify.NewIntake(bgCtx, disp, crmnotify.DefaultIntakeWorkers, o.OnConnect, d.log)
 
 	// Call tracker and the Asterisk client. The dialplan variables to read on demand come
@@ -316,6 +323,7 @@ func deliveryOptions(cfg *config.Config, log zerolog.Logger, reg prometheus.Regi
 		SQLiteSynchronous: dc.SQLiteSynchronous,
 		SigningSecrets:    secrets,
 		Sites:             siteLookup(cat),
+		Rerender:          rerenderWith(cat),
 		UserAgent:         "oml-crm/" + version,
 		Logger:            log,
 		Registerer:        reg,
