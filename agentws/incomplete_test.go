@@ -87,7 +87,7 @@ func testIncompletePop(t *testing.T, hubOpts Options) {
 	}
 	// The earlier revision handed again (another instance, a late retry) is a duplicate.
 	n := crmnotify.Notification{ID: id, CallID: conn.CallID, AgentID: 1, ConnectedAt: conn.At,
-		Site: &catalog.Site{ID: 4, Trigger: catalog.TriggerAutomatic, Target: catalog.TargetEmbedded},
+		Site:    &catalog.Site{ID: 4, Trigger: catalog.TriggerAutomatic, Target: catalog.TargetEmbedded},
 		Request: crmnotify.Request{Method: "GET", URL: "https://my-crm.domain.com//4/es"}, Missing: []string{"contact"}}
 	mustPop(t, th.Hub, n)
 	if got := again.sync(); len(got) != 0 {
@@ -118,4 +118,3 @@ func (s refuseServer) Enqueue(_ context.Context, n crmnotify.Notification) error
 	s.t.Errorf("unexpected server delivery %s", n.ID)
 	return nil
 }
-
