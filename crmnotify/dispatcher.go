@@ -194,7 +194,7 @@ func newDispatcherMetrics() dispatcherMetrics {
 		}, []string{"reason"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "omlcrm_dispatch_errors_total",
-			Help: "Dispatcher failures by pipeline stage (campaign, contact, agent, render, enqueue, pop, call_ended). Contact and agent failures degrade (empty fields) instead of dropping the connect.",
+			Help: "Dispatcher failures by pipeline stage (campaign, contact, agent, render, enqueue, pop, call_ended). An agent failure degrades (empty fields); a contact failure makes the delivery wait for the contact and the pop go out incomplete.",
 		}, []string{"stage"}),
 		renderDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "omlcrm_render_duration_seconds",
@@ -336,8 +336,9 @@ func (d *Dispatcher) loadCampaign(ctx context.Context, x *dispatch) error {
 	return nil
 }
 
-// loadContact reads the contact when the dialplan identified one. A missing contact or
-// a failing lookup degrades to empty contact fields: the CRM still gets the call.
+// loadContact reads the contact when the dialplan identified one. A missing contact
+// renders empty contact fields; a failing lookup marks the connect incomplete (handoff
+// then defers the server delivery, or pops now and updates later).
 func (d *Dispatcher) loadContact(ctx context.Context, x *dispatch) error {
 	id, err := strconv.Atoi(x.call.ContactID)
 	if err != nil || id <= 0 {
