@@ -135,6 +135,9 @@ func (t Trigger) String() string {
 	return fmt.Sprintf("trigger(%d)", int(t))
 }
 
+// Known reports whether t is one of OMniLeads' trigger codes (1-5).
+func (t Trigger) Known() bool { return t >= TriggerAgent && t <= TriggerDynamicList }
+
 // FiredOnConnect reports whether oml-crm acts on this trigger when a call connects.
 func (t Trigger) FiredOnConnect() bool {
 	return t == TriggerAgent || t == TriggerAutomatic || t == TriggerServer

@@ -323,6 +323,11 @@ func (d *Dispatcher) loadCampaign(ctx context.Context, x *dispatch) error {
 	if !camp.Interaction.UsesSite() {
 		return d.skip(x, SkipFormOnly, fmt.Sprintf("campaign %d %q interaction is %s", camp.ID, camp.Name, camp.Interaction))
 	}
+	if !site.Trigger.Known() {
+		// Not "fired by OMniLeads itself": nobody fires it. Say so where it will be read.
+		x.log.Warn().Int("trigger_code", int(site.Trigger)).
+			Msg("the campaign's site has an unknown trigger code (valid: 1 agent, 2 automatic, 3 server, 4 disposition, 5 dynamic list): the CRM is not invoked; see `oml-crm check`")
+	}
 	if !site.Trigger.FiredOnConnect() {
 		return d.skip(x, SkipTriggerNotOnCall, fmt.Sprintf("site %d %q fires on %s, not on connect", site.ID, site.Name, site.Trigger))
 	}

@@ -181,7 +181,7 @@ func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign, other []string)
 		case c.Interaction == catalog.InteractionForm:
 			noSite++
 			continue
-		case c.Site != nil && !c.Site.Trigger.FiredOnConnect() && validTrigger(c.Site.Trigger):
+		case c.Site != nil && !c.Site.Trigger.FiredOnConnect() && c.Site.Trigger.Known():
 			skipped = append(skipped, fmt.Sprintf("campaign %d (%s): site %d (%s) has trigger %s, fired by OMniLeads itself, not on connect",
 				c.ID, c.Name, c.Site.ID, c.Site.Name, c.Site.Trigger))
 			continue
@@ -231,8 +231,4 @@ func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign, other []string)
 	}
 	fmt.Fprintln(w)
 	return checkProblems
-}
-
-func validTrigger(t catalog.Trigger) bool {
-	return t >= catalog.TriggerAgent && t <= catalog.TriggerDynamicList
 }
