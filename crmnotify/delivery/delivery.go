@@ -629,6 +629,7 @@ func (q *Queue) refreshStats(ctx context.Context) {
 	q.metrics.depth.Set(float64(st.Depth))
 	q.metrics.oldest.Set(st.OldestPending.Seconds())
 	q.metrics.dead.Set(float64(st.Dead))
+	q.metrics.waitingContact.Set(float64(st.WaitingForContact))
 }
 
 // Ping checks that the outbox answers (one SELECT 1), for readiness probes: a PostgreSQL

@@ -16,6 +16,7 @@ type metrics struct {
 	depth          prometheus.Gauge
 	oldest         prometheus.Gauge
 	dead           prometheus.Gauge
+	waitingContact prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,11 +55,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "omlcrm", Subsystem: "delivery", Name: "dead",
 			Help: "Dead-lettered deliveries in the outbox (retry them with `oml-crm deliveries retry --dead`).",
 		}),
+		waitingContact: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "omlcrm", Subsystem: "delivery", Name: "waiting_for_contact",
+			Help: "Pending deliveries waiting for their contact, which the OMniLeads database could not give yet.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.enqueued, m.outcomes, m.attempts, m.attemptSeconds, m.connectToCRM, m.depth, m.oldest, m.dead} {
+	for _, c := range []prometheus.Collector{m.enqueued, m.outcomes, m.attempts, m.attemptSeconds, m.connectToCRM, m.depth, m.oldest, m.dead, m.waitingContact} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

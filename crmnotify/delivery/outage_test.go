@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/omlcrm/oml-crm/calls"
 	"github.com/omlcrm/oml-crm/catalog/omldb"
 	"github.com/omlcrm/oml-crm/crmnotify"
@@ -72,6 +74,9 @@ func TestShortOutageDeliveryWaitsForContact(t *testing.T) {
 	if err != nil || st.WaitingForContact != 1 {
 		t.Errorf("stats during the outage = %+v, %v; want 1 waiting for its contact", st, err)
 	}
+	waitFor(t, "the waiting gauge", func() bool {
+		return testutil.ToFloat64(h.q.metrics.waitingContact) == 1
+	})
 	if n := c.count(); n != 0 {
 		t.Fatalf("%d request(s) reached the CRM while the contact could not be read: %s", n, c.requests()[0].Body)
 	}
