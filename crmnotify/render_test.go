@@ -673,3 +673,37 @@ func TestRenderRefusesNonHTTPSite(t *testing.T) {
 		t.Errorf("upper-case https refused: %v", err)
 	}
 }
+
+// TestRenderMultipartValueCannotForgeAPart: a value carrying a boundary line and part
+// headers (even the boundary of the same request without it) stays one value: the
+// boundary is derived from the content that holds it.
+func TestRenderMultipartValueCannotForgeAPart(t *testing.T) {
+	in := docsInput("https://crm.example.com/",
+		catalog.Param{Family: catalog.FamilyDialplan, Source: "Omlcrmnota", Name: "nota"},
+		catalog.Param{Family: catalog.FamilyCall, Source: "telefono", Name: "tel"},
+	)
+	in.Campaign.Site.Method, in.Campaign.Site.Format = catalog.MethodPOST, catalog.FormatMultipart
+	in.Call.Dialplan = map[string]string{"Omlcrmnota": "x"}
+	_, params, _ := mime.ParseMediaType(mustRender(t, in).ContentType)
+	forged := "x\r\n--" + params["boundary"] + "\r\nContent-Disposition: form-data; name=\"forged\"\r\n\r\n1\r\n--" + params["boundary"] + "--\r\n"
+	in.Call.Dialplan["Omlcrmnota"] = forged
+	req := mustRender(t, in)
+	_, params, _ = mime.ParseMediaType(req.ContentType)
+	r := multipart.NewReader(bytes.NewReader(req.Body), params["boundary"])
+	var got []Field
+	for {
+		part, err := r.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := io.ReadAll(part)
+		got = append(got, Field{part.FormName(), string(v)})
+	}
+	want := []Field{{"nota", forged}, {"tel", in.Call.Phone}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parts %q, want %q", got, want)
+	}
+}
