@@ -118,3 +118,46 @@ func (s refuseServer) Enqueue(_ context.Context, n crmnotify.Notification) error
 	s.t.Errorf("unexpected server delivery %s", n.ID)
 	return nil
 }
+
+// TestPopRevisions: a higher revision of a shown pop is delivered and replayed instead of
+// the earlier one; an equal or lower one is a duplicate; a pop the page acked (done with
+// it) gets no update. Over the memory store and over Redis.
+func TestPopRevisions(t *testing.T) {
+	t.Run("memory", func(t *testing.T) { testPopRevisions(t, Options{}) })
+	t.Run("redis", func(t *testing.T) {
+		url, prefix := redistest.New(t, "omlcrm-test")
+		testPopRevisions(t, Options{RedisURL: url, RedisPrefix: prefix})
+	})
+}
+
+func testPopRevisions(t *testing.T, opts Options) {
+	th := newTestHub(t, opts)
+	c := dialAgent(t, th, 31)
+	n := notification("call-rev", 31, catalog.TriggerAgent, catalog.TargetEmbedded)
+	n.Missing = []string{crmnotify.MissingContact}
+	mustPop(t, th.Hub, n)
+	if m := c.next(); m["id"] != n.ID || m["incomplete"] != true || m["rev"] != nil {
+		t.Fatalf("rev 0: %v", m)
+	}
+	up := n
+	up.Rev, up.Missing = 1, nil
+	mustPop(t, th.Hub, up)
+	mustPop(t, th.Hub, up) // another instance's copy
+	mustPop(t, th.Hub, n)  // a late rev 0
+	got := c.sync()
+	if len(got) != 1 || got[0]["id"] != n.ID || got[0]["rev"] != float64(1) || got[0]["incomplete"] != nil {
+		t.Fatalf("after rev 1 (twice) and a late rev 0: %v", got)
+	}
+
+	// The page acks a second pop; its update is not sent.
+	acked := notification("call-rev-2", 31, catalog.TriggerAgent, catalog.TargetEmbedded)
+	mustPop(t, th.Hub, acked)
+	c.next()
+	c.send(map[string]string{"type": TypeAck, "id": acked.ID})
+	c.sync()
+	acked.Rev = 1
+	mustPop(t, th.Hub, acked)
+	if got := c.sync(); len(got) != 0 {
+		t.Fatalf("update of an acked pop delivered: %v", got)
+	}
+}

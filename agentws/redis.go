@@ -31,6 +31,7 @@ if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
 if redis.call('EXISTS', KEYS[1]) == 1 then
   if tonumber(ARGV[10]) > tonumber(redis.call('HGET', KEYS[1], 'rev') or '0') then
     redis.call('HSET', KEYS[1], 'payload', ARGV[5], 'rev', ARGV[10])
+    if redis.call('HGET', KEYS[1], 'acked') == '1' then return 0 end
     return 1
   end
   return 0

@@ -46,7 +46,8 @@ const (
 type popStore interface {
 	// add stores p unless a pop with its id and the same or a higher revision exists or
 	// its call ended; a higher revision replaces the stored payload (acked and opened
-	// flags are kept). It reports whether p was stored (false = do not deliver).
+	// flags are kept; an update of an acked pop is stored but not delivered). It reports
+	// whether p must be delivered.
 	add(ctx context.Context, p *pendingPop) (bool, error)
 	// live returns the agent's replayable pops at now, oldest first.
 	live(ctx context.Context, agentID int, now time.Time) ([]pendingPop, error)
@@ -96,7 +97,8 @@ func (s *memoryStore) add(_ context.Context, p *pendingPop) (bool, error) {
 			return false, nil
 		}
 		old.Payload, old.Rev = p.Payload, p.Rev
-		return true, nil
+		// A page that acked the pop is done with it: the update is kept, not sent.
+		return !old.Acked, nil
 	}
 	cp := *p
 	s.pops[p.ID] = &cp
