@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,7 +110,9 @@ func TestWaitForContactBoundedByMaxAge(t *testing.T) {
 	c := newCRM(t, false, nil)
 	opts := testOptions("sqlite:" + filepath.Join(t.TempDir(), "q.db"))
 	opts.MaxAge = time.Hour
+	var tries atomic.Int64
 	opts.Rerender = func(context.Context, crmnotify.Deferred) (crmnotify.Request, error) {
+		tries.Add(1)
 		return crmnotify.Request{}, crmnotify.ErrCatalogUnavailable
 	}
 	h := startQueue(t, opts)
@@ -117,12 +120,16 @@ func TestWaitForContactBoundedByMaxAge(t *testing.T) {
 	n.Missing = []string{crmnotify.MissingContact}
 	n.Deferred = &crmnotify.Deferred{CampaignID: 11, ContactID: 321, Call: crmnotify.CallData{CallID: n.CallID, AgentID: 2}}
 	enqueue(t, h.q, n)
-	waitFor(t, "a wait", func() bool {
+	waitFor(t, "a few rounds of waiting", func() bool {
 		d, err := h.q.Get(ctx, n.ID)
-		return err == nil && strings.Contains(d.LastError, "waiting for contact 321")
+		return err == nil && strings.Contains(d.LastError, "waiting for contact 321") && tries.Load() >= 3
 	})
 	h.clock.Advance(2 * time.Hour)
 	d := h.waitStatus(t, n.ID, StatusDead)
+	// The wait is logged when it begins and when it ends, not at every round.
+	if got := strings.Count(h.logs.String(), "will retry"); got != 1 {
+		t.Errorf("%d 'will retry' log lines for one waiting delivery, want 1:\n%s", got, h.logs.String())
+	}
 	if !strings.Contains(d.LastError, "maximum age") || !strings.Contains(d.LastError, "contact 321") {
 		t.Errorf("dead with %q", d.LastError)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -126,6 +127,11 @@ func (q *Queue) completeDeferred(ctx context.Context, d *Delivery, now time.Time
 	if r.next.After(d.ExpiresAt) {
 		r.status = StatusDead
 		r.lastError = fmt.Sprintf("maximum age %s reached while waiting for contact %d; last error: %v", q.opts.MaxAge, d.Deferred.ContactID, err)
+	}
+	if strings.HasPrefix(d.LastError, "waiting for contact") {
+		// Said once when the wait began: an outage must not log every round of every
+		// waiting delivery (its end, dead-lettering, is still logged).
+		log = log.Level(zerolog.WarnLevel)
 	}
 	q.record(ctx, d, nil, r, log)
 	return false
