@@ -131,3 +131,22 @@ func (h *Hub) refuse(w http.ResponseWriter, r *http.Request, status int, reason,
 	}
 	http.Error(w, msg, status)
 }
+
+// refuseUnauthorized answers 401. The body says what to do, in words that name no user or
+// agent (a session's user id, or an agent id, is nobody else's business); the log keeps
+// the detail for the admin.
+func (h *Hub) refuseUnauthorized(w http.ResponseWriter, r *http.Request, err error) {
+	h.log.Debug().Err(err).Str("remote", r.RemoteAddr).Msg("agent credentials refused")
+	body := err.Error() // token errors name no agent: malformed, expired, bad signature
+	if h.opts.Auth == AuthDjangoSession {
+		switch {
+		case errors.Is(err, errNoCredentials):
+			body = "no OMniLeads session cookie: log in to OMniLeads"
+		case errors.Is(err, ErrNotAgent):
+			body = "the OMniLeads user of this session is not an active agent"
+		default:
+			body = "no valid OMniLeads session: log in to OMniLeads again"
+		}
+	}
+	h.refuse(w, r, http.StatusUnauthorized, "credentials", body)
+}

@@ -72,7 +72,7 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 			h.refuse(w, r, http.StatusServiceUnavailable, "unavailable", "cannot check credentials now, retry later")
 			return
 		}
-		h.refuse(w, r, http.StatusUnauthorized, "credentials", err.Error())
+		h.refuseUnauthorized(w, r, err)
 		return
 	}
 	c := &conn{
@@ -140,14 +140,17 @@ func (c *conn) replay() {
 		if err != nil {
 			continue
 		}
-		c.sendPop(p.ID, b, true)
+		c.sendPop(p.ID, p.Rev, b, true)
 	}
 }
 
 func (c *conn) touch() { c.lastSeen.Store(time.Now().UnixNano()) }
 
-// sendPop queues a pop unless this connection already got that id.
-func (c *conn) sendPop(id string, payload []byte, replay bool) {
+// sendPop queues a pop unless this connection already got that id at that revision.
+func (c *conn) sendPop(id string, rev int, payload []byte, replay bool) {
+	if rev > 0 {
+		id += "#" + strconv.Itoa(rev)
+	}
 	c.sentMu.Lock()
 	for _, s := range c.sent {
 		if s == id {

@@ -5,6 +5,7 @@ import (
 	"compress/zlib"
 	"context"
 	"crypto/hmac"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
@@ -16,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -27,6 +29,7 @@ var (
 	ErrNotAuthenticated = errors.New("session has no authenticated user")
 	ErrNotAgent         = errors.New("user is not an active OMniLeads agent")
 	ErrSessionHash      = errors.New("session hash does not match the user's password (changed since login)")
+	ErrNoSessionHash    = errors.New("session has no _auth_user_hash (Django logs such a session out)")
 )
 
 // AgentUser is what the hub needs of an OMniLeads user that is an agent.
@@ -69,8 +72,9 @@ func (s *PGSessionStore) SessionData(ctx context.Context, key string) (string, e
 	return data, nil
 }
 
-// AgentUser implements SessionStore. Deleted (borrado) or inactive agents and users are
-// not agents.
+// AgentUser implements SessionStore. A user must be active, not deleted (borrado) and
+// flagged is_agente, as OMniLeads' agent console requires, with a live (not deleted, not
+// inactive) agent profile.
 func (s *PGSessionStore) AgentUser(ctx context.Context, userID int) (AgentUser, error) {
 	var a AgentUser
 	err := s.pool.QueryRow(ctx, `
@@ -78,7 +82,7 @@ func (s *PGSessionStore) AgentUser(ctx context.Context, userID int) (AgentUser, 
 		  FROM ominicontacto_app_agenteprofile ap
 		  JOIN ominicontacto_app_user u ON u.id = ap.user_id
 		 WHERE ap.user_id = $1 AND NOT ap.borrado AND NOT ap.is_inactive
-		   AND u.is_active AND NOT u.borrado
+		   AND u.is_active AND u.is_agente AND NOT u.borrado
 		 ORDER BY ap.id LIMIT 1`, userID).Scan(&a.AgentID, &a.PasswordHash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return AgentUser{}, fmt.Errorf("%w: user %d", ErrNotAgent, userID)
@@ -87,6 +91,33 @@ func (s *PGSessionStore) AgentUser(ctx context.Context, userID int) (AgentUser, 
 		return AgentUser{}, fmt.Errorf("read agent profile of user %d: %w", userID, err)
 	}
 	return a, nil
+}
+
+// ErrNoGrant is wrapped by CheckAccess when the database role lacks a grant.
+var ErrNoGrant = errors.New("the database role lacks a grant")
+
+// CheckAccess runs the store's two queries with values that match no row, so that a
+// missing SELECT grant (on django_session, or on the ominicontacto_app_user and
+// ominicontacto_app_agenteprofile columns read) is found before an agent connects
+// rather than as a 503 on every connection. A missing grant wraps ErrNoGrant and names
+// the table; any other failure (database down) is returned as is.
+func (s *PGSessionStore) CheckAccess(ctx context.Context) error {
+	var errs []error
+	if _, err := s.SessionData(ctx, ""); err != nil && !errors.Is(err, ErrNoSession) {
+		errs = append(errs, grantError(err))
+	}
+	if _, err := s.AgentUser(ctx, 0); err != nil && !errors.Is(err, ErrNotAgent) {
+		errs = append(errs, grantError(err))
+	}
+	return errors.Join(errs...)
+}
+
+func grantError(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
+		return fmt.Errorf("%w: %s", ErrNoGrant, pgErr.Message)
+	}
+	return err
 }
 
 // djangoSession is the decoded part of a session the hub uses.
@@ -107,7 +138,8 @@ const maxSessionData = 64 << 10
 
 // decodeDjangoSession decodes Django ≥3.1 session_data (signing.dumps output:
 // "[.]<b64url payload>:<b62 timestamp>:<b64url signature>", "." meaning zlib). When
-// secretKey is not empty the signature is verified first.
+// secretKey is not empty the signature is verified first, as Django 3.2's Signer does:
+// the sha256 signature, or the legacy sha1 one it still accepts.
 func decodeDjangoSession(data, secretKey string) (djangoSession, error) {
 	if len(data) > maxSessionData {
 		return djangoSession{}, fmt.Errorf("%w: %d bytes", ErrSessionData, len(data))
@@ -122,7 +154,8 @@ func decodeDjangoSession(data, secretKey string) (djangoSession, error) {
 	}
 	if secretKey != "" {
 		want := base64.RawURLEncoding.EncodeToString(djangoSaltedHMAC(djangoSessionSalt+"signer", secretKey, signed))
-		if !hmac.Equal([]byte(sig), []byte(want)) {
+		legacy := base64.RawURLEncoding.EncodeToString(djangoSaltedHMACSHA1(djangoSessionSalt+"signer", secretKey, signed))
+		if !hmac.Equal([]byte(sig), []byte(want)) && !hmac.Equal([]byte(sig), []byte(legacy)) {
 			return djangoSession{}, ErrSessionSigned
 		}
 	}
@@ -166,14 +199,20 @@ func decodeDjangoSession(data, secretKey string) (djangoSession, error) {
 	return djangoSession{UserID: uid, UserHash: fields.UserHash}, nil
 }
 
-// verifyDjangoUserHash checks _auth_user_hash against the user's password hash as
-// django.contrib.auth.get_user does (sha256, Django 3.2's default algorithm).
+// verifyDjangoUserHash checks _auth_user_hash against the user's password hash as Django
+// 3.2's django.contrib.auth.get_user does: a session without the hash, or whose hash
+// matches neither the sha256 hash nor the legacy sha1 one, is logged out. Without the
+// SECRET_KEY nothing can be verified, so nothing is accepted.
 func verifyDjangoUserHash(s djangoSession, passwordHash, secretKey string) error {
-	if secretKey == "" || s.UserHash == "" {
-		return nil
+	switch {
+	case secretKey == "":
+		return errors.New("no Django SECRET_KEY to verify the session with (agentws.django_secret_key)")
+	case s.UserHash == "":
+		return ErrNoSessionHash
 	}
 	want := hex.EncodeToString(djangoSaltedHMAC(djangoAuthHashSalt, secretKey, passwordHash))
-	if !hmac.Equal([]byte(s.UserHash), []byte(want)) {
+	legacy := hex.EncodeToString(djangoSaltedHMACSHA1(djangoAuthHashSalt, secretKey, passwordHash))
+	if !hmac.Equal([]byte(s.UserHash), []byte(want)) && !hmac.Equal([]byte(s.UserHash), []byte(legacy)) {
 		return ErrSessionHash
 	}
 	return nil
@@ -184,6 +223,15 @@ func verifyDjangoUserHash(s djangoSession, passwordHash, secretKey string) error
 func djangoSaltedHMAC(keySalt, secret, value string) []byte {
 	key := sha256.Sum256([]byte(keySalt + secret))
 	m := hmac.New(sha256.New, key[:])
+	m.Write([]byte(value))
+	return m.Sum(nil)
+}
+
+// djangoSaltedHMACSHA1 is salted_hmac with algorithm sha1, which Django 3.2 still accepts
+// for signatures and session hashes made before DEFAULT_HASHING_ALGORITHM became sha256.
+func djangoSaltedHMACSHA1(keySalt, secret, value string) []byte {
+	key := sha1.Sum([]byte(keySalt + secret))
+	m := hmac.New(sha1.New, key[:])
 	m.Write([]byte(value))
 	return m.Sum(nil)
 }

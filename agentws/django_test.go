@@ -5,13 +5,18 @@ import (
 	"compress/zlib"
 	"context"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/internal/pgtest"
 )
@@ -90,10 +95,26 @@ func TestDjangoSessionAuth(t *testing.T) {
 	insertSession("stalehashsession0000000000000000", djangoDumps(t, `{"_auth_user_id":"2","_auth_user_hash":"00ff"}`, omlSecretKey), "1 hour")
 	insertSession("anonymoussession0000000000000000", djangoDumps(t, `{"_language":"es"}`, omlSecretKey), "1 hour")
 
+	// The password hash of agent user 2, for sessions with a valid _auth_user_hash.
+	var password string
+	if err := pool.QueryRow(context.Background(), `SELECT password FROM ominicontacto_app_user WHERE id = 2`).Scan(&password); err != nil {
+		t.Fatal(err)
+	}
+	userHash := hex.EncodeToString(djangoSaltedHMAC(djangoAuthHashSalt, omlSecretKey, password))
+	legacyHash := hex.EncodeToString(djangoSaltedHMACSHA1(djangoAuthHashSalt, omlSecretKey, password))
+	insertSession("nohashsession0000000000000000000", djangoDumps(t, `{"_auth_user_id":"2"}`, omlSecretKey), "1 hour")
+	insertSession("legacyhashsession000000000000000", djangoDumps(t, `{"_auth_user_id":"2","_auth_user_hash":"`+legacyHash+`"}`, omlSecretKey), "1 hour")
+
 	store := NewPGSessionStore(pool)
 	withKey := newTestHub(t, Options{Auth: AuthDjangoSession, Sessions: store, DjangoSecretKey: omlSecretKey})
-	withoutKey := newTestHub(t, Options{Auth: AuthDjangoSession, Sessions: store, SessionCookie: "omlsid"})
+	otherCookie := newTestHub(t, Options{Auth: AuthDjangoSession, Sessions: store, SessionCookie: "omlsid", DjangoSecretKey: omlSecretKey})
+	// Without OMniLeads' SECRET_KEY nothing about a session can be verified: no hub.
+	if _, err := New(Options{Auth: AuthDjangoSession, Sessions: store, Logger: zerolog.Nop(), Registerer: prometheus.NewRegistry()}); err == nil ||
+		!strings.Contains(err.Error(), "agentws.django_secret_key") {
+		t.Errorf("hub without the Django SECRET_KEY: %v", err)
+	}
 
+	bodies := map[string]string{}
 	dial := func(th *testHub, cookie string) (int, int) {
 		t.Helper()
 		hdr := http.Header{}
@@ -102,6 +123,7 @@ func TestDjangoSessionAuth(t *testing.T) {
 		}
 		ws, status, err := dialRaw(context.Background(), th.wsURL(), "", hdr, nil)
 		if err != nil {
+			bodies[cookie] = refusalBody(t, th, hdr)
 			return 0, status
 		}
 		defer ws.CloseNow()
@@ -127,8 +149,10 @@ func TestDjangoSessionAuth(t *testing.T) {
 		wantStatus int
 	}{
 		{"sample session of agent user 2 is agent 1", withKey, "sessionid=" + sampleSessionKey, 1, 0},
-		{"sample session without SECRET_KEY", withoutKey, "omlsid=" + sampleSessionKey, 1, 0},
-		{"configured cookie name only", withoutKey, "sessionid=" + sampleSessionKey, 0, http.StatusUnauthorized},
+		{"configured cookie name", otherCookie, "omlsid=" + sampleSessionKey, 1, 0},
+		{"configured cookie name only", otherCookie, "sessionid=" + sampleSessionKey, 0, http.StatusUnauthorized},
+		{"session without _auth_user_hash", withKey, "sessionid=nohashsession0000000000000000000", 0, http.StatusUnauthorized},
+		{"legacy sha1 _auth_user_hash (Django 3.2 accepts it)", withKey, "sessionid=legacyhashsession000000000000000", 1, 0},
 		{"non-agent user (supervisor1)", withKey, "sessionid=supervisorsession0000000000000000", 0, http.StatusUnauthorized},
 		{"expired session", withKey, "sessionid=expiredsession000000000000000000", 0, http.StatusUnauthorized},
 		{"signature by another key", withKey, "sessionid=forgedsession0000000000000000000", 0, http.StatusUnauthorized},
@@ -152,15 +176,35 @@ func TestDjangoSessionAuth(t *testing.T) {
 		t.Fatalf("tampered sample row: agent %d status %d, want 401", agent, status)
 	}
 
-	// The agent deleted in OMniLeads (borrado) is refused even with a good session.
+	// A user that is not (any more) an agent, inactive, or whose agent profile is deleted
+	// (borrado) is refused even with a good session.
 	exec(`UPDATE django_session SET session_data = $1 WHERE session_key = $2`,
-		djangoDumps(t, `{"_auth_user_id":"2"}`, omlSecretKey), sampleSessionKey)
+		djangoDumps(t, `{"_auth_user_id":"2","_auth_user_hash":"`+userHash+`"}`, omlSecretKey), sampleSessionKey)
 	if agent, _ := dial(withKey, "sessionid="+sampleSessionKey); agent != 1 {
 		t.Fatalf("re-signed session: agent %d", agent)
 	}
+	for _, change := range []struct{ name, do, undo string }{
+		{"user without is_agente", `UPDATE ominicontacto_app_user SET is_agente = false WHERE id = 2`, `UPDATE ominicontacto_app_user SET is_agente = true WHERE id = 2`},
+		{"inactive user", `UPDATE ominicontacto_app_user SET is_active = false WHERE id = 2`, `UPDATE ominicontacto_app_user SET is_active = true WHERE id = 2`},
+		{"inactive agent profile", `UPDATE ominicontacto_app_agenteprofile SET is_inactive = true WHERE user_id = 2`, `UPDATE ominicontacto_app_agenteprofile SET is_inactive = false WHERE user_id = 2`},
+		{"deleted agent", `UPDATE ominicontacto_app_agenteprofile SET borrado = true WHERE user_id = 2`, `UPDATE ominicontacto_app_agenteprofile SET borrado = false WHERE user_id = 2`},
+	} {
+		exec(change.do)
+		if _, status := dial(withKey, "sessionid="+sampleSessionKey); status != http.StatusUnauthorized {
+			t.Errorf("%s: status %d, want 401", change.name, status)
+		}
+		exec(change.undo)
+	}
 	exec(`UPDATE ominicontacto_app_agenteprofile SET borrado = true WHERE user_id = 2`)
-	if _, status := dial(withKey, "sessionid="+sampleSessionKey); status != http.StatusUnauthorized {
-		t.Fatalf("deleted agent: status %d, want 401", status)
+
+	// No 401 body names a user or an agent id.
+	if len(bodies) < 5 || !strings.Contains(bodies["sessionid=supervisorsession0000000000000000"], "not an active agent") {
+		t.Errorf("refusal bodies not collected: %q", bodies)
+	}
+	for cookie, body := range bodies {
+		if strings.Contains(body, "user 1") || strings.Contains(body, "user 2") || strings.Contains(body, "agent 1") {
+			t.Errorf("401 body for %q reveals an id: %s", cookie, body)
+		}
 	}
 
 	// The database down is 503 (retry), not 401 (log in again).
@@ -168,4 +212,21 @@ func TestDjangoSessionAuth(t *testing.T) {
 	if _, status := dial(withKey, "sessionid="+sampleSessionKey); status != http.StatusServiceUnavailable {
 		t.Fatalf("database down: status %d, want 503", status)
 	}
+}
+
+// refusalBody is the body of a refused /ws request (refusals come before the upgrade).
+func refusalBody(t *testing.T, th *testHub, hdr http.Header) string {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, strings.Replace(th.wsURL(), "ws://", "http://", 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = hdr.Clone()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
 }

@@ -54,8 +54,9 @@ type Options struct {
 	TokenMaxTTL time.Duration
 	// SessionCookie is the Django session cookie name (default "sessionid").
 	SessionCookie string
-	// DjangoSecretKey, when set, verifies the session data's signature and the session's
-	// user hash exactly as Django does; without it the database row alone is trusted.
+	// DjangoSecretKey is OMniLeads' Django SECRET_KEY; required with AuthDjangoSession. It
+	// verifies the session data's signature and the session's user hash exactly as Django
+	// does.
 	DjangoSecretKey string
 	// Sessions reads Django sessions and agent profiles; required with AuthDjangoSession.
 	Sessions SessionStore
@@ -146,6 +147,9 @@ func (o *Options) validate() error {
 	case AuthDjangoSession:
 		if o.Sessions == nil {
 			return errors.New("agentws.auth=django-session needs the OMniLeads database (a session store)")
+		}
+		if o.DjangoSecretKey == "" {
+			return errors.New("agentws.django_secret_key is required with agentws.auth=django-session (OMniLeads' SECRET_KEY)")
 		}
 	default:
 		return fmt.Errorf("agentws.auth %q: want token or django-session", o.Auth)
@@ -347,8 +351,10 @@ func (h *Hub) PopTTL() time.Duration { return time.Duration(h.popTTL.Load()) }
 var ErrClosed = errors.New("agent hub is closed")
 
 // Pop sends n to its agent's connections (on every instance in cluster mode) and keeps it
-// for replay until its call ends or ConnectedAt+PopTTL. The same n.ID is delivered once,
-// however many times or on however many instances it is popped. A pop that has already
+// for replay until its call ends or ConnectedAt+PopTTL. The same n.ID is delivered once
+// per revision, however many times or on however many instances it is popped: a higher
+// n.Rev of a known id is an update (delivered, and replayed instead of the earlier
+// revision), a lower or equal one a duplicate. A pop that has already
 // expired, or whose call already ended, is dropped (counted, not an error).
 func (h *Hub) Pop(ctx context.Context, n crmnotify.Notification) error {
 	if h.ctx.Err() != nil {
@@ -375,7 +381,7 @@ func (h *Hub) Pop(ctx context.Context, n crmnotify.Notification) error {
 	}
 	added, err := h.store.add(ctx, &pendingPop{
 		ID: n.ID, AgentID: n.AgentID, CallID: n.CallID, Target: msg.Target,
-		ExpiresAt: expires, Payload: payload,
+		ExpiresAt: expires, Payload: payload, Rev: n.Rev,
 	})
 	if err != nil {
 		return fmt.Errorf("pop %s to agent %d: %w", n.ID, n.AgentID, err)
@@ -384,7 +390,7 @@ func (h *Hub) Pop(ctx context.Context, n crmnotify.Notification) error {
 		h.metrics.popsDropped.WithLabelValues("duplicate").Inc()
 		return nil
 	}
-	return h.publish(ctx, event{Kind: eventPop, Agent: n.AgentID, ID: n.ID, Payload: payload})
+	return h.publish(ctx, event{Kind: eventPop, Agent: n.AgentID, ID: n.ID, Rev: n.Rev, Payload: payload})
 }
 
 // CallEnded tells the agents that got pops of callID that the call ended (call.ended),
@@ -412,6 +418,7 @@ type event struct {
 	Agent   int             `json:"a,omitempty"`
 	Agents  []int           `json:"as,omitempty"`
 	ID      string          `json:"id,omitempty"`
+	Rev     int             `json:"r,omitempty"` // pop revision
 	Call    string          `json:"c,omitempty"`
 	Origin  string          `json:"o,omitempty"` // connection that opened the pop
 	Payload json.RawMessage `json:"p,omitempty"`
@@ -444,7 +451,7 @@ func (h *Hub) deliver(ev event) {
 	switch ev.Kind {
 	case eventPop:
 		for _, c := range h.agentConns(ev.Agent) {
-			c.sendPop(ev.ID, ev.Payload, false)
+			c.sendPop(ev.ID, ev.Rev, ev.Payload, false)
 		}
 	case eventEnded:
 		msg, _ := json.Marshal(map[string]string{"type": TypeCallEnded, "call_id": ev.Call})

@@ -50,6 +50,13 @@ type PopMessage struct {
 	ExpiresAt time.Time   `json:"expires_at"`
 	Replay    bool        `json:"replay,omitempty"` // re-sent on (re)connect
 	Opened    bool        `json:"opened,omitempty"` // already opened by this agent (replay only)
+	// Rev is the pop's revision: 0 (omitted) first; a crm.pop with a known id and a
+	// higher rev replaces that card if the agent has not opened it yet.
+	Rev int `json:"rev,omitempty"`
+	// Incomplete is true when some values could not be obtained yet (Missing names
+	// them, e.g. "contact"); an update with a higher Rev follows once they can.
+	Incomplete bool     `json:"incomplete,omitempty"`
+	Missing    []string `json:"missing,omitempty"`
 }
 
 // PopCampaign identifies the campaign of a pop.
@@ -110,6 +117,8 @@ func buildPop(n crmnotify.Notification, expiresAt time.Time) (PopMessage, error)
 		Trigger:   n.Site.Trigger.String(),
 		Target:    n.Site.Target.String(),
 		ExpiresAt: expiresAt.UTC(),
+		Rev:       n.Rev,
+		Missing:   n.Missing,
 		Request: PopRequest{
 			Method:      method,
 			URL:         n.Request.URL,
@@ -117,6 +126,7 @@ func buildPop(n crmnotify.Notification, expiresAt time.Time) (PopMessage, error)
 			Fields:      make([][2]string, len(n.Request.Fields)),
 		},
 	}
+	m.Incomplete = len(n.Missing) > 0
 	if n.Campaign != nil {
 		m.Campaign = PopCampaign{ID: n.Campaign.ID, Name: n.Campaign.Name, Type: n.Campaign.Type.String()}
 	}

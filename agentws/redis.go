@@ -14,7 +14,7 @@ import (
 
 // The cluster keeps its state in one (non-cluster) Redis, under Options.RedisPrefix:
 //
-//	<prefix>pop:<id>        hash: agent, call, target, exp (unix ms), payload, acked, opened;
+//	<prefix>pop:<id>        hash: agent, call, target, exp (unix ms), payload, rev, acked, opened;
 //	                        expires with the pop (PEXPIREAT exp)
 //	<prefix>agent:<agent>   sorted set of the agent's pop ids, scored by exp
 //	<prefix>call:<call id>  set of "<agent>:<pop id>" of the call
@@ -28,8 +28,15 @@ import (
 var (
 	redisAddScript = redis.NewScript(`
 if redis.call('EXISTS', KEYS[4]) == 1 then return 0 end
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'agent', ARGV[1], 'call', ARGV[2], 'target', ARGV[3], 'exp', ARGV[4], 'payload', ARGV[5])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if tonumber(ARGV[10]) > tonumber(redis.call('HGET', KEYS[1], 'rev') or '0') then
+    redis.call('HSET', KEYS[1], 'payload', ARGV[5], 'rev', ARGV[10])
+    if redis.call('HGET', KEYS[1], 'acked') == '1' then return 0 end
+    return 1
+  end
+  return 0
+end
+redis.call('HSET', KEYS[1], 'agent', ARGV[1], 'call', ARGV[2], 'target', ARGV[3], 'exp', ARGV[4], 'payload', ARGV[5], 'rev', ARGV[10])
 redis.call('PEXPIREAT', KEYS[1], ARGV[4])
 redis.call('SADD', KEYS[3], ARGV[7])
 redis.call('PEXPIRE', KEYS[3], ARGV[6])
@@ -76,7 +83,7 @@ func (s *redisStore) add(ctx context.Context, p *pendingPop) (bool, error) {
 	res, err := redisAddScript.Run(ctx, s.rdb,
 		[]string{s.popKey(p.ID), s.agentKey(p.AgentID), s.callKey(p.CallID), s.endedKey(p.CallID)},
 		agent, p.CallID, p.Target, p.ExpiresAt.UnixMilli(), p.Payload, s.ttl().Milliseconds(),
-		agent+":"+p.ID, p.ID, s.maxPerAgent).Int()
+		agent+":"+p.ID, p.ID, s.maxPerAgent, p.Rev).Int()
 	if err != nil {
 		return false, fmt.Errorf("store pop %s in Redis: %w", p.ID, err)
 	}
@@ -116,6 +123,7 @@ func (s *redisStore) live(ctx context.Context, agentID int, now time.Time) ([]pe
 		p := pendingPop{
 			ID: ids[i], AgentID: agentID, CallID: h["call"], Target: h["target"],
 			ExpiresAt: time.UnixMilli(exp), Payload: []byte(h["payload"]),
+			Rev:   atoiOrZero(h["rev"]),
 			Acked: h["acked"] == "1", Opened: h["opened"] == "1",
 		}
 		if p.replayable(now) {
@@ -162,4 +170,10 @@ func (s *redisStore) endCall(ctx context.Context, callID string, ttl time.Durati
 	}
 	sort.Ints(agents)
 	return agents, nil
+}
+
+// atoiOrZero reads a stored revision; pops stored before revisions existed are 0.
+func atoiOrZero(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }

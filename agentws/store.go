@@ -15,7 +15,8 @@ type pendingPop struct {
 	CallID    string
 	Target    string // "embedded" | "new_tab"
 	ExpiresAt time.Time
-	Payload   []byte // the crm.pop message as first sent
+	Payload   []byte // the crm.pop message of the latest revision
+	Rev       int    // revision of Payload: a higher one replaces it
 	Acked     bool
 	Opened    bool
 }
@@ -44,8 +45,10 @@ const (
 // popStore keeps pending pops for replay, deduplicates pop ids and remembers ended calls.
 // The memory store serves one instance; the Redis store is shared by a cluster.
 type popStore interface {
-	// add stores p unless a pop with its id exists or its call ended; it reports whether p
-	// was stored (false = do not deliver).
+	// add stores p unless a pop with its id and the same or a higher revision exists or
+	// its call ended; a higher revision replaces the stored payload (acked and opened
+	// flags are kept; an update of an acked pop is stored but not delivered). It reports
+	// whether p must be delivered.
 	add(ctx context.Context, p *pendingPop) (bool, error)
 	// live returns the agent's replayable pops at now, oldest first.
 	live(ctx context.Context, agentID int, now time.Time) ([]pendingPop, error)
@@ -113,8 +116,13 @@ func (s *memoryStore) add(_ context.Context, p *pendingPop) (bool, error) {
 	if e, ok := s.ended[p.CallID]; ok && now.Before(e.Value.(*endedCall).until) {
 		return false, nil
 	}
-	if _, ok := s.pops[p.ID]; ok {
-		return false, nil
+	if old, ok := s.pops[p.ID]; ok {
+		if p.Rev <= old.Rev {
+			return false, nil
+		}
+		old.Payload, old.Rev = p.Payload, p.Rev
+		// A page that acked the pop is done with it: the update is kept, not sent.
+		return !old.Acked, nil
 	}
 	cp := *p
 	s.pops[p.ID] = &cp

@@ -135,6 +135,9 @@ func (t Trigger) String() string {
 	return fmt.Sprintf("trigger(%d)", int(t))
 }
 
+// Known reports whether t is one of OMniLeads' trigger codes (1-5).
+func (t Trigger) Known() bool { return t >= TriggerAgent && t <= TriggerDynamicList }
+
 // FiredOnConnect reports whether oml-crm acts on this trigger when a call connects.
 func (t Trigger) FiredOnConnect() bool {
 	return t == TriggerAgent || t == TriggerAutomatic || t == TriggerServer
@@ -272,6 +275,10 @@ type Campaign struct {
 	State       int // OMniLeads estado; StateActive (2) is active
 	// Site is the campaign's external site, nil when it has none.
 	Site *Site
+	// SiteID is the id of the external site the campaign refers to (0 when none). It is
+	// set even when that site no longer exists (then Site is nil), so that `oml-crm
+	// check` can name it.
+	SiteID int
 	// Params are the CRM parameters in their configured order.
 	Params []Param
 	// ContactDatabase is nil when the campaign has none.
@@ -292,6 +299,12 @@ type Site struct {
 	Format  Format // meaningful for POST only
 	Target  Target // TargetNone for server sites
 	Auth    *SiteAuth
+	// JSONIDsAsNumbers makes JSON bodies carry the campaign id, agent_id and id_contacto
+	// as JSON numbers (when they are canonical decimal integers) instead of strings.
+	// OMniLeads sends every value as a string, so this is off unless the site opts in
+	// (file catalog: the site key json_ids_as_numbers; OMniLeads database: the config key
+	// catalog.json_ids_as_numbers_sites).
+	JSONIDsAsNumbers bool
 }
 
 // SiteAuth is OMniLeads' AutenticacionSitioExterno: a bearer-token login used by
@@ -357,6 +370,26 @@ type ContactDatabase struct {
 	ID      int
 	Name    string
 	Columns []string
+	// Problem says why the contacts of this database cannot be rebuilt column by column
+	// (e.g. its metadata lacks cols_telefono); empty when they can. Contacts of such a
+	// database carry only the phone and external id, in their own columns when the
+	// metadata names them, every other column empty.
+	Problem string
+}
+
+// DatabaseLister is implemented by catalogs that can list every contact database (not
+// only those of campaigns), with how many contacts have unusable data; `oml-crm check`
+// uses it to report each broken database.
+type DatabaseLister interface {
+	ContactDatabases(ctx context.Context) ([]DatabaseReport, error)
+}
+
+// DatabaseReport is a contact database and the number of its contacts whose stored data
+// cannot be read as a list of values (such contacts carry only phone and external id).
+type DatabaseReport struct {
+	Database           *ContactDatabase
+	UnusableContacts   int
+	UnusableContactIDs []int // a few examples, lowest ids first
 }
 
 // HasColumn reports whether the database has the column (exact name, as OMniLeads does).

@@ -169,6 +169,11 @@ type Catalog struct {
 	// database and agent reads are cached; a campaign edited in OMniLeads takes effect
 	// within this time.
 	CacheTTL time.Duration `mapstructure:"cache_ttl" json:"cache_ttl"`
+	// JSONIDsAsNumbersSites is catalog.json_ids_as_numbers_sites ([]): ids of OMniLeads
+	// external sites (source=omldb) whose JSON bodies carry the campaign id, agent_id and
+	// id_contacto as JSON numbers. OMniLeads sends them as strings, so every other site
+	// gets strings. File catalogs set the site key json_ids_as_numbers instead.
+	JSONIDsAsNumbersSites []int `mapstructure:"json_ids_as_numbers_sites" json:"json_ids_as_numbers_sites"`
 }
 
 // Database is the OMniLeads PostgreSQL database.
@@ -253,8 +258,9 @@ type AgentWS struct {
 	TokenMaxTTL time.Duration `mapstructure:"token_max_ttl" json:"token_max_ttl"`
 	// SessionCookie is agentws.session_cookie (sessionid): the Django session cookie name.
 	SessionCookie string `mapstructure:"session_cookie" json:"session_cookie"`
-	// DjangoSecretKey is agentws.django_secret_key (""): OMniLeads' Django SECRET_KEY, only
-	// needed to verify the session data's signature (optional).
+	// DjangoSecretKey is agentws.django_secret_key (""): OMniLeads' Django SECRET_KEY;
+	// required with auth=django-session to verify the session data's signature and the
+	// session's user hash, as Django does.
 	DjangoSecretKey catalog.Secret `mapstructure:"django_secret_key" json:"django_secret_key"`
 	// AllowedOrigins is agentws.allowed_origins ([]): Origin values (scheme://host[:port])
 	// or host patterns allowed to open the websocket besides the daemon's own host.
@@ -322,7 +328,7 @@ func Default() *Config {
 			MaxChannels:      50000,
 			LazyVarTimeout:   500 * time.Millisecond,
 		},
-		Catalog:  Catalog{Source: "omldb", CacheTTL: 10 * time.Second},
+		Catalog:  Catalog{Source: "omldb", CacheTTL: 10 * time.Second, JSONIDsAsNumbersSites: []int{}},
 		Database: Database{URL: DefaultDatabaseURL},
 		Delivery: Delivery{
 			Store:              "sqlite",

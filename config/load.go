@@ -103,6 +103,7 @@ func Load(path string, flags *pflag.FlagSet) (*Config, error) {
 		mapstructure.TextUnmarshallerHookFunc(),
 		mapstructure.StringToTimeDurationHookFunc(),
 		mapstructure.StringToSliceHookFunc(","),
+		stringToIntSlice,
 	))
 	if err := v.Unmarshal(cfg, hook); err != nil {
 		return nil, fmt.Errorf("decode configuration: %w", err)
@@ -319,6 +320,9 @@ func (ps Problems) Unwrap() []error {
 // a secret.
 func checkNodeType(n *yaml.Node, def any) string {
 	_, isList := def.([]string)
+	if _, ints := def.([]int); ints {
+		isList = true
+	}
 	_, isSites := def.(map[string]DeliverySite)
 	switch {
 	case isSites:
@@ -413,4 +417,22 @@ func hasTypeProblem(ps Problems) bool {
 		}
 	}
 	return false
+}
+
+// stringToIntSlice decodes "3,7" (an environment variable) into []int{3, 7}; YAML lists
+// arrive as lists and are left alone.
+func stringToIntSlice(from, to reflect.Type, data any) (any, error) {
+	if from.Kind() != reflect.String || to != reflect.TypeOf([]int(nil)) {
+		return data, nil
+	}
+	s := strings.TrimSpace(data.(string))
+	if s == "" {
+		return []int{}, nil
+	}
+	parts := strings.Split(s, ",")
+	out := make([]string, len(parts))
+	for i, p := range parts {
+		out[i] = strings.TrimSpace(p)
+	}
+	return out, nil // weakly typed decoding turns each into an int, naming a bad entry
 }

@@ -138,6 +138,14 @@ func (c *Config) Validate() error {
 		v.add("catalog.file", "required when catalog.source=file")
 	}
 	v.positive("catalog.cache_ttl", c.Catalog.CacheTTL)
+	for i, id := range c.Catalog.JSONIDsAsNumbersSites {
+		if id <= 0 {
+			v.addf("catalog.json_ids_as_numbers_sites", "entry %d (%d) is not a site id (a positive integer)", i, id)
+		}
+	}
+	if len(c.Catalog.JSONIDsAsNumbersSites) > 0 && c.Catalog.Source == "file" {
+		v.add("catalog.json_ids_as_numbers_sites", "applies to catalog.source=omldb; with a file catalog set json_ids_as_numbers on the site")
+	}
 
 	needDB := c.Catalog.Source == "omldb" || c.AgentWS.Auth == "django-session"
 	if c.Database.URL != "" || needDB {
@@ -205,6 +213,9 @@ func (c *Config) Validate() error {
 	}
 	if a.Auth == "django-session" && a.SessionCookie == "" {
 		v.add("agentws.session_cookie", "required when agentws.auth=django-session")
+	}
+	if a.Auth == "django-session" && a.DjangoSecretKey == "" {
+		v.add("agentws.django_secret_key", "required when agentws.auth=django-session: OMniLeads' Django SECRET_KEY (the SECRET_KEY line of ominicontacto/settings/oml_settings_local.py in the OMniLeads application); without it a session cannot be verified")
 	}
 	for i, o := range a.AllowedOrigins {
 		if strings.TrimSpace(o) == "" || strings.ContainsAny(o, " \t/") && !strings.Contains(o, "://") {

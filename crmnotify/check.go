@@ -49,8 +49,21 @@ func CheckCampaign(c *catalog.Campaign) []Problem {
 		}
 		probs = append(probs, p)
 	}
+	if c.Type.DisplayName() == "" {
+		add("", "unknown campaign type code %d (valid: 1 manual, 2 dialer, 3 inbound, 4 preview); the campaign parameter tipo renders empty", int(c.Type))
+	}
+	switch c.Interaction {
+	case catalog.InteractionForm, catalog.InteractionSite, catalog.InteractionFormAndSite:
+	default:
+		add("", "unknown interaction code %d (tipo_interaccion; valid: 1 form, 2 site, 3 form and site): its calls never invoke the external site", int(c.Interaction))
+		return probs
+	}
 	site := c.Site
-	if site == nil {
+	switch {
+	case site == nil && c.SiteID != 0:
+		add("", "the campaign's external site %d no longer exists: its calls never reach the CRM; assign an existing site", c.SiteID)
+		return probs
+	case site == nil:
 		add("", "the campaign's interaction is %q (it opens an external site) but no external site is assigned to it", c.Interaction)
 		return probs
 	}
@@ -110,7 +123,7 @@ func checkSite(site *catalog.Site, add func(format string, args ...any)) {
 	default:
 		add("unknown method code %d (valid: 1 GET, 2 POST)", int(site.Method))
 	}
-	checkURL("site URL", site.URL, site.Trigger == catalog.TriggerServer, add)
+	checkURL("site URL", site.URL, site.Trigger.FiredOnConnect(), add)
 	if a := site.Auth; a != nil {
 		checkURL(fmt.Sprintf("authentication %d (%s) login URL", a.ID, a.Name), a.URL, true, add)
 		if a.TokenField == "" {
@@ -123,7 +136,8 @@ func checkSite(site *catalog.Site, add func(format string, args ...any)) {
 }
 
 // checkURL reports a URL that does not parse, lacks scheme or host, holds a placeholder in
-// its scheme or host, or (when httpOnly: the daemon itself requests it) is not http(s).
+// its scheme or host, or (when httpOnly: the daemon requests it or the agent's browser
+// opens it on connect) is not http(s).
 func checkURL(what, raw string, httpOnly bool, add func(format string, args ...any)) {
 	shown := DisplayURL(raw)
 	if strings.TrimSpace(raw) == "" {
@@ -157,8 +171,8 @@ func checkURL(what, raw string, httpOnly bool, add func(format string, args ...a
 	if u.Host == "" {
 		add("the %s %q has no host", what, shown)
 	}
-	if httpOnly && u.Scheme != "http" && u.Scheme != "https" {
-		add("the %s %q uses the scheme %q; oml-crm sends server requests only over http or https", what, shown, u.Scheme)
+	if httpOnly && !httpScheme(u.Scheme) {
+		add("the %s %q uses the scheme %q; oml-crm sends requests and opens pages only over http or https", what, shown, u.Scheme)
 	}
 }
 
@@ -185,7 +199,12 @@ func checkParam(c *catalog.Campaign, p catalog.Param, add func(format string, ar
 			add("contact data %q: the campaign's contact database %d%s has no column %q; its columns are: %s",
 				p.Source, db.ID, name, p.Source, strings.Join(db.Columns, ", "))
 		}
-	case catalog.FamilyFixed, catalog.FamilyDisposition:
+	case catalog.FamilyDisposition:
+		if c.Site != nil && c.Site.Trigger.FiredOnConnect() {
+			add("disposition data %q is only known once the agent dispositions the call, but this site (trigger %s) is fired when the call connects: it is always sent empty; put it on a site with trigger disposition",
+				p.Source, c.Site.Trigger)
+		}
+	case catalog.FamilyFixed:
 	case catalog.FamilyDialplan:
 		if strings.TrimSpace(p.Source) == "" {
 			add("dialplan data with no variable name")

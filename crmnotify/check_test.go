@@ -16,7 +16,6 @@ func goodCampaign() *catalog.Campaign {
 		catalog.Param{Family: catalog.FamilyCall, Source: "rec_filename", Name: "{4}"},
 		catalog.Param{Family: catalog.FamilyContact, Source: "nombre", Name: "name"},
 		catalog.Param{Family: catalog.FamilyDialplan, Source: "Omlcrmticket", Name: "ticket"},
-		catalog.Param{Family: catalog.FamilyDisposition, Source: "name", Name: "disp"},
 	).Campaign
 }
 
@@ -95,6 +94,20 @@ func TestCheckCampaignFindsEachProblem(t *testing.T) {
 			"", []string{"trigger automatic", "no valid target"}},
 		{"unknown trigger", func(c *catalog.Campaign) { c.Site.Trigger = 9 },
 			"", []string{"unknown trigger code 9"}},
+		{"browser site javascript:", func(c *catalog.Campaign) { c.Site.URL = "javascript://crm/%0aalert(1)/{1}/{2}/{3}/{4}" },
+			"", []string{`scheme "javascript"`, "http or https"}},
+		{"agent site data:", func(c *catalog.Campaign) {
+			c.Site.Trigger, c.Site.URL = catalog.TriggerAgent, "data://text/html,x/{1}/{2}/{3}/{4}"
+		}, "", []string{`scheme "data"`}},
+		{"disposition data at connect", func(c *catalog.Campaign) {
+			c.Params = append(c.Params, catalog.Param{Family: catalog.FamilyDisposition, Source: "name", Name: "disp"})
+		}, "disp", []string{`disposition data "name"`, "trigger automatic", "always sent empty"}},
+		{"unknown campaign type", func(c *catalog.Campaign) { c.Type = 7 },
+			"", []string{"unknown campaign type code 7"}},
+		{"unknown interaction", func(c *catalog.Campaign) { c.Interaction = 5 },
+			"", []string{"unknown interaction code 5", "tipo_interaccion"}},
+		{"site no longer exists", func(c *catalog.Campaign) { c.Site, c.SiteID = nil, 42 },
+			"", []string{"campaign 11 (Ventas): ", "external site 42 no longer exists"}},
 		{"no site", func(c *catalog.Campaign) { c.Site = nil },
 			"", []string{"campaign 11 (Ventas): ", "no external site"}},
 		{"auth without token field", func(c *catalog.Campaign) {

@@ -75,6 +75,15 @@ type Notification struct {
 	Site        *catalog.Site     // Trigger, Target, Auth, ID (signing secrets are keyed by site id)
 	Request     Request
 	ConnectedAt time.Time // when the call connected (calls.Connected.At): latency is measured from here
+	// Missing names the values that could not be obtained yet ("contact": the OMniLeads
+	// database did not answer): a pop goes out marked incomplete and is updated later
+	// (Rev+1); a server delivery waits, durably, until Deferred can be rendered again.
+	Missing []string
+	// Deferred is set with Missing: what is needed to render the request again (Rerender).
+	Deferred *Deferred
+	// Rev is the revision of a pop: 0 for the first send, higher for an update of the
+	// same pop (same ID) that replaces it.
+	Rev int
 }
 
 // NotificationID derives the stable id of (call, agent, site): the same inputs give the

@@ -45,6 +45,12 @@ type DispatcherOptions struct {
 	// Backoff is the pause after the first failed attempt, doubled after each further
 	// one; default 100ms.
 	Backoff time.Duration
+	// UpdateInterval is how often Run tries again to read the contacts of pops sent
+	// incomplete; default 1s.
+	UpdateInterval time.Duration
+	// UpdateFor is how long after the connect an incomplete pop is still updated (the
+	// agent hub's pop TTL); default 2m.
+	UpdateFor time.Duration
 }
 
 // Outcomes of a connect (label values of omlcrm_connects_total).
@@ -112,6 +118,9 @@ type Dispatcher struct {
 	backoff  time.Duration
 	m        dispatcherMetrics
 	stages   []stage
+
+	updateEvery, updateFor time.Duration
+	updates                popUpdates
 }
 
 type dispatcherMetrics struct {
@@ -156,6 +165,13 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 	if d.backoff <= 0 {
 		d.backoff = 100 * time.Millisecond
 	}
+	d.updateEvery, d.updateFor = opts.UpdateInterval, opts.UpdateFor
+	if d.updateEvery <= 0 {
+		d.updateEvery = time.Second
+	}
+	if d.updateFor <= 0 {
+		d.updateFor = 2 * time.Minute
+	}
 	if opts.Registerer != nil {
 		for _, c := range d.m.collectors() {
 			if err := opts.Registerer.Register(c); err != nil {
@@ -178,7 +194,7 @@ func newDispatcherMetrics() dispatcherMetrics {
 		}, []string{"reason"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "omlcrm_dispatch_errors_total",
-			Help: "Dispatcher failures by pipeline stage (campaign, contact, agent, render, enqueue, pop, call_ended). Contact and agent failures degrade (empty fields) instead of dropping the connect.",
+			Help: "Dispatcher failures by pipeline stage (campaign, contact, agent, render, enqueue, pop, call_ended). An agent failure degrades (empty fields); a contact failure makes the delivery wait for the contact and the pop go out incomplete.",
 		}, []string{"stage"}),
 		renderDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "omlcrm_render_duration_seconds",
@@ -222,6 +238,9 @@ type dispatch struct {
 	contact  *catalog.Contact
 	agent    *catalog.Agent
 	request  Request
+	// missing names what could not be read (MissingContact), contactID the contact.
+	missing   []string
+	contactID int
 }
 
 // stage is one step of the pipeline. It returns a non-nil *SkippedError to stop without
@@ -320,6 +339,11 @@ func (d *Dispatcher) loadCampaign(ctx context.Context, x *dispatch) error {
 	if !camp.Interaction.UsesSite() {
 		return d.skip(x, SkipFormOnly, fmt.Sprintf("campaign %d %q interaction is %s", camp.ID, camp.Name, camp.Interaction))
 	}
+	if !site.Trigger.Known() {
+		// Not "fired by OMniLeads itself": nobody fires it. Say so where it will be read.
+		x.log.Warn().Int("trigger_code", int(site.Trigger)).
+			Msg("the campaign's site has an unknown trigger code (valid: 1 agent, 2 automatic, 3 server, 4 disposition, 5 dynamic list): the CRM is not invoked; see `oml-crm check`")
+	}
 	if !site.Trigger.FiredOnConnect() {
 		return d.skip(x, SkipTriggerNotOnCall, fmt.Sprintf("site %d %q fires on %s, not on connect", site.ID, site.Name, site.Trigger))
 	}
@@ -333,8 +357,9 @@ func (d *Dispatcher) loadCampaign(ctx context.Context, x *dispatch) error {
 	return nil
 }
 
-// loadContact reads the contact when the dialplan identified one. A missing contact or
-// a failing lookup degrades to empty contact fields: the CRM still gets the call.
+// loadContact reads the contact when the dialplan identified one. A missing contact
+// renders empty contact fields; a failing lookup marks the connect incomplete (handoff
+// then defers the server delivery, or pops now and updates later).
 func (d *Dispatcher) loadContact(ctx context.Context, x *dispatch) error {
 	id, err := strconv.Atoi(x.call.ContactID)
 	if err != nil || id <= 0 {
@@ -349,8 +374,13 @@ func (d *Dispatcher) loadContact(ctx context.Context, x *dispatch) error {
 	case errors.Is(err, catalog.ErrNotFound):
 		x.log.Warn().Int("contact_id", id).Msg("contact not found: contact parameters render empty")
 	case err != nil:
+		// A transient failure (the OMniLeads database restarting): the connect goes on
+		// without the contact, marked incomplete. A server delivery then waits until the
+		// contact can be read; a pop goes out at once and is updated when it can.
 		d.m.errors.WithLabelValues(stageContact).Inc()
-		x.log.Error().Err(err).Int("contact_id", id).Msg("cannot read the contact: contact parameters render empty")
+		x.missing, x.contactID = append(x.missing, MissingContact), id
+		x.log.Warn().Err(err).Int("contact_id", id).
+			Msg("cannot read the contact now: a server delivery waits for it, a pop goes out incomplete and is updated once it can be read")
 	default:
 		x.contact = ct
 	}
@@ -432,6 +462,10 @@ func (d *Dispatcher) handoff(ctx context.Context, x *dispatch) error {
 		Request:     x.request,
 		ConnectedAt: x.call.At,
 	}
+	if len(x.missing) > 0 {
+		n.Missing = x.missing
+		n.Deferred = &Deferred{CampaignID: x.campaign.ID, ContactID: x.contactID, Call: callData(x.call)}
+	}
 	log := x.log.With().Str("notification_id", n.ID).Logger()
 	if site.Trigger == catalog.TriggerServer {
 		if err := d.retry(ctx, func() error { return d.server.Enqueue(ctx, n) }); err != nil {
@@ -448,12 +482,16 @@ func (d *Dispatcher) handoff(ctx context.Context, x *dispatch) error {
 		return d.fail(stagePop, fmt.Errorf("popping call %s to agent %d: %w", n.CallID, n.AgentID, err))
 	}
 	d.outcome(x, log.Info(), OutcomePopped).Str("target", site.Target.String()).Msg("connect popped: handed to the agent hub")
+	if n.Deferred != nil {
+		d.updates.add(n, n.ConnectedAt.Add(d.updateFor), log)
+	}
 	return nil
 }
 
 // HandleEnded tells the agent hub that the call is over.
 func (d *Dispatcher) HandleEnded(ctx context.Context, e calls.Ended) error {
 	d.m.ended.Inc()
+	d.updates.dropCall(e.CallID)
 	if err := d.retry(ctx, func() error { return d.agents.CallEnded(ctx, e.CallID) }); err != nil {
 		d.m.errors.WithLabelValues(stageCallEnded).Inc()
 		d.log.Error().Err(err).Str("call_id", e.CallID).Msg("cannot tell the agent hub that the call ended")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -515,6 +516,33 @@ func TestDispatcherContactOutageDegrades(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(f.d.m.errors.WithLabelValues(stageContact)); got != 1 {
 		t.Errorf("errors{contact} = %v, want 1", got)
+	}
+	// Not sent blank: the delivery carries what it needs to be rendered again.
+	n := f.sinks.enqueued[0]
+	if !reflect.DeepEqual(n.Missing, []string{MissingContact}) || n.Deferred == nil ||
+		n.Deferred.ContactID != 321321321 || n.Deferred.CampaignID != 11 || n.Deferred.Call.CallID != "1559667982.424" {
+		t.Errorf("notification of a contact outage: missing %v, deferred %+v", n.Missing, n.Deferred)
+	}
+}
+
+// An unknown trigger code is not "fired by OMniLeads itself": it is a warning naming it.
+func TestDispatcherUnknownTriggerWarns(t *testing.T) {
+	f := newFixture(t)
+	f.cat.campaigns[19] = &catalog.Campaign{ID: 19, Name: "camp19", Type: catalog.TypeInbound, Interaction: catalog.InteractionSite,
+		State: catalog.StateActive, Site: &catalog.Site{ID: 9, Name: "site9", URL: "https://crm.example.com/", Trigger: 9, Method: catalog.MethodGET}}
+	err := f.d.HandleConnected(context.Background(), connected(19, 2, "321321321"))
+	var skip *SkippedError
+	if !errors.As(err, &skip) {
+		t.Fatalf("err = %v, want a skip", err)
+	}
+	found := false
+	for _, l := range logLines(t, f.logs) {
+		if l["level"] == "warn" && l["trigger_code"] == float64(9) && strings.Contains(l["message"].(string), "unknown trigger code") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no warning naming the unknown trigger code: %s", f.logs.String())
 	}
 }
 

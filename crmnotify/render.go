@@ -66,12 +66,13 @@ const (
 //   - multipart: one plain form field per parameter (no filename), ContentType
 //     "multipart/form-data; boundary=oml-crm-<hash of the fields>";
 //   - form: name=value&... query-escaped (space as '+'), ContentTypeForm;
-//   - text: "name=value\r\n" per parameter, unescaped, as browsers submit text/plain
-//     forms, ContentTypeText;
-//   - json: an object in parameter order, ContentTypeJSON. Values are strings, except
-//     the ids that are numbers by nature when they are canonical decimal integers:
-//     campaign `id`, call `agent_id` and call `id_contacto` (so "-1" → -1, "007" stays
-//     "007", an empty agent_id stays "").
+//   - text: "name=value\r\n" per parameter, as browsers submit text/plain forms,
+//     ContentTypeText; a line break inside a name or value (CR, LF, CRLF and the other
+//     Unicode line terminators) becomes one space, so no value can add a line;
+//   - json: an object in parameter order, ContentTypeJSON. Every value is a string, as
+//     OMniLeads sends it. A site with JSONIDsAsNumbers gets the ids as numbers when they
+//     are canonical decimal integers: campaign `id`, call `agent_id` and call
+//     `id_contacto` (so "-1" → -1, "007" stays "007", an empty agent_id stays "").
 //
 // Render never sends half a request: an unknown family or source, a contact column the
 // campaign's database lacks, a placeholder no parameter fills, a URL without scheme or
@@ -114,6 +115,11 @@ func Render(in Input) (Request, error) {
 	if err != nil {
 		return Request{}, fmt.Errorf("campaign %d (%s), site %d (%s): %w", c.ID, c.Name, site.ID, site.Name, err)
 	}
+	// A javascript: or data: URL opened in the agent's console would run in its page.
+	if scheme, _, _ := strings.Cut(base, ":"); !httpScheme(scheme) {
+		return Request{}, fmt.Errorf("campaign %d (%s), site %d (%s): the site URL %q is not http or https: %w",
+			c.ID, c.Name, site.ID, site.Name, DisplayURL(site.URL), ErrMisconfigured)
+	}
 
 	req := Request{Header: http.Header{}, Fields: fields}
 	switch site.Method {
@@ -131,6 +137,9 @@ func Render(in Input) (Request, error) {
 		case catalog.FormatText:
 			req.Body, req.ContentType = textBody(fields), ContentTypeText
 		case catalog.FormatJSON:
+			if !site.JSONIDsAsNumbers {
+				clear(numeric) // OMniLeads' bytes: every value a string
+			}
 			req.Body, req.ContentType = jsonBody(fields, numeric), ContentTypeJSON
 		default:
 			return Request{}, fmt.Errorf("campaign %d (%s), site %d (%s): POST with %s; the format must be multipart, form, text or json: %w",
@@ -359,6 +368,9 @@ func splitURL(raw string) (urlParts, error) {
 	return p, nil
 }
 
+// httpScheme reports http or https, in any case (schemes are case-insensitive).
+func httpScheme(s string) bool { return strings.EqualFold(s, "http") || strings.EqualFold(s, "https") }
+
 func validScheme(s string) bool {
 	for i := 0; i < len(s); i++ {
 		ch := s[i]
@@ -527,8 +539,11 @@ func appendQuery(u string, fields []Field) string {
 }
 
 // textBody is text/plain as browsers submit a form (HTML's text/plain encoding): one
-// "name=value" line per field, each ending in CRLF, nothing escaped. It is meant for
-// people, not parsers: a value containing '=' or a line break is ambiguous, as in browsers.
+// "name=value" line per field, each ending in CRLF. Browsers write a value's line breaks
+// as they are, so a value could forge a "name=value" line of its own; here every line
+// break inside a name or value becomes one space (see appendOneLine), which keeps the
+// text readable for the person or parser reading it and the lines exactly one per field.
+// A '=' in a value stays: the first '=' of a line ends the name.
 func textBody(fields []Field) []byte {
 	n := 0
 	for _, f := range fields {
@@ -536,10 +551,44 @@ func textBody(fields []Field) []byte {
 	}
 	b := make([]byte, 0, n)
 	for _, f := range fields {
-		b = append(b, f.Name...)
+		b = appendOneLine(b, f.Name)
 		b = append(b, '=')
-		b = append(b, f.Value...)
+		b = appendOneLine(b, f.Value)
 		b = append(b, '\r', '\n')
+	}
+	return b
+}
+
+// appendOneLine appends s with each line break replaced by one space: CRLF, CR, LF, and
+// the other characters that common line splitters (Python's str.splitlines, Java's \R,
+// Unicode) treat as line ends: VT, FF, FS, GS, RS, NEL (U+0085), U+2028 and U+2029.
+func appendOneLine(b []byte, s string) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		switch {
+		case c == '\r':
+			b = append(b, ' ')
+			i++
+			if i < len(s) && s[i] == '\n' {
+				i++ // CRLF is one break
+			}
+			continue
+		case c == '\n' || c == '\v' || c == '\f' || c >= 0x1c && c <= 0x1e:
+			b = append(b, ' ')
+			i++
+			continue
+		case c < utf8.RuneSelf:
+			b = append(b, c)
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == '\u0085' || r == '\u2028' || r == '\u2029' {
+			b = append(b, ' ')
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
 	}
 	return b
 }

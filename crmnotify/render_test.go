@@ -246,7 +246,8 @@ func TestRenderMethodsAndFormats(t *testing.T) {
 		assertPOST(t, req, "text/plain; charset=utf-8")
 		var want strings.Builder
 		for _, f := range nasty {
-			want.WriteString(f.Name + "=" + f.Value + "\r\n")
+			// The one line break among the nasty values ("line1\nline2") becomes a space.
+			want.WriteString(f.Name + "=" + strings.ReplaceAll(f.Value, "\n", " ") + "\r\n")
 		}
 		if string(req.Body) != want.String() {
 			t.Fatalf("body\n got %q\nwant %q", req.Body, want.String())
@@ -310,6 +311,23 @@ func TestRenderMethodsAndFormats(t *testing.T) {
 	})
 }
 
+// TestRenderJSONStrings: OMniLeads sends every JSON value as a string, the ids
+// included; a CRM written for OMniLeads expects "7", not 7.
+func TestRenderJSONStrings(t *testing.T) {
+	in := docsInput("https://crm.example.com/hook",
+		catalog.Param{Family: catalog.FamilyCampaign, Source: "id", Name: "campaignId"},
+		catalog.Param{Family: catalog.FamilyCall, Source: "agent_id", Name: "agentId"},
+		catalog.Param{Family: catalog.FamilyCall, Source: "id_contacto", Name: "contactId"},
+	)
+	in.Campaign.Site.Method, in.Campaign.Site.Format = catalog.MethodPOST, catalog.FormatJSON
+	in.Call.ContactID = "321321321"
+	want := `{"campaignId":"11","agentId":"2","contactId":"321321321"}`
+	if got := string(mustRender(t, in).Body); got != want {
+		t.Errorf("body\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestRenderJSONNumbers: a site that opts in (JSONIDsAsNumbers) gets the ids as numbers.
 func TestRenderJSONNumbers(t *testing.T) {
 	in := docsInput("https://crm.example.com/hook",
 		catalog.Param{Family: catalog.FamilyCampaign, Source: "id", Name: "campaign"},
@@ -320,6 +338,7 @@ func TestRenderJSONNumbers(t *testing.T) {
 		catalog.Param{Family: catalog.FamilyCall, Source: "call_wait_duration", Name: "wait"},
 	)
 	in.Campaign.Site.Method, in.Campaign.Site.Format = catalog.MethodPOST, catalog.FormatJSON
+	in.Campaign.Site.JSONIDsAsNumbers = true
 	in.Call.CallWaitDuration = "7"
 	tests := []struct {
 		contactID string
@@ -495,6 +514,7 @@ func TestRenderDuplicateNamesLastWinsAtFirstPosition(t *testing.T) {
 		catalog.Param{Family: catalog.FamilyCampaign, Source: "id", Name: "a"},
 	)
 	in.Campaign.Site.Method, in.Campaign.Site.Format = catalog.MethodPOST, catalog.FormatJSON
+	in.Campaign.Site.JSONIDsAsNumbers = true // the last value's kind wins too
 	if got := string(mustRender(t, in).Body); got != `{"a":11,"b":"2"}` {
 		t.Errorf("body = %s", got)
 	}
@@ -608,5 +628,82 @@ func assertValues(t *testing.T, got url.Values, want []Field) {
 		if v := got.Get(f.Name); v != f.Value {
 			t.Errorf("%s = %q, want %q", f.Name, v, f.Value)
 		}
+	}
+}
+
+// TestRenderTextCannotForgeLines: in the text format, no value (contact, dialplan or
+// call data) and no name can add a "name=value" line: every line break becomes a space.
+func TestRenderTextCannotForgeLines(t *testing.T) {
+	breaks := []string{"\r\n", "\n", "\r", "\v", "\f", "\x1c", "\x1d", "\x1e", "\u0085", "\u2028", "\u2029"}
+	for _, br := range breaks {
+		in := docsInput("https://crm.example.com/text",
+			catalog.Param{Family: catalog.FamilyDialplan, Source: "Omlcrmnota", Name: "dp"},
+			catalog.Param{Family: catalog.FamilyCall, Source: "telefono", Name: "tel"},
+			catalog.Param{Family: catalog.FamilyFixed, Source: "v", Name: "na" + br + "forged=1"},
+		)
+		in.Campaign.Site.Method, in.Campaign.Site.Format = catalog.MethodPOST, catalog.FormatText
+		in.Call.Dialplan = map[string]string{"Omlcrmnota": "ok" + br + "forged=2" + br + br + "x"}
+		in.Call.Phone = "41" + br + "forged3=3"
+		body := string(mustRender(t, in).Body)
+		want := "dp=ok forged=2  x\r\ntel=41 forged3=3\r\nna forged=1=v\r\n"
+		if body != want {
+			t.Errorf("break %q: body\n got %q\nwant %q", br, body, want)
+		}
+		lines := strings.FieldsFunc(body, func(r rune) bool {
+			return r == '\r' || r == '\n' || r == '\v' || r == '\f' || r >= 0x1c && r <= 0x1e || r == 0x85 || r == 0x2028 || r == 0x2029
+		})
+		if len(lines) != 3 {
+			t.Errorf("break %q: %d lines %q, want 3", br, len(lines), lines)
+		}
+	}
+}
+
+// TestRenderRefusesNonHTTPSite: a javascript: (or data:) site URL would run in the agent
+// console's page when popped; Render refuses it whatever the trigger.
+func TestRenderRefusesNonHTTPSite(t *testing.T) {
+	for _, u := range []string{"javascript://crm/%0aalert(document.cookie)", "data://text/html,x", "JavaScript://x/y"} {
+		in := docsInput(u, catalog.Param{Family: catalog.FamilyFixed, Source: "v", Name: "a"})
+		_, err := Render(in)
+		if !errors.Is(err, ErrMisconfigured) || !strings.Contains(err.Error(), "not http or https") {
+			t.Errorf("%s: err = %v", u, err)
+		}
+	}
+	in := docsInput("HTTPS://crm.example.com/x", catalog.Param{Family: catalog.FamilyFixed, Source: "v", Name: "a"})
+	if _, err := Render(in); err != nil {
+		t.Errorf("upper-case https refused: %v", err)
+	}
+}
+
+// TestRenderMultipartValueCannotForgeAPart: a value carrying a boundary line and part
+// headers (even the boundary of the same request without it) stays one value: the
+// boundary is derived from the content that holds it.
+func TestRenderMultipartValueCannotForgeAPart(t *testing.T) {
+	in := docsInput("https://crm.example.com/",
+		catalog.Param{Family: catalog.FamilyDialplan, Source: "Omlcrmnota", Name: "nota"},
+		catalog.Param{Family: catalog.FamilyCall, Source: "telefono", Name: "tel"},
+	)
+	in.Campaign.Site.Method, in.Campaign.Site.Format = catalog.MethodPOST, catalog.FormatMultipart
+	in.Call.Dialplan = map[string]string{"Omlcrmnota": "x"}
+	_, params, _ := mime.ParseMediaType(mustRender(t, in).ContentType)
+	forged := "x\r\n--" + params["boundary"] + "\r\nContent-Disposition: form-data; name=\"forged\"\r\n\r\n1\r\n--" + params["boundary"] + "--\r\n"
+	in.Call.Dialplan["Omlcrmnota"] = forged
+	req := mustRender(t, in)
+	_, params, _ = mime.ParseMediaType(req.ContentType)
+	r := multipart.NewReader(bytes.NewReader(req.Body), params["boundary"])
+	var got []Field
+	for {
+		part, err := r.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, _ := io.ReadAll(part)
+		got = append(got, Field{part.FormName(), string(v)})
+	}
+	want := []Field{{"nota", forged}, {"tel", in.Call.Phone}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("parts %q, want %q", got, want)
 	}
 }

@@ -154,6 +154,7 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	// Checked on every readiness probe, so that a store that goes away after opening
 	// (PostgreSQL down) shows in /readyz.
 	d.health.Check(depDeliveryStore, d.queue.ping)
+	d.health.Check(depContacts, d.queue.waitingForContacts)
 	if cfg.Delivery.Store == "sqlite" {
 		// A local file: failing to open it is a configuration or permission problem that
 		// retrying will not fix.
@@ -214,10 +215,16 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	disp, err := crmnotify.NewDispatcher(crmnotify.DispatcherOptions{
 		Catalog: d.catalog, Server: server, Agents: agents,
 		Logger: d.log.With().Str("component", "dispatcher").Logger(), Registerer: d.reg,
+		UpdateFor: cfg.AgentWS.PopTTL,
 	})
 	if err != nil {
 		return d, err
 	}
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		disp.Run(bgCtx) // updates pops sent without their contact
+	}()
 	d.intake = crmnotify.NewIntake(bgCtx, disp, crmnotify.DefaultIntakeWorkers, o.OnConnect, d.log)
 
 	// Call tracker and the Asterisk client. The dialplan variables to read on demand come
@@ -296,7 +303,8 @@ func openConfiguredCatalog(ctx context.Context, cfg *config.Config, log zerolog.
 	case "omldb":
 		c, err := omldb.Open(ctx, cfg.Database.URL.Reveal(), omldb.Options{
 			CacheTTL: cfg.Catalog.CacheTTL, Registerer: reg,
-			Logger: log,
+			JSONIDsAsNumbersSites: cfg.Catalog.JSONIDsAsNumbersSites,
+			Logger:                log,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("database.url: %w", err)
@@ -327,6 +335,7 @@ func deliveryOptions(cfg *config.Config, log zerolog.Logger, reg prometheus.Regi
 		SQLiteSynchronous:  dc.SQLiteSynchronous,
 		SigningSecrets:     secrets,
 		Sites:              siteLookup(cat),
+		Rerender:           rerenderWith(cat),
 		UserAgent:          "oml-crm/" + version,
 		Logger:             log,
 		Registerer:         reg,

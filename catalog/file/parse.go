@@ -210,7 +210,7 @@ func (p *parser) site(n *yaml.Node, path string, sites map[int]*catalog.Site) {
 	s := &catalog.Site{Trigger: catalog.TriggerServer, Method: catalog.MethodGET}
 	var idNode, formatNode, targetNode, urlNode *yaml.Node
 	hasID := false
-	ok := p.fields(n, path, []string{"id", "name", "url", "trigger", "method", "format", "target", "hidden", "auth"}, func(key string, v *yaml.Node, path string) {
+	ok := p.fields(n, path, []string{"id", "name", "url", "trigger", "method", "format", "target", "hidden", "auth", "json_ids_as_numbers"}, func(key string, v *yaml.Node, path string) {
 		switch key {
 		case "id":
 			s.ID, hasID = p.id(v, path)
@@ -235,6 +235,8 @@ func (p *parser) site(n *yaml.Node, path string, sites map[int]*catalog.Site) {
 			s.Hidden = p.boolean(v, path)
 		case "auth":
 			s.Auth = p.siteAuth(v, path)
+		case "json_ids_as_numbers":
+			s.JSONIDsAsNumbers = p.boolean(v, path)
 		}
 	})
 	if !ok {
@@ -412,6 +414,7 @@ func (p *parser) campaign(n *yaml.Node, path string, sites map[int]*catalog.Site
 			cp.State = p.state(v, path)
 		case "site":
 			if id, ok := p.id(v, path); ok {
+				cp.SiteID = id
 				if s, found := sites[id]; found {
 					cp.Site = s
 				} else {

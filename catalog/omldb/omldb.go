@@ -50,6 +50,9 @@ type Options struct {
 	RetryBackoff time.Duration
 	// MaxConns bounds the connection pool (4).
 	MaxConns int32
+	// JSONIDsAsNumbersSites lists the external sites whose Site.JSONIDsAsNumbers is set
+	// (config catalog.json_ids_as_numbers_sites): OMniLeads has no such column.
+	JSONIDsAsNumbersSites []int
 	// Logger receives stale-serve warnings and data anomalies.
 	Logger zerolog.Logger
 	// Registerer receives the catalog's metrics; nil registers none.
@@ -89,6 +92,8 @@ type Catalog struct {
 
 	queries *queryCounter
 	lookups *prometheus.CounterVec
+
+	layoutWarnings layoutWarnings
 }
 
 var _ catalog.Catalog = (*Catalog)(nil)

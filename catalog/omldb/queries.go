@@ -5,10 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/catalog"
 )
@@ -16,7 +19,7 @@ import (
 // campaignSQL reads campaigns with their site, the site's authentication and the contact
 // database. OMniLeads' ids are integer; formato and objetivo are nullable.
 const campaignSQL = `
-SELECT c.id, c.nombre, c.type, c.tipo_interaccion, c.estado,
+SELECT c.id, c.nombre, c.type, c.tipo_interaccion, c.estado, c.sitio_externo_id,
        s.id, s.nombre, s.url, s.oculto, s.disparador, s.metodo, s.formato, s.objetivo,
        a.id, a.nombre, a.url, a.username, a.password, a.campo_token, a.duracion, a.campo_duracion, a.ssl_estricto,
        b.id, b.nombre, b.metadata
@@ -61,8 +64,9 @@ func (c *Catalog) loadCampaigns(ctx context.Context, id *int) ([]*catalog.Campai
 			dbID                                    *int
 			dbName, dbMeta                          *string
 			ctype, interaction                      int
+			siteRef                                 *int
 		)
-		if err := rows.Scan(&cp.ID, &cp.Name, &ctype, &interaction, &cp.State,
+		if err := rows.Scan(&cp.ID, &cp.Name, &ctype, &interaction, &cp.State, &siteRef,
 			&siteID, &siteName, &siteURL, &hidden, &trigger, &method, &format, &target,
 			&authID, &authName, &authURL, &authUser, &authPass, &authTokenField, &authDuration, &authDurationField, &authStrict,
 			&dbID, &dbName, &dbMeta); err != nil {
@@ -71,11 +75,13 @@ func (c *Catalog) loadCampaigns(ctx context.Context, id *int) ([]*catalog.Campai
 		}
 		cp.Type = catalog.CampaignType(ctype)
 		cp.Interaction = catalog.Interaction(interaction)
+		cp.SiteID = derefInt(siteRef)
 		if siteID != nil {
 			cp.Site = &catalog.Site{
 				ID: *siteID, Name: deref(siteName), URL: deref(siteURL), Hidden: derefBool(hidden),
 				Trigger: catalog.Trigger(derefInt(trigger)), Method: catalog.Method(derefInt(method)),
-				Target: catalog.Target(derefInt(target)),
+				Target:           catalog.Target(derefInt(target)),
+				JSONIDsAsNumbers: slices.Contains(c.opts.JSONIDsAsNumbersSites, *siteID),
 			}
 			// OMniLeads stores formato=1 on GET sites; the format means something for POST only.
 			if cp.Site.Method == catalog.MethodPOST {
@@ -131,6 +137,10 @@ type contactLayout struct {
 	db       *catalog.ContactDatabase
 	phoneIdx int // index of the main phone column (first of cols_telefono); -1 when none
 	extIdx   int // index of the external id column (col_id_externo); -1 when none
+	// rebuild is true when the metadata says how to rebuild a row from datos: it names
+	// the columns and the main phone column, and the indexes are consistent. Otherwise
+	// db.Problem says why not.
+	rebuild bool
 }
 
 // layoutMetadata is the part of BaseDatosContacto.metadata oml-crm reads.
@@ -141,20 +151,32 @@ type layoutMetadata struct {
 	ExternalID   *int     `json:"col_id_externo"`
 }
 
-// parseLayout decodes the metadata JSON. Bad metadata yields a database without columns
-// (logged) rather than an error: the campaign still works for non-contact parameters.
+// parseLayout decodes the metadata JSON. Bad metadata yields a layout that does not
+// rebuild rows (db.Problem says why, logged once per change of the problem) rather than
+// an error: the campaign still works for the other parameters, and contacts still carry
+// their phone and external id.
 func (c *Catalog) parseLayout(id int, name string, metadata *string) *contactLayout {
 	l := &contactLayout{db: &catalog.ContactDatabase{ID: id, Name: name}, phoneIdx: -1, extIdx: -1}
+	l.db.Problem = l.decode(metadata)
+	l.rebuild = l.db.Problem == ""
+	c.layoutWarnings.report(c.log, l.db)
+	return l
+}
+
+// decode fills the layout from the metadata and returns why rows cannot be rebuilt ("" when they can).
+func (l *contactLayout) decode(metadata *string) string {
 	if metadata == nil || *metadata == "" {
-		c.warnings.Event(c.log.Warn(), "no metadata "+strconv.Itoa(id)).Int("contact_database_id", id).Msg("contact database has no metadata: its columns are unknown")
-		return l
+		return "it has no metadata: its columns are unknown"
 	}
 	var m layoutMetadata
 	if err := json.Unmarshal([]byte(*metadata), &m); err != nil {
-		c.warnings.Event(c.log.Warn(), "bad metadata "+strconv.Itoa(id)).Err(err).Int("contact_database_id", id).Msg("contact database metadata is not valid JSON: its columns are unknown")
-		return l
+		return "its metadata is not valid JSON (" + err.Error() + "): its columns are unknown"
 	}
 	l.db.Columns = m.Columns
+	n := len(m.Columns)
+	if m.ExternalID != nil && *m.ExternalID >= 0 && *m.ExternalID < n {
+		l.extIdx = *m.ExternalID
+	}
 	switch {
 	case len(m.PhoneColumns) > 0:
 		// The first listed phone column is the main one (OMniLeads lists them in file order).
@@ -162,14 +184,56 @@ func (c *Catalog) parseLayout(id int, name string, metadata *string) *contactLay
 	case m.LegacyPhone != nil:
 		l.phoneIdx = *m.LegacyPhone
 	}
-	if m.ExternalID != nil {
-		l.extIdx = *m.ExternalID
+	switch {
+	case n == 0:
+		return "its metadata has no nombres_de_columnas: its columns are unknown"
+	case l.phoneIdx < 0 && len(m.PhoneColumns) == 0 && m.LegacyPhone == nil:
+		return "its metadata lacks cols_telefono: which column holds the phone is unknown, so the other values cannot be placed in their columns"
+	case l.phoneIdx < 0 || l.phoneIdx >= n:
+		p := l.phoneIdx
+		l.phoneIdx = -1
+		return fmt.Sprintf("its metadata puts the phone in column %d but it has %d columns", p, n)
+	case m.ExternalID != nil && (*m.ExternalID < 0 || *m.ExternalID >= n):
+		return fmt.Sprintf("its metadata puts the external id in column %d but it has %d columns", *m.ExternalID, n)
+	case l.extIdx == l.phoneIdx:
+		l.extIdx = -1
+		return fmt.Sprintf("its metadata puts the phone and the external id in the same column %d", l.phoneIdx)
 	}
-	if l.phoneIdx >= len(m.Columns) || l.extIdx >= len(m.Columns) || l.phoneIdx == l.extIdx && l.phoneIdx >= 0 {
-		c.warnings.Event(c.log.Warn(), "bad indexes "+strconv.Itoa(id)).Int("contact_database_id", id).Int("phone_index", l.phoneIdx).Int("external_id_index", l.extIdx).
-			Int("columns", len(m.Columns)).Msg("contact database metadata has inconsistent column indexes")
+	return ""
+}
+
+// layoutWarnings logs a contact database's layout problem once per change, not once per
+// campaign and cache refresh: one broken database under 20,000 campaigns is one line.
+type layoutWarnings struct {
+	mu     sync.Mutex
+	warned map[int]string // database id → problem last logged; only broken databases
+}
+
+// maxWarnedDatabases bounds layoutWarnings.warned; past it the memory is cleared (and
+// problems are logged once more).
+const maxWarnedDatabases = 10000
+
+func (w *layoutWarnings) report(log zerolog.Logger, db *catalog.ContactDatabase) {
+	w.mu.Lock()
+	prev, seen := w.warned[db.ID]
+	switch {
+	case db.Problem == "" && seen:
+		delete(w.warned, db.ID)
+	case db.Problem != "" && db.Problem != prev:
+		if w.warned == nil || len(w.warned) >= maxWarnedDatabases {
+			w.warned = map[int]string{}
+		}
+		w.warned[db.ID] = db.Problem
 	}
-	return l
+	w.mu.Unlock()
+	switch {
+	case db.Problem == "" && seen:
+		log.Info().Int("contact_database_id", db.ID).Str("contact_database_name", db.Name).
+			Msg("contact database metadata fixed: contacts are rebuilt column by column again")
+	case db.Problem != "" && db.Problem != prev:
+		log.Warn().Int("contact_database_id", db.ID).Str("contact_database_name", db.Name).Str("problem", db.Problem).
+			Msg("contact database cannot be rebuilt column by column: its contacts carry only the phone and external id (oml-crm check lists such databases)")
+	}
 }
 
 func (c *Catalog) layout(ctx context.Context, id int) (*contactLayout, error) {
@@ -219,11 +283,30 @@ func (c *Catalog) Contact(ctx context.Context, id int) (*catalog.Contact, error)
 	if err != nil {
 		return nil, fmt.Errorf("contact %d: %w", id, err)
 	}
+	for _, col := range l.db.Columns {
+		ct.Fields[col] = ""
+	}
+	// Whatever else is wrong, the phone and the external id go in their own columns
+	// when the metadata names them.
+	known := func() {
+		if l.phoneIdx >= 0 && l.phoneIdx < len(l.db.Columns) {
+			ct.Fields[l.db.Columns[l.phoneIdx]] = ct.Phone
+		}
+		if l.extIdx >= 0 && l.extIdx < len(l.db.Columns) && l.extIdx != l.phoneIdx {
+			ct.Fields[l.db.Columns[l.extIdx]] = ct.ExternalID
+		}
+	}
+	if !l.rebuild {
+		known() // the database's problem is logged once by parseLayout
+		return ct, nil
+	}
 	values, err := decodeDatos(datos)
 	if err != nil {
 		// A broken contact database warns for each of its contacts: once a minute is enough.
 		c.warnings.Event(c.log.Warn(), "datos "+strconv.Itoa(*dbID)).Err(err).Int("contact_id", id).Int("contact_database_id", *dbID).
-			Msg("contact datos is not a JSON list: only phone and external id are known")
+			Msg("contact datos is not a JSON list: only its phone and external id are sent, the other columns empty")
+		known()
+		return ct, nil
 	}
 	row := rebuildRow(values, ct.Phone, extern, l.phoneIdx, l.extIdx)
 	if len(row) != len(l.db.Columns) {
@@ -234,8 +317,6 @@ func (c *Catalog) Contact(ctx context.Context, id int) (*catalog.Contact, error)
 	for i, col := range l.db.Columns {
 		if i < len(row) {
 			ct.Fields[col] = row[i]
-		} else {
-			ct.Fields[col] = ""
 		}
 	}
 	return ct, nil
@@ -346,3 +427,52 @@ func derefInt(i *int) int {
 }
 
 func derefBool(b *bool) bool { return b != nil && *b }
+
+// databasesSQL lists every contact database with the contacts whose datos does not even
+// look like a JSON list (a cheap test PostgreSQL 15 can run without a JSON cast that
+// would fail the whole query); Contact detects the rest when it reads them.
+const databasesSQL = `
+SELECT b.id, b.nombre, b.metadata, coalesce(x.n, 0), coalesce(x.ids, '{}')
+FROM ominicontacto_app_basedatoscontacto b
+LEFT JOIN (
+  SELECT bd_contacto_id, count(*) AS n, (array_agg(id ORDER BY id))[1:5] AS ids
+  FROM ominicontacto_app_contacto
+  WHERE datos !~ '^\s*\[.*\]\s*$'
+  GROUP BY bd_contacto_id
+) x ON x.bd_contacto_id = b.id
+ORDER BY b.id`
+
+// ContactDatabases reads every contact database with its layout problem and the number
+// of its contacts whose datos is not a JSON list (`oml-crm check`).
+func (c *Catalog) ContactDatabases(ctx context.Context) ([]catalog.DatabaseReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.QueryTimeout)
+	defer cancel()
+	rows, err := c.pool.Query(ctx, databasesSQL)
+	if err != nil {
+		return nil, fmt.Errorf("read contact databases: %w", err)
+	}
+	defer rows.Close()
+	var out []catalog.DatabaseReport
+	for rows.Next() {
+		var (
+			id, n int
+			name  string
+			meta  *string
+			ids   []int32
+		)
+		if err := rows.Scan(&id, &name, &meta, &n, &ids); err != nil {
+			return nil, fmt.Errorf("scan contact database: %w", err)
+		}
+		l := &contactLayout{db: &catalog.ContactDatabase{ID: id, Name: name}, phoneIdx: -1, extIdx: -1}
+		l.db.Problem = l.decode(meta)
+		r := catalog.DatabaseReport{Database: l.db, UnusableContacts: n}
+		for _, x := range ids {
+			r.UnusableContactIDs = append(r.UnusableContactIDs, int(x))
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read contact databases: %w", err)
+	}
+	return out, nil
+}

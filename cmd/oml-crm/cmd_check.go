@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/pflag"
 
+	"github.com/omlcrm/oml-crm/agentws"
 	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/config"
 	"github.com/omlcrm/oml-crm/crmnotify"
@@ -30,7 +33,10 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stdout, "usage: oml-crm check [--config F] [--catalog file:PATH | postgres-url]")
 		fmt.Fprintln(stdout, "\nValidates the configuration (when --config is given), opens the catalog and checks the")
 		fmt.Fprintln(stdout, "CRM set-up of every active campaign whose interaction uses its external site: URL")
-		fmt.Fprintln(stdout, "placeholders, parameter sources, contact columns, site URL, method, format and target.")
+		fmt.Fprintln(stdout, "placeholders, parameter sources, contact columns, site URL (http or https), method,")
+		fmt.Fprintln(stdout, "format, target, trigger, campaign type and interaction codes, deleted sites. It lists the")
+		fmt.Fprintln(stdout, "contact databases whose rows cannot be rebuilt column by column and, with")
+		fmt.Fprintln(stdout, "agentws.auth=django-session, checks the database grants agent logins need.")
 		fmt.Fprintln(stdout, "Sites fired at disposition time or as dynamic lists are listed as skipped.")
 		fmt.Fprintln(stdout, "\nExit status: 0 all good, 1 problems found (printed on stdout), 2 the check could not run")
 		fmt.Fprintln(stdout, "(bad flags, invalid configuration, catalog unreadable or unreachable).")
@@ -67,6 +73,18 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	ctx, cancel := context.WithTimeout(ctx, catalogCommandTimeout)
 	defer cancel()
+	var other []string
+	if cfg.AgentWS.Auth == string(agentws.AuthDjangoSession) {
+		problem, err := checkSessionGrants(ctx, cfg)
+		if err != nil {
+			return fail("agentws.auth=django-session: %v", err)
+		}
+		if problem != "" {
+			other = append(other, problem)
+		} else {
+			fmt.Fprintln(stdout, "agentws.auth=django-session: the database role can read sessions and agents: ok")
+		}
+	}
 	cat, err := openCatalog(ctx, *catalogSpec, cfg, commandLogger(stderr, fs, cfg))
 	if err != nil {
 		return fail("open catalog: %v", err)
@@ -79,12 +97,83 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail("read campaigns: %v", err)
 	}
-	return reportCampaigns(stdout, campaigns)
+	dbProblems, err := databaseProblems(ctx, cat, campaigns)
+	if err != nil {
+		return fail("%v", err)
+	}
+	return reportCampaigns(stdout, campaigns, append(other, dbProblems...))
+}
+
+// checkSessionGrants runs the django-session queries against database.url: a missing
+// grant is a problem to report (agents would get 503 on every connection), a database
+// that does not answer an error.
+func checkSessionGrants(ctx context.Context, cfg *config.Config) (string, error) {
+	pool, err := pgxpool.New(ctx, cfg.Database.URL.Reveal())
+	if err != nil {
+		return "", fmt.Errorf("database.url: %w", err)
+	}
+	defer pool.Close()
+	err = agentws.NewPGSessionStore(pool).CheckAccess(ctx)
+	switch {
+	case err == nil:
+		return "", nil
+	case errors.Is(err, agentws.ErrNoGrant):
+		return fmt.Sprintf("agentws.auth=django-session: the role of database.url cannot read what agent logins need (%s); agents would be refused with 503 until it can: grant SELECT on django_session, on ominicontacto_app_agenteprofile and on the ominicontacto_app_user columns listed in docs/omnileads.md (section 4)",
+			strings.ReplaceAll(err.Error(), "\n", "; ")), nil
+	}
+	return "", fmt.Errorf("reading sessions in database.url: %w", err)
+}
+
+// databaseProblems lists the contact databases whose contacts cannot be rebuilt column
+// by column: every database when the catalog can list them (OMniLeads), otherwise those
+// of the campaigns. Each line names the database by id and name and the campaigns using it.
+func databaseProblems(ctx context.Context, cat catalog.Catalog, campaigns []*catalog.Campaign) ([]string, error) {
+	users := map[int][]string{}
+	var reports []catalog.DatabaseReport
+	seen := map[int]bool{}
+	for _, c := range campaigns {
+		if db := c.ContactDatabase; db != nil {
+			users[db.ID] = append(users[db.ID], strconv.Itoa(c.ID))
+			if !seen[db.ID] {
+				seen[db.ID] = true
+				reports = append(reports, catalog.DatabaseReport{Database: db})
+			}
+		}
+	}
+	if l, ok := cat.(catalog.DatabaseLister); ok {
+		all, err := l.ContactDatabases(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("read contact databases: %w", err)
+		}
+		reports = all
+	}
+	var lines []string
+	for _, r := range reports {
+		db := r.Database
+		used := "no campaign uses it"
+		if u := users[db.ID]; len(u) > 0 {
+			used = "used by campaign(s) " + strings.Join(u, ", ")
+		}
+		if db.Problem != "" {
+			lines = append(lines, fmt.Sprintf("contact database %d (%s): %s; its contacts are sent with only their phone and external id, every other column empty (%s)",
+				db.ID, db.Name, db.Problem, used))
+		}
+		if r.UnusableContacts > 0 {
+			ids := make([]string, len(r.UnusableContactIDs))
+			for i, id := range r.UnusableContactIDs {
+				ids[i] = strconv.Itoa(id)
+			}
+			lines = append(lines, fmt.Sprintf("contact database %d (%s): %d contact(s) whose data (datos) is not a JSON list, e.g. contact %s; they are sent with only their phone and external id (%s)",
+				db.ID, db.Name, r.UnusableContacts, strings.Join(ids, ", "), used))
+		}
+	}
+	return lines, nil
 }
 
 // reportCampaigns checks the campaigns that invoke a CRM on connect and prints the
-// problems grouped by campaign, then site-level problems before parameter ones.
-func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign) int {
+// problems grouped by campaign, then site-level problems before parameter ones, then the
+// other problems found (contact databases, database grants), then the summary.
+func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign, other []string) int {
 	var checked, inactive, noSite, withProblems, total int
 	var skipped []string
 	for _, c := range campaigns {
@@ -92,10 +181,10 @@ func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign) int {
 		case !c.Active():
 			inactive++
 			continue
-		case !c.Interaction.UsesSite():
+		case c.Interaction == catalog.InteractionForm:
 			noSite++
 			continue
-		case c.Site != nil && !c.Site.Trigger.FiredOnConnect() && validTrigger(c.Site.Trigger):
+		case c.Site != nil && !c.Site.Trigger.FiredOnConnect() && c.Site.Trigger.Known():
 			skipped = append(skipped, fmt.Sprintf("campaign %d (%s): site %d (%s) has trigger %s, fired by OMniLeads itself, not on connect",
 				c.ID, c.Name, c.Site.ID, c.Site.Name, c.Site.Trigger))
 			continue
@@ -126,16 +215,23 @@ func reportCampaigns(w io.Writer, campaigns []*catalog.Campaign) int {
 	for _, s := range skipped {
 		fmt.Fprintf(w, "skipped: %s\n", s)
 	}
+	for _, l := range other {
+		fmt.Fprintln(w, l)
+	}
 	fmt.Fprintf(w, "checked %d active campaign(s) with an external site (%d skipped, %d inactive, %d without site interaction): ",
 		checked, len(skipped), inactive, noSite)
-	if total == 0 {
+	switch {
+	case total == 0 && len(other) == 0:
 		fmt.Fprintln(w, "no problems")
 		return checkClean
+	case total == 0:
+		fmt.Fprint(w, "no problems in campaigns")
+	default:
+		fmt.Fprintf(w, "%d problem(s) in %d campaign(s)", total, withProblems)
 	}
-	fmt.Fprintf(w, "%d problem(s) in %d campaign(s)\n", total, withProblems)
+	if len(other) > 0 {
+		fmt.Fprintf(w, "; %d other problem(s) (contact databases, database grants)", len(other))
+	}
+	fmt.Fprintln(w)
 	return checkProblems
-}
-
-func validTrigger(t catalog.Trigger) bool {
-	return t >= catalog.TriggerAgent && t <= catalog.TriggerDynamicList
 }

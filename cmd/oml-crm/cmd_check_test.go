@@ -68,7 +68,7 @@ func TestCheckFindsEachKindOfProblem(t *testing.T) {
 		`has no scheme or host`,
 		`parameter "n": contact data "nombre" but the campaign has no contact database`,
 		"campaign 13 (Cobranzas)",
-		`uses the scheme "ftp"; oml-crm sends server requests only over http or https`,
+		`uses the scheme "ftp"; oml-crm sends requests and opens pages only over http or https`,
 		"campaign 17 (Roto)",
 		`does not parse: invalid character " " in host name`,
 		"campaign 18 (Sin sitio)",

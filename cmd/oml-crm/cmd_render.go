@@ -144,6 +144,8 @@ func runRender(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "oml-crm render: note: campaign %d (%s) is not active (state %d): its calls do not invoke the CRM\n", c.ID, c.Name, c.State)
 	case !c.Interaction.UsesSite():
 		fmt.Fprintf(stderr, "oml-crm render: note: campaign %d (%s) has interaction %q: its calls do not invoke the external site\n", c.ID, c.Name, c.Interaction)
+	case !c.Site.Trigger.Known():
+		fmt.Fprintf(stderr, "oml-crm render: note: site %d (%s) has the unknown trigger code %d (valid: 1 agent, 2 automatic, 3 server, 4 disposition, 5 dynamic list): oml-crm never sends it\n", c.Site.ID, c.Site.Name, int(c.Site.Trigger))
 	case !c.Site.Trigger.FiredOnConnect():
 		fmt.Fprintf(stderr, "oml-crm render: note: site %d (%s) has trigger %s: OMniLeads fires it itself, oml-crm never sends it\n", c.Site.ID, c.Site.Name, c.Site.Trigger)
 	}

@@ -342,9 +342,9 @@ func TestE2EAsteriskRestart(t *testing.T) {
 	d.stop()
 }
 
-// PostgreSQL becomes unavailable after warm-up: the cached campaign keeps working
-// (contact fields degrade to empty while the contact cannot be read), /readyz names the
-// catalog database, and everything is back once PostgreSQL is.
+// PostgreSQL becomes unavailable after warm-up: the cached campaign keeps working, a
+// delivery whose contact cannot be read waits for it (not sent blank), /readyz names the
+// catalog database and the waiting deliveries, and everything is back once PostgreSQL is.
 func TestE2EPostgresUnavailable(t *testing.T) {
 	s := newE2E(t, "ami")
 	d := s.start(t)
@@ -373,16 +373,25 @@ SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s' AND 
 		return code == http.StatusServiceUnavailable && strings.Contains(body, `"catalog_db"`)
 	})
 	// Past catalog.cache_ttl (1s) the campaign is stale: it is served from the cache
-	// while its refresh fails. The contact cannot be read: its fields render empty.
+	// while its refresh fails. The contact cannot be read: the delivery waits for it
+	// (never sent with the customer blank), and /readyz says so.
 	time.Sleep(1500 * time.Millisecond)
 	down := simCall(s.ids, 13, catalog.TypeDialer, e2eAgent2, "T-down")
 	s.ast.play(t, down)
-	body := jsonBody(t, s.waitDelivered(t, down, 2, 3).Body)
-	if body["ticket"] != "T-down" || body["campaign"] != "Dialer" || body["phone"] != "4149014" || body["customer"] != "" {
-		t.Errorf("delivery while PostgreSQL is down: %v (want the call's fields, an empty customer)", body)
+	waitFor(t, 20*time.Second, "/readyz to name the deliveries waiting for their contact", func() bool {
+		code, body := httpGet(d.base + "/readyz")
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "1 server deliveries wait for their contact")
+	})
+	downKey := crmnotify.NotificationID(down.CallID, 2, 3)
+	if n := s.crm.attempts(downKey); n != 0 {
+		t.Fatalf("the delivery of a call whose contact cannot be read reached the CRM %d time(s)", n)
 	}
 
 	restore()
+	body := jsonBody(t, s.waitDelivered(t, down, 2, 3).Body)
+	if body["ticket"] != "T-down" || body["campaign"] != "Dialer" || body["phone"] != "4149014" || body["customer"] != "A-321" {
+		t.Errorf("delivery that waited through the outage: %v (want the call's fields and customer A-321)", body)
+	}
 	d.waitReady()
 	back := simCall(s.ids, 13, catalog.TypeDialer, e2eAgent1, "T-back")
 	s.ast.play(t, back)

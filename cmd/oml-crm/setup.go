@@ -46,7 +46,8 @@ func openCatalog(ctx context.Context, spec string, cfg *config.Config, log zerol
 		cfg = config.Default()
 	}
 	openDB := func(url string) (catalog.Catalog, error) {
-		c, err := omldb.Open(ctx, url, omldb.Options{CacheTTL: cfg.Catalog.CacheTTL, Logger: log})
+		c, err := omldb.Open(ctx, url, omldb.Options{CacheTTL: cfg.Catalog.CacheTTL, Logger: log,
+			JSONIDsAsNumbersSites: cfg.Catalog.JSONIDsAsNumbersSites})
 		if err != nil {
 			return nil, err
 		}

@@ -105,6 +105,9 @@ type Delivery struct {
 	Latency       time.Duration // connect → CRM 2xx, when delivered
 	// Attempts log, oldest first; filled by Get only.
 	AttemptLog []Attempt
+	// Deferred is set while the delivery waits for its contact (the OMniLeads database
+	// did not answer at connect): it is not sent until Options.Rerender succeeds.
+	Deferred *crmnotify.Deferred
 }
 
 // Attempt is one HTTP request to the CRM.
@@ -134,6 +137,10 @@ type Stats struct {
 	OldestPending  time.Duration // age of the oldest pending/failed delivery; 0 when none
 	Dead           int
 	DeliveredTotal int
+	// WaitingForContact counts pending deliveries that wait for their contact; the
+	// oldest of them has waited OldestWaiting.
+	WaitingForContact int
+	OldestWaiting     time.Duration
 }
 
 // Clock tells the time; tests pass a fake one. Scheduling (created, next attempt, max
@@ -198,6 +205,11 @@ type Options struct {
 	// Sites is the older form of SiteResolver (site id only); used when SiteResolver
 	// is nil. Prefer SiteResolver: CatalogSites checks the delivery's campaign first.
 	Sites func(ctx context.Context, siteID int) (*catalog.Site, error)
+	// Rerender renders again the request of a delivery queued without its contact
+	// (Notification.Deferred): until it succeeds the delivery waits (durably, up to
+	// MaxAge) instead of sending blanked fields. crmnotify.Rerender over the catalog is
+	// the ready one. Without it such notifications are refused by Enqueue.
+	Rerender func(ctx context.Context, def crmnotify.Deferred) (crmnotify.Request, error)
 	// UserAgent is the User-Agent header: oml-crm/<version>.
 	UserAgent string
 	// Logger receives delivery events (never secrets).
@@ -433,6 +445,9 @@ func (q *Queue) newDelivery(n crmnotify.Notification) (*Delivery, error) {
 	if n.Site == nil {
 		return nil, fmt.Errorf("enqueue delivery %s: notification has no site", n.ID)
 	}
+	if n.Deferred != nil && q.opts.Rerender == nil {
+		return nil, fmt.Errorf("enqueue delivery %s (site %d): rendered without its contact and no way to render it again (Options.Rerender)", n.ID, n.Site.ID)
+	}
 	if n.Request.Method != http.MethodGet && n.Request.Method != http.MethodPost {
 		return nil, fmt.Errorf("enqueue delivery %s (site %d): method %q: want GET or POST", n.ID, n.Site.ID, n.Request.Method)
 	}
@@ -457,6 +472,7 @@ func (q *Queue) newDelivery(n crmnotify.Notification) (*Delivery, error) {
 		CreatedAt:     now,
 		ExpiresAt:     now.Add(q.opts.MaxAge),
 		NextAttemptAt: now,
+		Deferred:      n.Deferred,
 	}
 	if n.Campaign != nil {
 		d.CampaignID, d.CampaignName = n.Campaign.ID, n.Campaign.Name
@@ -724,6 +740,7 @@ func (q *Queue) refreshStats(ctx context.Context) {
 	q.metrics.depth.Set(float64(st.Depth))
 	q.metrics.oldest.Set(st.OldestPending.Seconds())
 	q.metrics.dead.Set(float64(st.Dead))
+	q.metrics.waitingContact.Set(float64(st.WaitingForContact))
 	bySite, err := q.store.backlogBySite(sctx)
 	if err != nil {
 		if ctx.Err() == nil {

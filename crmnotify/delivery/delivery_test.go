@@ -878,7 +878,7 @@ func TestOpenRejectsBadStore(t *testing.T) {
 
 func TestEnqueueRejectsBadNotification(t *testing.T) {
 	h := startQueue(t, testOptions("sqlite:"+filepath.Join(t.TempDir(), "q.db")))
-	n := notification(t, "ftp://crm/x", catalog.MethodGET, 0, nil)
+	n := notification(t, "http://crm/x", catalog.MethodGET, 0, nil) // Render refuses ftp: forge the request
 	n.Request.URL = "ftp://crm/x"
 	if err := h.q.Enqueue(context.Background(), n); err == nil || !strings.Contains(err.Error(), "site 7") {
 		t.Errorf("ftp URL: %v", err)

@@ -22,6 +22,7 @@ type metrics struct {
 	storeWritable  prometheus.Gauge
 	siteBacklog    *prometheus.GaugeVec // site_id
 	siteInFlight   *prometheus.GaugeVec // site_id
+	waitingContact prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -84,6 +85,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "omlcrm", Subsystem: "delivery", Name: "site_in_flight",
 			Help: "Attempts running per site on this instance (at most delivery.max_in_flight_per_site).",
 		}, []string{"site_id"}),
+		waitingContact: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "omlcrm", Subsystem: "delivery", Name: "waiting_for_contact",
+			Help: "Pending deliveries waiting for their contact, which the OMniLeads database could not give yet.",
+		}),
 	}
 	// Known label values start at zero, so that rate() and alerts see a series from the start.
 	for _, r := range []string{"new", "duplicate"} {
@@ -98,7 +103,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.enqueued, m.outcomes, m.attempts, m.attemptSeconds, m.connectToCRM, m.depth, m.oldest, m.dead, m.held, m.writeErrors, m.holdRefused, m.storeWritable, m.siteBacklog, m.siteInFlight} {
+	for _, c := range []prometheus.Collector{m.enqueued, m.outcomes, m.attempts, m.attemptSeconds, m.connectToCRM, m.depth, m.oldest, m.dead, m.held, m.writeErrors, m.holdRefused, m.storeWritable, m.siteBacklog, m.siteInFlight, m.waitingContact} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

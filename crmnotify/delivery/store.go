@@ -17,6 +17,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/omlcrm/oml-crm/crmnotify"
 )
 
 // store is the outbox: one implementation over database/sql, with a dialect for
@@ -35,6 +37,7 @@ type store interface {
 	retry(ctx context.Context, id string, now, expires time.Time) (bool, error)
 	retryDead(ctx context.Context, now, expires time.Time) (int, error)
 	stats(ctx context.Context, now time.Time) (Stats, error)
+	setRequest(ctx context.Context, d *Delivery, owner string) error
 	prune(ctx context.Context, before time.Time) (int, error)
 	ping(ctx context.Context) error
 	// fileGone reports a SQLite queue file deleted or replaced under the open store (nil
@@ -293,7 +296,9 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
 	error       TEXT NOT NULL,
 	response    TEXT NOT NULL,
 	PRIMARY KEY (delivery_id, n)
-);`}
+);`,
+	// 2: a delivery rendered without its contact waits for it (crmnotify.Deferred as JSON).
+	`ALTER TABLE deliveries ADD COLUMN deferred TEXT NOT NULL DEFAULT '';`}
 
 func postgresMigrations(schema string) []string {
 	s := `"` + schema + `"`
@@ -337,7 +342,8 @@ CREATE TABLE IF NOT EXISTS ` + s + `.delivery_attempts (
 	error       text NOT NULL,
 	response    text NOT NULL,
 	PRIMARY KEY (delivery_id, n)
-);`}
+);`,
+		`ALTER TABLE ` + s + `.deliveries ADD COLUMN IF NOT EXISTS deferred text NOT NULL DEFAULT '';`}
 }
 
 // migrate applies the steps not yet applied, recorded in delivery_schema_version. On
@@ -395,19 +401,23 @@ func (s *sqlStore) ping(ctx context.Context) error {
 
 const deliveryColumns = `id, campaign_id, campaign_name, site_id, call_id, agent_id, status, method, url, headers,
 	content_type, body, site_auth, insecure_tls, connected_at, created_at, expires_at, next_attempt_at,
-	attempts, last_status, last_error, delivered_at, latency_us`
+	attempts, last_status, last_error, delivered_at, latency_us, deferred`
 
 func (s *sqlStore) insert(ctx context.Context, d *Delivery, owner string, leaseUntil time.Time) (bool, error) {
 	headers, err := json.Marshal(d.Header)
 	if err != nil {
 		return false, fmt.Errorf("encode headers: %w", err)
 	}
+	deferred, err := encodeDeferred(d.Deferred)
+	if err != nil {
+		return false, err
+	}
 	res, err := s.w.ExecContext(ctx, s.d.sql(`INSERT INTO {D} (`+deliveryColumns+`, lease_owner, lease_until)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, '', NULL, NULL, ?, ?)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, '', NULL, NULL, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`),
 		d.ID, d.CampaignID, d.CampaignName, d.SiteID, d.CallID, d.AgentID, string(d.Status), d.Method, d.URL, string(headers),
 		d.ContentType, d.Body, d.SiteAuth, d.InsecureTLS, s.d.ts(d.ConnectedAt), s.d.ts(d.CreatedAt), s.d.ts(d.ExpiresAt),
-		s.d.ts(d.NextAttemptAt), owner, s.d.ts(leaseUntil))
+		s.d.ts(d.NextAttemptAt), deferred, owner, s.d.ts(leaseUntil))
 	if err != nil {
 		return false, err
 	}
@@ -512,11 +522,18 @@ func scanDelivery(row scanner) (*Delivery, error) {
 		status, headers                              string
 		connected, created, expires, next, delivered dbTime
 		latency                                      sql.NullInt64
+		deferred                                     string
 	)
 	if err := row.Scan(&d.ID, &d.CampaignID, &d.CampaignName, &d.SiteID, &d.CallID, &d.AgentID, &status, &d.Method, &d.URL, &headers,
 		&d.ContentType, &d.Body, &d.SiteAuth, &d.InsecureTLS, &connected, &created, &expires, &next,
-		&d.Attempts, &d.LastStatus, &d.LastError, &delivered, &latency); err != nil {
+		&d.Attempts, &d.LastStatus, &d.LastError, &delivered, &latency, &deferred); err != nil {
 		return nil, err
+	}
+	if deferred != "" {
+		d.Deferred = &crmnotify.Deferred{}
+		if err := json.Unmarshal([]byte(deferred), d.Deferred); err != nil {
+			return nil, fmt.Errorf("delivery %s: decode deferred render: %w", d.ID, err)
+		}
 	}
 	d.Status = Status(status)
 	d.ConnectedAt, d.CreatedAt, d.ExpiresAt, d.NextAttemptAt, d.DeliveredAt = connected.t, created.t, expires.t, next.t, delivered.t
@@ -614,17 +631,23 @@ func (s *sqlStore) retryDead(ctx context.Context, now, expires time.Time) (int, 
 
 func (s *sqlStore) stats(ctx context.Context, now time.Time) (Stats, error) {
 	var st Stats
-	var oldest dbTime
+	var oldest, oldestWaiting dbTime
 	err := s.r.QueryRowContext(ctx, s.d.sql(`SELECT
 		(SELECT COUNT(*) FROM {D} WHERE status IN ('pending','failed')),
 		(SELECT MIN(created_at) FROM {D} WHERE status IN ('pending','failed')),
 		(SELECT COUNT(*) FROM {D} WHERE status = 'dead'),
-		(SELECT COUNT(*) FROM {D} WHERE status = 'delivered')`)).Scan(&st.Depth, &oldest, &st.Dead, &st.DeliveredTotal)
+		(SELECT COUNT(*) FROM {D} WHERE status = 'delivered'),
+		(SELECT COUNT(*) FROM {D} WHERE status IN ('pending','failed') AND deferred <> ''),
+		(SELECT MIN(created_at) FROM {D} WHERE status IN ('pending','failed') AND deferred <> '')`)).
+		Scan(&st.Depth, &oldest, &st.Dead, &st.DeliveredTotal, &st.WaitingForContact, &oldestWaiting)
 	if err != nil {
 		return st, fmt.Errorf("count deliveries: %w", err)
 	}
 	if !oldest.t.IsZero() && now.After(oldest.t) {
 		st.OldestPending = now.Sub(oldest.t)
+	}
+	if !oldestWaiting.t.IsZero() && now.After(oldestWaiting.t) {
+		st.OldestWaiting = now.Sub(oldestWaiting.t)
 	}
 	return st, nil
 }
@@ -644,6 +667,35 @@ func (s *sqlStore) backlogBySite(ctx context.Context) (map[int]int, error) {
 		out[site] = n
 	}
 	return out, rows.Err()
+}
+
+// setRequest stores the request rendered again for a delivery that waited for its
+// contact, and clears its deferred render; only while owner holds its lease.
+func (s *sqlStore) setRequest(ctx context.Context, d *Delivery, owner string) error {
+	headers, err := json.Marshal(d.Header)
+	if err != nil {
+		return fmt.Errorf("encode headers: %w", err)
+	}
+	res, err := s.w.ExecContext(ctx, s.d.sql(`UPDATE {D} SET method = ?, url = ?, headers = ?, content_type = ?, body = ?, deferred = ''
+		WHERE id = ? AND lease_owner = ?`), d.Method, d.URL, string(headers), d.ContentType, d.Body, d.ID, owner)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err == nil && n != 1 {
+		return fmt.Errorf("delivery %s is no longer claimed by %s", d.ID, owner)
+	}
+	return nil
+}
+
+func encodeDeferred(def *crmnotify.Deferred) (string, error) {
+	if def == nil {
+		return "", nil
+	}
+	b, err := json.Marshal(def)
+	if err != nil {
+		return "", fmt.Errorf("encode deferred render: %w", err)
+	}
+	return string(b), nil
 }
 
 // prune deletes delivered and dead deliveries created before the cut (and their

@@ -2,12 +2,15 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/omlcrm/oml-crm/crmnotify"
 	"github.com/omlcrm/oml-crm/internal/backoff"
 )
 
@@ -41,6 +44,10 @@ func (q *Queue) attempt(d *Delivery) {
 			r.lastError += "; last error: " + d.LastError
 		}
 		q.record(ctx, d, nil, r, log)
+		return
+	}
+
+	if d.Deferred != nil && !q.completeDeferred(ctx, d, now, log) {
 		return
 	}
 
@@ -86,6 +93,57 @@ func (q *Queue) attempt(d *Delivery) {
 		}
 	}
 	q.record(ctx, d, attempts, r, log)
+}
+
+// maxContactWait caps the pause between two tries to read a waiting delivery's contact,
+// so that deliveries go out soon after a long OMniLeads database outage ends.
+const maxContactWait = 30 * time.Second
+
+// completeDeferred renders again a delivery queued without its contact. It reports true
+// when d now holds the complete request (stored), false when d goes on waiting (recorded
+// as failed without an HTTP attempt, retried later) or was dead-lettered.
+func (q *Queue) completeDeferred(ctx context.Context, d *Delivery, now time.Time, log zerolog.Logger) bool {
+	rctx, cancel := context.WithTimeout(ctx, q.opts.Timeout)
+	req, err := q.opts.Rerender(rctx, *d.Deferred)
+	cancel()
+	if err == nil {
+		if err := checkURL(req.URL); err != nil {
+			q.record(ctx, d, nil, result{status: StatusDead, lastError: "rendered again with its contact: " + err.Error()}, log)
+			return false
+		}
+		d.Method, d.URL, d.Header, d.ContentType, d.Body = req.Method, req.URL, req.Header.Clone(), req.ContentType, req.Body
+		if err := q.store.setRequest(ctx, d, q.opts.InstanceID); err != nil {
+			// The lease expires and the delivery is rendered again then.
+			log.Error().Err(err).Msg("store the delivery rendered with its contact")
+			return false
+		}
+		d.Deferred = nil
+		log.Info().Dur("waited", now.Sub(d.CreatedAt)).Msg("the contact of a waiting delivery could be read: sending it")
+		return true
+	}
+	r := result{status: StatusFailed, lastError: fmt.Sprintf("waiting for contact %d: %v", d.Deferred.ContactID, err)}
+	if !errors.Is(err, crmnotify.ErrCatalogUnavailable) {
+		// Not a transient failure (the campaign was deleted, its set-up no longer renders).
+		r.status = StatusDead
+		q.record(ctx, d, nil, r, log)
+		return false
+	}
+	// Wait about half the time waited so far (a short outage costs little delay, a long
+	// one few reads), within MinBackoff and maxContactWait, jittered.
+	wait := min(max(now.Sub(d.CreatedAt)/2, q.opts.MinBackoff), maxContactWait, q.opts.MaxBackoff)
+	wait = wait/2 + rand.N(wait/2+1)
+	r.next = now.Add(wait)
+	if r.next.After(d.ExpiresAt) {
+		r.status = StatusDead
+		r.lastError = fmt.Sprintf("maximum age %s reached while waiting for contact %d; last error: %v", q.opts.MaxAge, d.Deferred.ContactID, err)
+	}
+	if strings.HasPrefix(d.LastError, "waiting for contact") {
+		// Said once when the wait began: an outage must not log every round of every
+		// waiting delivery (its end, dead-lettering, is still logged).
+		log = log.Level(zerolog.WarnLevel)
+	}
+	q.record(ctx, d, nil, r, log)
+	return false
 }
 
 // record stores the attempts and the new state, then updates metrics and logs.
