@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/omlcrm/oml-crm/catalog"
 )
 
 // MinSecretLen is the shortest accepted HMAC key (agentws.token_secret, signing secrets).
@@ -170,6 +172,14 @@ func (c *Config) Validate() error {
 		}
 		if s := d.Sites[id].SigningSecret; s != "" && len(s) < MinSecretLen {
 			v.addf(key+".signing_secret", "too short: at least %d bytes", MinSecretLen)
+		}
+		for i, s := range d.Sites[id].WebhookSecrets {
+			if _, err := catalog.WebhookKey(s); err != nil {
+				v.addf(fmt.Sprintf("%s.webhook_secrets[%d]", key, i), "%v", err)
+			}
+		}
+		if _, err := catalog.ParseCallEndMode(d.Sites[id].CallEnd); err != nil {
+			v.addf(key+".call_end", "%v", err)
 		}
 	}
 

@@ -185,13 +185,21 @@ func checkParam(c *catalog.Campaign, p catalog.Param, add func(format string, ar
 			add("contact data %q: the campaign's contact database %d%s has no column %q; its columns are: %s",
 				p.Source, db.ID, name, p.Source, strings.Join(db.Columns, ", "))
 		}
-	case catalog.FamilyFixed, catalog.FamilyDisposition:
+	case catalog.FamilyDisposition:
+		if !containsString(catalog.DispositionSources, p.Source) {
+			add("unknown disposition data %q; valid disposition data are: %s", p.Source, strings.Join(catalog.DispositionSources, ", "))
+		}
+	case catalog.FamilyCallEnd:
+		if !containsString(catalog.CallEndSources, p.Source) {
+			add("unknown call_end data %q; valid call_end data are: %s", p.Source, strings.Join(catalog.CallEndSources, ", "))
+		}
+	case catalog.FamilyFixed:
 	case catalog.FamilyDialplan:
 		if strings.TrimSpace(p.Source) == "" {
 			add("dialplan data with no variable name")
 		}
 	default:
-		add("unknown parameter type code %d (valid: 1 campaign, 2 contact, 3 call, 4 fixed, 5 dialplan, 6 disposition)", int(p.Family))
+		add("unknown parameter type code %d (valid: 1 campaign, 2 contact, 3 call, 4 fixed, 5 dialplan, 6 disposition, 7 call_end)", int(p.Family))
 	}
 }
 

@@ -35,6 +35,10 @@ type Input struct {
 	Contact  *catalog.Contact
 	Agent    *catalog.Agent
 	Call     CallData
+	// Disposition is set for the disposition phase (the disposition family's values).
+	Disposition *Disposition
+	// End is set for the call_end phase (the call_end family's values).
+	End *CallEnd
 }
 
 // Field is one rendered (name, value) pair, in parameter order.
@@ -75,6 +79,9 @@ type Notification struct {
 	Site        *catalog.Site     // Trigger, Target, Auth, ID (signing secrets are keyed by site id)
 	Request     Request
 	ConnectedAt time.Time // when the call connected (calls.Connected.At): latency is measured from here
+	// Phase is the call phase notified: PhaseConnect ("" is connect too), PhaseRinging,
+	// PhaseDisposition or PhaseCallEnd. ID derives from it (PhaseNotificationID).
+	Phase string
 }
 
 // NotificationID derives the stable id of (call, agent, site): the same inputs give the

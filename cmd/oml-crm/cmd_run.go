@@ -148,8 +148,17 @@ func reloadConfig(d *daemon, path string, fs *pflag.FlagSet, lw *levelWriter) {
 				restart = append(restart, k)
 				continue
 			}
+			whsec, err := webhookSecrets(context.Background(), next, d.catalog)
+			if err != nil {
+				log.Error().Err(err).Msg("SIGHUP: delivery.sites not reloaded")
+				restart = append(restart, k)
+				continue
+			}
 			if q := d.queue.get(); q != nil {
 				q.SetSigningSecrets(secrets)
+				if err := q.SetWebhookSecrets(whsec); err != nil {
+					log.Error().Err(err).Msg("SIGHUP: delivery.sites webhook_secrets not reloaded")
+				}
 				applied = append(applied, k)
 			} else {
 				restart = append(restart, k)

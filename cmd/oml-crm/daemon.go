@@ -300,6 +300,10 @@ func deliveryOptions(cfg *config.Config, log zerolog.Logger, reg prometheus.Regi
 	if err != nil {
 		return delivery.Options{}, err
 	}
+	whsec, err := webhookSecrets(context.Background(), cfg, cat)
+	if err != nil {
+		return delivery.Options{}, err
+	}
 	dc := cfg.Delivery
 	o := delivery.Options{
 		Schema:            dc.PostgresSchema,
@@ -314,6 +318,7 @@ func deliveryOptions(cfg *config.Config, log zerolog.Logger, reg prometheus.Regi
 		InstanceID:        dc.InstanceID,
 		SQLiteSynchronous: dc.SQLiteSynchronous,
 		SigningSecrets:    secrets,
+		WebhookSecrets:    whsec,
 		Sites:             siteLookup(cat),
 		UserAgent:         "oml-crm/" + version,
 		Logger:            log,
