@@ -144,6 +144,7 @@ type group struct {
 	start, endAt  time.Time
 	outbox        []*pending
 	retired       bool
+	j             *journal // answer, agents, hang-up, rings (phases.go); nil until needed
 }
 
 type bridge struct {
@@ -348,8 +349,11 @@ func (t *Tracker) handleLocked(ev *Event) {
 		}
 	case KindHangup:
 		if ch := t.chans[ev.Channel.ID]; ch != nil {
+			t.noteHangup(ch, ev)
 			t.removeChannel(ch, ev.At)
 		}
+	case KindAgentCalled:
+		t.agentCalled(ev)
 	}
 }
 
@@ -474,6 +478,7 @@ func (t *Tracker) merge(a, b *group) {
 	}
 	a.outbox = append(a.outbox, b.outbox...)
 	b.outbox = nil
+	mergeJournal(a, b)
 	if b.start.Before(a.start) || (b.start.Equal(a.start) && olderID(b.origin, a.origin)) {
 		a.start, a.origin = b.start, b.origin
 	}
@@ -670,6 +675,9 @@ func (t *Tracker) removeChannel(ch *channel, at time.Time) {
 		t.newest = ch.prev
 	}
 	ch.prev, ch.next = nil, nil
+	if ch.grp != nil {
+		t.noteFacts(ch.grp, ch)
+	}
 	t.detach(ch, at)
 }
 
@@ -693,6 +701,7 @@ func (t *Tracker) flush(g *group) {
 		g.outbox = g.outbox[1:]
 		t.npending--
 		t.m.connected.Inc()
+		t.noteConnected(g, &p.c)
 		t.out.Connected(p.c)
 	}
 	if len(g.outbox) == 0 {
@@ -705,7 +714,7 @@ func (t *Tracker) flush(g *group) {
 		}
 		if t.decCallID(g.callID) == 0 {
 			t.m.ended.Inc()
-			t.out.Ended(Ended{CallID: g.callID, At: g.endAt})
+			t.out.Ended(t.ended(g))
 		}
 	}
 }

@@ -1,0 +1,317 @@
+package calls
+
+import (
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The call's phases besides Connected: the journal that Ended carries (answer, agents,
+// transfers, who hung up and why, the final recording) and the ringing of queue agents.
+
+// Hang-up sides (Ended.HangupBy).
+const (
+	HangupByCustomer = "customer"
+	HangupByAgent    = "agent"
+)
+
+// Reasons a ringing stops without becoming the agent's connect (RingStopped.Reason);
+// the agentws protocol's pop.withdrawn reasons.
+const (
+	RingNoAnswer          = "no_answer"
+	RingAnsweredElsewhere = "answered_elsewhere"
+	RingHangup            = "hangup"
+)
+
+// AgentLeg is one agent that talked in a call, in connect order.
+type AgentLeg struct {
+	AgentID      int
+	AgentChannel string
+	At           time.Time // when the agent was connected
+}
+
+// Ringing says a queue is ringing an agent for a call (AMI AgentCalled, ARI a Dial to the
+// agent's leg beginning). It is emitted once per (call, agent channel); the phases
+// output gets it.
+type Ringing struct {
+	CallID       string
+	AgentID      int    // 0 when only the extension is known
+	Extension    string // the agent leg's extension (Local/1003@… → 1003)
+	AgentChannel string
+	CampaignID   int
+	CampaignType int
+	Phone        string
+	ContactID    string
+	At           time.Time
+}
+
+// RingStopped says a ringing did not become that agent's connect: Reason is
+// RingNoAnswer, RingAnsweredElsewhere or RingHangup.
+type RingStopped struct {
+	CallID    string
+	AgentID   int
+	Extension string
+	Reason    string
+	At        time.Time
+}
+
+// PhaseOutput is optionally implemented by an Output that also wants the ringing facts.
+// Its calls are made under the tracker's lock, like Output's.
+type PhaseOutput interface {
+	Ringing(Ringing)
+	RingStopped(RingStopped)
+}
+
+// journal is what a call keeps for its Ended.
+type journal struct {
+	agents                      []AgentLeg
+	campaignID, campaignType    int
+	phone, contactID, recording string
+	hangupBy, causeText         string
+	cause                       int
+	customerGone                bool // a customer-side channel hung up
+	rings                       []ring
+}
+
+type ring struct {
+	chanID, ext string
+	agentID     int
+}
+
+// maxRings bounds the ringing entries of one call (a queue ringing every member).
+const maxRings = 64
+
+func (g *group) jr() *journal {
+	if g.j == nil {
+		g.j = &journal{}
+	}
+	return g.j
+}
+
+// noteFacts keeps the call's identity values seen on ch (before it goes away), for
+// calls that end without a connect.
+func (t *Tracker) noteFacts(g *group, ch *channel) {
+	j := g.jr()
+	if j.campaignID == 0 {
+		camp := t.lookup(ch, nil, varCampTransfer)
+		if camp == "" {
+			camp = t.lookup(ch, nil, varCampID)
+		}
+		j.campaignID, _ = strconv.Atoi(camp)
+	}
+	if j.campaignType == 0 {
+		j.campaignType, _ = strconv.Atoi(t.lookup(ch, nil, varCampType, varCallTypeID))
+	}
+	if j.phone == "" {
+		j.phone = t.lookup(ch, nil, varOutNum)
+	}
+	if j.contactID == "" {
+		j.contactID = t.lookup(ch, nil, varCodCli, varContactID)
+	}
+	if rec := recordingFile(t.lookup(ch, nil, varCampRecFile, varRecFile), t.lookup(ch, nil, varMixMonitor)); rec != "" {
+		j.recording = rec
+	}
+}
+
+// noteHangup records, before ch is removed, who hung up and why: the first channel to
+// hang up after the last connect decides (an agent-like channel: the agent; another
+// one: the customer). Before any connect only the customer side counts (agents' legs
+// hang up when the queue stops ringing them). It also stops the rings of ch.
+func (t *Tracker) noteHangup(ch *channel, ev *Event) {
+	g := ch.grp
+	if g == nil {
+		return
+	}
+	j := g.jr()
+	agentLike := t.isAgentLike(ch)
+	if !agentLike {
+		j.customerGone = true
+	}
+	if j.hangupBy == "" && (len(j.agents) > 0 || !agentLike) {
+		j.hangupBy, j.cause, j.causeText = HangupByCustomer, ev.Cause, strings.Clone(ev.CauseText)
+		if agentLike {
+			j.hangupBy = HangupByAgent
+		}
+	}
+	reason := RingNoAnswer
+	if j.customerGone {
+		reason = RingHangup
+	}
+	t.stopRings(g, func(r *ring) bool { return r.chanID == ch.id || siblingOf(t, ch, r.chanID) }, reason, ev.At)
+}
+
+func siblingOf(t *Tracker, ch *channel, id string) bool {
+	sib := t.sibling(ch)
+	return sib != nil && sib.id == id
+}
+
+// stopRings emits RingStopped for the rings match selects and forgets them.
+func (t *Tracker) stopRings(g *group, match func(*ring) bool, reason string, at time.Time) {
+	j := g.j
+	if j == nil || len(j.rings) == 0 {
+		return
+	}
+	po, _ := t.out.(PhaseOutput)
+	kept := j.rings[:0]
+	for i := range j.rings {
+		r := j.rings[i]
+		if !match(&r) {
+			kept = append(kept, r)
+			continue
+		}
+		if po != nil {
+			po.RingStopped(RingStopped{CallID: g.callID, AgentID: r.agentID, Extension: r.ext, Reason: reason, At: at})
+		}
+	}
+	clear(j.rings[len(kept):])
+	j.rings = kept
+}
+
+// noteConnected adds an emitted connect to its call's journal: the ringing of that agent
+// is promoted (dropped silently: the connect replaces it), the others are withdrawn as
+// answered elsewhere, and a hang-up noted before this connect (a transfer's) is
+// forgotten.
+func (t *Tracker) noteConnected(g *group, c *Connected) {
+	j := g.jr()
+	if n := len(j.agents); n == 0 || j.agents[n-1].AgentID != c.AgentID || j.agents[n-1].AgentChannel != c.AgentChannel {
+		j.agents = append(j.agents, AgentLeg{AgentID: c.AgentID, AgentChannel: c.AgentChannel, At: c.At})
+	}
+	if c.CampaignID != 0 {
+		j.campaignID, j.campaignType = c.CampaignID, c.CampaignType
+	}
+	if c.Phone != "" {
+		j.phone = c.Phone
+	}
+	if c.ContactID != "" {
+		j.contactID = c.ContactID
+	}
+	if c.RecordingFile != "" {
+		j.recording = c.RecordingFile
+	}
+	j.hangupBy, j.cause, j.causeText = "", 0, ""
+	ext := extensionOf(c.AgentChannel)
+	same := func(r *ring) bool {
+		return (r.agentID != 0 && r.agentID == c.AgentID) || (r.ext != "" && r.ext == ext)
+	}
+	// The answering agent's ring is promoted (the connect replaces it): forgotten
+	// without a RingStopped. The others were answered elsewhere.
+	kept := j.rings[:0]
+	for _, r := range j.rings {
+		if same(&r) {
+			c.Rang = true
+			continue
+		}
+		kept = append(kept, r)
+	}
+	clear(j.rings[len(kept):])
+	j.rings = kept
+	t.stopRings(g, func(*ring) bool { return true }, RingAnsweredElsewhere, c.At)
+}
+
+// agentCalled handles a queue ringing an agent: a Ringing fact once per agent leg,
+// unless the call is a manual or preview one (the agent's own phone dials there).
+func (t *Tracker) agentCalled(ev *Event) {
+	po, ok := t.out.(PhaseOutput)
+	if !ok {
+		return
+	}
+	cust, agent := t.ensure(ev.Channel, ev.At), t.ensure(ev.Peer, ev.At)
+	if cust == nil || agent == nil || cust == agent || t.isAgentLike(cust) {
+		return // an agent's own leg dialing its phone is not a new ring
+	}
+	t.applyVars(cust, ev.Vars)
+	t.applyVars(agent, ev.PeerVars)
+	if ev.MemberName != "" {
+		agent.memberName = strings.Clone(ev.MemberName)
+	}
+	switch t.lookup(cust, agent, varCampType, varCallTypeID) {
+	case "1", "4":
+		return
+	}
+	g := cust.grp
+	j := g.jr()
+	for _, r := range j.rings {
+		if r.chanID == agent.id {
+			return
+		}
+	}
+	if len(j.rings) >= maxRings {
+		return
+	}
+	if agent.role == roleUnknown {
+		// Not roleAgent: that would make the leg agent-like before it answers.
+		agent.dialCaller, cust.dialPeer = cust.id, agent.id
+	}
+	r := Ringing{
+		CallID:       t.lookup(cust, agent, varCallID, varUniqueID),
+		AgentID:      t.agentIDOf(agent),
+		Extension:    extensionOf(agent.name),
+		AgentChannel: agent.name,
+		Phone:        t.lookup(cust, agent, varOutNum),
+		ContactID:    t.lookup(cust, agent, varCodCli, varContactID),
+		At:           ev.At,
+	}
+	if r.CallID == "" {
+		r.CallID = g.callID
+	}
+	camp := t.lookup(cust, agent, varCampTransfer)
+	if camp == "" {
+		camp = t.lookup(cust, agent, varCampID)
+	}
+	r.CampaignID, _ = strconv.Atoi(camp)
+	r.CampaignType, _ = strconv.Atoi(t.lookup(cust, agent, varCampType, varCallTypeID))
+	j.rings = append(j.rings, ring{chanID: agent.id, ext: r.Extension, agentID: r.AgentID})
+	po.Ringing(r)
+}
+
+// ended builds the call's Ended from its journal; rings still open are withdrawn.
+func (t *Tracker) ended(g *group) Ended {
+	e := Ended{CallID: g.callID, At: g.endAt, Start: g.start}
+	j := g.j
+	if j == nil {
+		return e
+	}
+	reason := RingNoAnswer
+	if j.customerGone {
+		reason = RingHangup
+	}
+	t.stopRings(g, func(*ring) bool { return true }, reason, g.endAt)
+	e.Agents = j.agents
+	e.CampaignID, e.CampaignType = j.campaignID, j.campaignType
+	e.Phone, e.ContactID, e.RecordingFile = j.phone, j.contactID, j.recording
+	e.HangupBy, e.HangupCause, e.HangupCauseText = j.hangupBy, j.cause, j.causeText
+	return e
+}
+
+// mergeJournal moves b's journal into a's (calls merged, sources without Linkedid).
+func mergeJournal(a, b *group) {
+	if b.j == nil {
+		return
+	}
+	if a.j == nil {
+		a.j, b.j = b.j, nil
+		return
+	}
+	ja, jb := a.j, b.j
+	ja.agents = append(ja.agents, jb.agents...)
+	if len(ja.rings)+len(jb.rings) <= maxRings {
+		ja.rings = append(ja.rings, jb.rings...)
+	}
+	if ja.campaignID == 0 {
+		ja.campaignID, ja.campaignType = jb.campaignID, jb.campaignType
+	}
+	if ja.phone == "" {
+		ja.phone = jb.phone
+	}
+	if ja.contactID == "" {
+		ja.contactID = jb.contactID
+	}
+	if ja.recording == "" {
+		ja.recording = jb.recording
+	}
+	if ja.hangupBy == "" {
+		ja.hangupBy, ja.cause, ja.causeText = jb.hangupBy, jb.cause, jb.causeText
+	}
+	ja.customerGone = ja.customerGone || jb.customerGone
+	b.j = nil
+}

@@ -1,0 +1,138 @@
+package calls_test
+
+import (
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/omlcrm/oml-crm/calls"
+)
+
+// phaseRecorder also keeps the ringing facts.
+type phaseRecorder struct {
+	recorder
+	pmu     sync.Mutex
+	rings   []calls.Ringing
+	stopped []calls.RingStopped
+}
+
+func (r *phaseRecorder) Ringing(x calls.Ringing) {
+	r.pmu.Lock()
+	r.rings = append(r.rings, x)
+	r.pmu.Unlock()
+}
+
+func (r *phaseRecorder) RingStopped(x calls.RingStopped) {
+	r.pmu.Lock()
+	r.stopped = append(r.stopped, x)
+	r.pmu.Unlock()
+}
+
+// replay feeds a recording (AMI or ARI) to a tracker writing to a phaseRecorder.
+func replay(t *testing.T, file string) (*phaseRecorder, []calls.Connected, []calls.Ended) {
+	t.Helper()
+	rec := &phaseRecorder{}
+	tr, _ := startTracker(t, calls.Options{Output: rec, Resolver: extResolver{}})
+	path := sharedFile(t, file)
+	if strings.HasSuffix(file, ".jsonl") {
+		for _, ev := range readARI(t, path) {
+			tr.HandleARI(ev)
+		}
+	} else {
+		for _, m := range readAMI(t, path) {
+			tr.HandleAMI(m)
+		}
+	}
+	settle(t, tr)
+	c, e := rec.facts(t)
+	return rec, c, e
+}
+
+func TestCallEndJournalAnsweredCustomerHangsUp(t *testing.T) {
+	for _, file := range []string{"ami/oml-inbound-queue.ami", "ari/oml-inbound-queue-observer.jsonl"} {
+		t.Run(file, func(t *testing.T) {
+			_, conn, ended := replay(t, file)
+			if len(conn) != 1 || len(ended) != 1 {
+				t.Fatalf("%d connects, %d ends", len(conn), len(ended))
+			}
+			e := ended[0]
+			if len(e.Agents) != 1 || e.Agents[0].AgentID != conn[0].AgentID || !e.Agents[0].At.Equal(conn[0].At) {
+				t.Errorf("agents %+v, want the connect's agent %d at %v", e.Agents, conn[0].AgentID, conn[0].At)
+			}
+			if e.CampaignID != 7 || e.Phone != "3415551234" || e.RecordingFile == "" || !strings.HasSuffix(e.RecordingFile, ".wav") {
+				t.Errorf("identity: campaign %d phone %q recording %q", e.CampaignID, e.Phone, e.RecordingFile)
+			}
+			if e.HangupBy != calls.HangupByCustomer || e.HangupCause != 16 || e.HangupCauseText != "Normal Clearing" {
+				t.Errorf("hang-up: by %q cause %d %q, want customer 16 Normal Clearing", e.HangupBy, e.HangupCause, e.HangupCauseText)
+			}
+			if !e.Start.Before(e.Agents[0].At) || !e.Agents[0].At.Before(e.At) {
+				t.Errorf("times: start %v answer %v end %v are not in order", e.Start, e.Agents[0].At, e.At)
+			}
+		})
+	}
+}
+
+func TestCallEndJournalAgentHangsUp(t *testing.T) {
+	_, _, ended := replay(t, "ami/oml-agent-hangup.ami")
+	if len(ended) != 1 || ended[0].HangupBy != calls.HangupByAgent {
+		t.Fatalf("ends %+v, want one hung up by the agent", ended)
+	}
+}
+
+// A blind transfer: two agents in order, one transfer, the customer ends the call.
+func TestCallEndJournalTransferred(t *testing.T) {
+	_, conn, ended := replay(t, "ami/oml-blind-transfer.ami")
+	if len(conn) != 2 || len(ended) != 1 {
+		t.Fatalf("%d connects, %d ends", len(conn), len(ended))
+	}
+	e := ended[0]
+	if len(e.Agents) != 2 || e.Agents[0].AgentID != conn[0].AgentID || e.Agents[1].AgentID != conn[1].AgentID || e.Agents[0].AgentID == e.Agents[1].AgentID {
+		t.Errorf("agents %+v, want %d then %d", e.Agents, conn[0].AgentID, conn[1].AgentID)
+	}
+	if e.HangupBy == "" {
+		t.Errorf("hang-up side unknown: %+v", e)
+	}
+	if e.CampaignID != conn[1].CampaignID {
+		t.Errorf("campaign %d, want the last connect's %d (transfer campaign)", e.CampaignID, conn[1].CampaignID)
+	}
+}
+
+// An abandoned call: nobody answered; the customer hung up; the rung agent's ringing is
+// withdrawn with reason hangup.
+func TestCallEndJournalAbandonedAndRingingWithdrawn(t *testing.T) {
+	rec, conn, ended := replay(t, "ami/oml-abandon-ringing.ami")
+	if len(conn) != 0 || len(ended) != 1 {
+		t.Fatalf("%d connects, %d ends", len(conn), len(ended))
+	}
+	e := ended[0]
+	if len(e.Agents) != 0 || e.HangupBy != calls.HangupByCustomer || e.CampaignID != 8 {
+		t.Errorf("abandoned call journal %+v", e)
+	}
+	if len(rec.rings) != 1 || rec.rings[0].AgentID != 9 || rec.rings[0].CallID != e.CallID || rec.rings[0].CampaignID != 8 {
+		t.Fatalf("rings %+v, want agent 9 rung once for call %s", rec.rings, e.CallID)
+	}
+	if len(rec.stopped) != 1 || rec.stopped[0].Reason != calls.RingHangup || rec.stopped[0].AgentID != 9 {
+		t.Errorf("ring stops %+v, want agent 9's withdrawn for hangup", rec.stopped)
+	}
+}
+
+// Answered: the agent's ring is promoted (the connect says Rang), nothing withdrawn.
+func TestRingingPromotedToConnect(t *testing.T) {
+	for _, file := range []string{"ami/oml-inbound-queue.ami", "ari/oml-inbound-queue-observer.jsonl"} {
+		t.Run(file, func(t *testing.T) {
+			rec, conn, _ := replay(t, file)
+			if len(rec.rings) != 1 || len(conn) != 1 {
+				t.Fatalf("rings %+v connects %d", rec.rings, len(conn))
+			}
+			if rec.rings[0].CallID != conn[0].CallID || !conn[0].Rang {
+				t.Errorf("ring %+v, connect %+v: want the connect to replace the ring", rec.rings[0], conn[0])
+			}
+			if rec.rings[0].AgentID != conn[0].AgentID && rec.rings[0].Extension != strings.TrimPrefix(strings.SplitN(conn[0].AgentChannel, "@", 2)[0], "Local/") {
+				t.Errorf("ring agent %d/%q, connect agent %d", rec.rings[0].AgentID, rec.rings[0].Extension, conn[0].AgentID)
+			}
+			if len(rec.stopped) != 0 {
+				t.Errorf("withdrawn %+v, want none", rec.stopped)
+			}
+		})
+	}
+}
