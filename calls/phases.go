@@ -48,11 +48,12 @@ type Ringing struct {
 // RingStopped says a ringing did not become that agent's connect: Reason is
 // RingNoAnswer, RingAnsweredElsewhere or RingHangup.
 type RingStopped struct {
-	CallID    string
-	AgentID   int
-	Extension string
-	Reason    string
-	At        time.Time
+	CallID     string
+	CampaignID int
+	AgentID    int
+	Extension  string
+	Reason     string
+	At         time.Time
 }
 
 // PhaseOutput is optionally implemented by an Output that also wants the ringing facts.
@@ -76,6 +77,7 @@ type journal struct {
 type ring struct {
 	chanID, ext string
 	agentID     int
+	campaignID  int
 }
 
 // maxRings bounds the ringing entries of one call (a queue ringing every member).
@@ -160,7 +162,7 @@ func (t *Tracker) stopRings(g *group, match func(*ring) bool, reason string, at 
 			continue
 		}
 		if po != nil {
-			po.RingStopped(RingStopped{CallID: g.callID, AgentID: r.agentID, Extension: r.ext, Reason: reason, At: at})
+			po.RingStopped(RingStopped{CallID: g.callID, CampaignID: r.campaignID, AgentID: r.agentID, Extension: r.ext, Reason: reason, At: at})
 		}
 	}
 	clear(j.rings[len(kept):])
@@ -260,7 +262,7 @@ func (t *Tracker) agentCalled(ev *Event) {
 	}
 	r.CampaignID, _ = strconv.Atoi(camp)
 	r.CampaignType, _ = strconv.Atoi(t.lookup(cust, agent, varCampType, varCallTypeID))
-	j.rings = append(j.rings, ring{chanID: agent.id, ext: r.Extension, agentID: r.AgentID})
+	j.rings = append(j.rings, ring{chanID: agent.id, ext: r.Extension, agentID: r.AgentID, campaignID: r.CampaignID})
 	po.Ringing(r)
 }
 

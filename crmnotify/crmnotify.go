@@ -82,6 +82,8 @@ type Notification struct {
 	// Phase is the call phase notified: PhaseConnect ("" is connect too), PhaseRinging,
 	// PhaseDisposition or PhaseCallEnd. ID derives from it (PhaseNotificationID).
 	Phase string
+	// Replaces is the id of the ringing pop this connect pop supersedes ("" when none).
+	Replaces string
 }
 
 // NotificationID derives the stable id of (call, agent, site): the same inputs give the

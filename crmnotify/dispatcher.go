@@ -45,6 +45,9 @@ type DispatcherOptions struct {
 	// Backoff is the pause after the first failed attempt, doubled after each further
 	// one; default 100ms.
 	Backoff time.Duration
+	// CallEndSites overrides sites' end-of-call opt-in by site id (the OMniLeads
+	// catalog: delivery.sites.<id>.call_end).
+	CallEndSites map[int]catalog.CallEndMode
 }
 
 // Outcomes of a connect (label values of omlcrm_connects_total).
@@ -112,6 +115,7 @@ type Dispatcher struct {
 	backoff  time.Duration
 	m        dispatcherMetrics
 	stages   []stage
+	callEnd  map[int]catalog.CallEndMode
 }
 
 type dispatcherMetrics struct {
@@ -121,6 +125,7 @@ type dispatcherMetrics struct {
 	renderDuration prometheus.Histogram
 	duration       *prometheus.HistogramVec
 	ended          prometheus.Counter
+	phases         *prometheus.CounterVec
 }
 
 // NewDispatcher checks the options and registers the metrics.
@@ -143,6 +148,7 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 		attempts: opts.Attempts,
 		backoff:  opts.Backoff,
 		m:        newDispatcherMetrics(),
+		callEnd:  opts.CallEndSites,
 	}
 	// The pipeline, in order: campaign (and whether its site fires on connect), contact,
 	// agent, render, hand-off to the queue or the hub.
@@ -195,6 +201,15 @@ func newDispatcherMetrics() dispatcherMetrics {
 			Help: "Call ends passed to the agent hub.",
 		}),
 	}
+	m.phases = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "omlcrm_phase_notifications_total",
+		Help: "Notifications of the call phases besides connect (ringing, disposition, call_end), by outcome (server, popped, skipped, error).",
+	}, []string{"phase", "outcome"})
+	for _, p := range []string{PhaseRinging, PhaseDisposition, PhaseCallEnd} {
+		for _, o := range []string{phaseOutcomeServer, phaseOutcomePopped, phaseOutcomeSkipped, phaseOutcomeError} {
+			m.phases.WithLabelValues(p, o)
+		}
+	}
 	// Pre-create the label values so that dashboards and alerts see zeros, not gaps.
 	for _, o := range []string{OutcomeServer, OutcomePopped, OutcomeSkipped, OutcomeError} {
 		m.connects.WithLabelValues(o)
@@ -210,7 +225,7 @@ func newDispatcherMetrics() dispatcherMetrics {
 }
 
 func (m dispatcherMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.connects, m.skipped, m.errors, m.renderDuration, m.duration, m.ended}
+	return []prometheus.Collector{m.connects, m.skipped, m.errors, m.renderDuration, m.duration, m.ended, m.phases}
 }
 
 // dispatch is one connect travelling through the stages.
@@ -414,6 +429,7 @@ func (d *Dispatcher) handoff(ctx context.Context, x *dispatch) error {
 		Site:        site,
 		Request:     x.request,
 		ConnectedAt: x.call.At,
+		Replaces:    RingingPopID(x.call, x.campaign),
 	}
 	log := x.log.With().Str("notification_id", n.ID).Logger()
 	if site.Trigger == catalog.TriggerServer {
@@ -438,8 +454,10 @@ func (d *Dispatcher) HandleEnded(ctx context.Context, e calls.Ended) error {
 	if err := d.retry(ctx, func() error { return d.agents.CallEnded(ctx, e.CallID) }); err != nil {
 		d.m.errors.WithLabelValues(stageCallEnded).Inc()
 		d.log.Error().Err(err).Str("call_id", e.CallID).Msg("cannot tell the agent hub that the call ended")
+		d.handleCallEnd(ctx, e)
 		return fmt.Errorf("ending call %s in the agent hub: %w", e.CallID, err)
 	}
+	d.handleCallEnd(ctx, e)
 	return nil
 }
 

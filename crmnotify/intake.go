@@ -24,6 +24,7 @@ type Intake struct {
 
 	mu       sync.Mutex
 	inflight map[string]*sync.WaitGroup // call id → its connects being dispatched
+	rings    map[string][]ringDone      // call id → its ringing pops (intake_phases.go)
 	all      sync.WaitGroup
 }
 
@@ -81,6 +82,7 @@ func (in *Intake) Ended(e calls.Ended) {
 	in.mu.Lock()
 	wg := in.inflight[e.CallID]
 	delete(in.inflight, e.CallID)
+	in.forgetRings(e.CallID)
 	in.all.Add(1)
 	in.mu.Unlock()
 	go func() {
