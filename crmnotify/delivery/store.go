@@ -35,6 +35,8 @@ type store interface {
 	prune(ctx context.Context, before time.Time) (int, error)
 	ping(ctx context.Context) error
 	close() error
+	cursor(ctx context.Context, name string) (int64, bool, error)
+	advanceCursor(ctx context.Context, name string, value int64) error
 }
 
 // StoreKind tells the store apart in an Options.Store value.
@@ -241,6 +243,10 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
 	error       TEXT NOT NULL,
 	response    TEXT NOT NULL,
 	PRIMARY KEY (delivery_id, n)
+);`, `
+CREATE TABLE IF NOT EXISTS cursors (
+	name  TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
 );`}
 
 func postgresMigrations(schema string) []string {
@@ -285,6 +291,10 @@ CREATE TABLE IF NOT EXISTS ` + s + `.delivery_attempts (
 	error       text NOT NULL,
 	response    text NOT NULL,
 	PRIMARY KEY (delivery_id, n)
+);`, `
+CREATE TABLE IF NOT EXISTS ` + s + `.cursors (
+	name  text PRIMARY KEY,
+	value bigint NOT NULL
 );`}
 }
 
