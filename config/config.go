@@ -27,6 +27,7 @@ type Config struct {
 	Delivery Delivery `mapstructure:"delivery" json:"delivery"`
 	AgentWS  AgentWS  `mapstructure:"agentws" json:"agentws"`
 	Cluster  Cluster  `mapstructure:"cluster" json:"cluster"`
+	Phases   Phases   `mapstructure:"phases" json:"phases"`
 }
 
 // Log configures logging.
@@ -284,6 +285,7 @@ func Default() *Config {
 				RequestTimeout: 5 * time.Second,
 			},
 		},
+		Phases: defaultPhases(),
 		Calls: Calls{
 			DialplanPrefixes: []string{"Omlcrm"},
 			MaxChannels:      50000,

@@ -42,6 +42,8 @@ func (c *Config) Validate() error {
 	}
 	v.positive("http.shutdown_timeout", c.HTTP.ShutdownTimeout)
 
+	v.phases(c.Phases)
+
 	v.oneOf("asterisk.source", c.Asterisk.Source, "ami", "ari")
 	ami := c.Asterisk.AMI
 	useAMI := c.Asterisk.Source == "ami"

@@ -48,6 +48,9 @@ type DispatcherOptions struct {
 	// CallEndSites overrides sites' end-of-call opt-in by site id (the OMniLeads
 	// catalog: delivery.sites.<id>.call_end).
 	CallEndSites map[int]catalog.CallEndMode
+	// RingingCampaigns opts campaigns in to ringing pops besides their catalog's
+	// ringing flag (the OMniLeads catalog: phases.ringing_campaigns).
+	RingingCampaigns map[int]bool
 }
 
 // Outcomes of a connect (label values of omlcrm_connects_total).
@@ -116,6 +119,7 @@ type Dispatcher struct {
 	m        dispatcherMetrics
 	stages   []stage
 	callEnd  map[int]catalog.CallEndMode
+	ringing  map[int]bool
 }
 
 type dispatcherMetrics struct {
@@ -149,6 +153,7 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 		backoff:  opts.Backoff,
 		m:        newDispatcherMetrics(),
 		callEnd:  opts.CallEndSites,
+		ringing:  opts.RingingCampaigns,
 	}
 	// The pipeline, in order: campaign (and whether its site fires on connect), contact,
 	// agent, render, hand-off to the queue or the hub.
@@ -429,7 +434,7 @@ func (d *Dispatcher) handoff(ctx context.Context, x *dispatch) error {
 		Site:        site,
 		Request:     x.request,
 		ConnectedAt: x.call.At,
-		Replaces:    RingingPopID(x.call, x.campaign),
+		Replaces:    d.ringingPopID(x.call, x.campaign),
 	}
 	log := x.log.With().Str("notification_id", n.ID).Logger()
 	if site.Trigger == catalog.TriggerServer {

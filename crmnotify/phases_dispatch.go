@@ -213,7 +213,7 @@ func (d *Dispatcher) HandleRinging(ctx context.Context, r calls.Ringing) {
 	}
 	log := d.log.With().Str("call_id", r.CallID).Int("campaign_id", r.CampaignID).Logger()
 	camp, err := d.catalog.Campaign(ctx, r.CampaignID)
-	if err != nil || !camp.Ringing || camp.Site == nil || !camp.Interaction.UsesSite() {
+	if err != nil || !d.ringingOn(camp) || camp.Site == nil || !camp.Interaction.UsesSite() {
 		return
 	}
 	if t := camp.Site.Trigger; t != catalog.TriggerAgent && t != catalog.TriggerAutomatic {
@@ -249,7 +249,7 @@ func (d *Dispatcher) HandleRingStopped(ctx context.Context, r calls.RingStopped)
 		return
 	}
 	camp, err := d.catalog.Campaign(ctx, campaignID)
-	if err != nil || !camp.Ringing || camp.Site == nil {
+	if err != nil || !d.ringingOn(camp) || camp.Site == nil {
 		return
 	}
 	agentID := d.ringAgent(ctx, r.AgentID, r.Extension)
@@ -262,10 +262,15 @@ func (d *Dispatcher) HandleRingStopped(ctx context.Context, r calls.RingStopped)
 	}
 }
 
-// RingingPopID is the id of the ringing pop a connect replaces ("" when the campaign has
+// ringingOn reports whether the campaign pops while the agent's phone rings.
+func (d *Dispatcher) ringingOn(camp *catalog.Campaign) bool {
+	return camp != nil && (camp.Ringing || d.ringing[camp.ID])
+}
+
+// ringingPopID is the id of the ringing pop a connect replaces ("" when the campaign has
 // no ringing pops or the agent was not rung).
-func RingingPopID(c calls.Connected, camp *catalog.Campaign) string {
-	if !c.Rang || camp == nil || !camp.Ringing || camp.Site == nil {
+func (d *Dispatcher) ringingPopID(c calls.Connected, camp *catalog.Campaign) string {
+	if !c.Rang || !d.ringingOn(camp) || camp.Site == nil {
 		return ""
 	}
 	return PhaseNotificationID(c.CallID, c.AgentID, camp.Site.ID, PhaseRinging)

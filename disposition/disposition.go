@@ -19,10 +19,11 @@ import (
 	"github.com/omlcrm/oml-crm/crmnotify"
 )
 
-// Handler takes one disposition. An error wrapping crmnotify.ErrDispositionIgnored means
-// nothing was to be done; any other error stops the cursor at that disposition (it is
-// tried again at the next poll).
-type Handler func(ctx context.Context, ev crmnotify.DispositionEvent) error
+// Handler takes one disposition and returns the notification it became (the
+// dispatcher's HandleDisposition). An error wrapping crmnotify.ErrDispositionIgnored
+// means nothing was to be done; any other error stops the cursor at that disposition (it
+// is tried again at the next poll).
+type Handler func(ctx context.Context, ev crmnotify.DispositionEvent) (crmnotify.Notification, error)
 
 // CursorStore keeps the cursor durably (the delivery queue's database: shared by the
 // instances sharing a PostgreSQL outbox). AdvanceCursor never moves it back.
@@ -179,7 +180,7 @@ func (s *Source) Poll(ctx context.Context) (int, error) {
 				ContactID: r.contact, At: r.at, FiresCRM: r.fires,
 				Disposition: crmnotify.Disposition{ID: r.id, Name: r.name, Subdisposition: r.sub},
 			}
-			if err := s.o.Handle(ctx, ev); err != nil && !errors.Is(err, crmnotify.ErrDispositionIgnored) {
+			if _, err := s.o.Handle(ctx, ev); err != nil && !errors.Is(err, crmnotify.ErrDispositionIgnored) {
 				return 0, fmt.Errorf("disposition %d (history %d, call %s): %w", r.id, r.hid, r.callID, err)
 			}
 		}

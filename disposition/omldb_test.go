@@ -108,10 +108,7 @@ INSERT INTO ominicontacto_app_opcioncalificacion (id, tipo, nombre, campana_id, 
 func (r *rig) source(t *testing.T, cursors disposition.CursorStore) *disposition.Source {
 	t.Helper()
 	s, err := disposition.NewSource(disposition.Options{Pool: r.pool, Cursors: cursors, Settle: time.Second,
-		Handle: func(ctx context.Context, ev crmnotify.DispositionEvent) error {
-			_, err := r.disp.HandleDisposition(ctx, ev)
-			return err
-		}})
+		Handle: r.disp.HandleDisposition})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -92,6 +92,8 @@ type daemon struct {
 	bg     sync.WaitGroup     // tracker.Run, queue.Run, the outbox and hub openers, the dialplan list refresh
 	stopBG context.CancelFunc // ends the background work and the in-flight dispatches
 	served chan error         // the HTTP server's end
+
+	routes map[string]http.Handler // handlers the phases add (POST /dispositions), mounted by startHTTP
 }
 
 // startDaemon builds and starts every part. It fails on what cannot be retried (a bad
@@ -100,7 +102,7 @@ type daemon struct {
 // /readyz.
 func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	cfg := o.Config
-	d := &daemon{cfg: cfg, log: o.Logger, served: make(chan error, 1), scheme: "http"}
+	d := &daemon{cfg: cfg, log: o.Logger, served: make(chan error, 1), scheme: "http", routes: map[string]http.Handler{}}
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	d.stopBG = stopBG
 	defer func() {
@@ -203,8 +205,12 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	disp, err := crmnotify.NewDispatcher(crmnotify.DispatcherOptions{
 		Catalog: d.catalog, Server: server, Agents: agents,
 		Logger: d.log.With().Str("component", "dispatcher").Logger(), Registerer: d.reg,
+		CallEndSites: callEndSites(cfg), RingingCampaigns: ringingCampaigns(cfg),
 	})
 	if err != nil {
+		return d, err
+	}
+	if err := d.startDispositions(bgCtx, disp); err != nil {
 		return d, err
 	}
 	d.intake = crmnotify.NewIntake(bgCtx, disp, crmnotify.DefaultIntakeWorkers, o.OnConnect, d.log)
@@ -503,6 +509,9 @@ func (d *daemon) startHTTP(o daemonOptions) error {
 	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
 	mux.Handle("/healthz", d.health.LivenessHandler())
 	mux.Handle("/readyz", d.health.ReadinessHandler())
+	for p, h := range d.routes {
+		mux.Handle(p, h)
+	}
 	for p, h := range o.Routes {
 		mux.Handle(p, h)
 	}
