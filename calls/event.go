@@ -25,6 +25,9 @@ const (
 	// KindAgentCalled: a queue rings Peer (an agent's leg) for Channel (the customer):
 	// AMI AgentCalled, ARI a Dial beginning (no dial status yet).
 	KindAgentCalled
+	// KindDialEnd: Channel's dial of Peer ended without an answer; Value is the dial
+	// status (CANCEL, NOANSWER, BUSY, CHANUNAVAIL, CONGESTION).
+	KindDialEnd
 )
 
 // ChannelRef names a channel: ID is the Asterisk Uniqueid (AMI) or channel id (ARI, the

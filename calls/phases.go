@@ -78,6 +78,9 @@ type ring struct {
 	chanID, ext string
 	agentID     int
 	campaignID  int
+	// cancelled: the dial was cancelled (DialEnd CANCEL): the caller hung up or another
+	// agent answered; which one shows next (a connect, a customer hang-up, the end).
+	cancelled bool
 }
 
 // maxRings bounds the ringing entries of one call (a queue ringing every member).
@@ -125,7 +128,7 @@ func (t *Tracker) noteHangup(ch *channel, ev *Event) {
 		return
 	}
 	j := g.jr()
-	agentLike := t.isAgentLike(ch)
+	agentLike := t.isAgentLike(ch) || t.rung(j, ch)
 	if !agentLike {
 		j.customerGone = true
 	}
@@ -135,11 +138,26 @@ func (t *Tracker) noteHangup(ch *channel, ev *Event) {
 			j.hangupBy = HangupByAgent
 		}
 	}
-	reason := RingNoAnswer
-	if j.customerGone {
-		reason = RingHangup
+	if !agentLike {
+		// The caller is gone: every ring of the call ends with it.
+		t.stopRings(g, func(*ring) bool { return true }, RingHangup, ev.At)
+		return
 	}
-	t.stopRings(g, func(r *ring) bool { return r.chanID == ch.id || siblingOf(t, ch, r.chanID) }, reason, ev.At)
+	// An agent leg hanging up while it rang (rejected, ring timeout) was not answered;
+	// a cancelled ring waits to learn why it was cancelled.
+	t.stopRings(g, func(r *ring) bool {
+		return !r.cancelled && (r.chanID == ch.id || siblingOf(t, ch, r.chanID))
+	}, RingNoAnswer, ev.At)
+}
+
+// rung reports whether ch (or its Local sibling) is an agent leg a queue is ringing.
+func (t *Tracker) rung(j *journal, ch *channel) bool {
+	for i := range j.rings {
+		if j.rings[i].chanID == ch.id || siblingOf(t, ch, j.rings[i].chanID) {
+			return true
+		}
+	}
+	return false
 }
 
 func siblingOf(t *Tracker, ch *channel, id string) bool {
@@ -266,6 +284,25 @@ func (t *Tracker) agentCalled(ev *Event) {
 	po.Ringing(r)
 }
 
+// dialEnded handles a dial of an agent leg that ended unanswered: NOANSWER, BUSY… stop
+// its ring (no answer); CANCEL marks it cancelled (the next event tells why).
+func (t *Tracker) dialEnded(ev *Event) {
+	peer := t.chans[ev.Peer.ID]
+	if peer == nil || peer.grp == nil || peer.grp.j == nil {
+		return
+	}
+	g := peer.grp
+	if ev.Value == "CANCEL" {
+		for i := range g.j.rings {
+			if g.j.rings[i].chanID == peer.id {
+				g.j.rings[i].cancelled = true
+			}
+		}
+		return
+	}
+	t.stopRings(g, func(r *ring) bool { return r.chanID == peer.id }, RingNoAnswer, ev.At)
+}
+
 // ended builds the call's Ended from its journal; rings still open are withdrawn.
 func (t *Tracker) ended(g *group) Ended {
 	e := Ended{CallID: g.callID, At: g.endAt, Start: g.start}
@@ -273,11 +310,8 @@ func (t *Tracker) ended(g *group) Ended {
 	if j == nil {
 		return e
 	}
-	reason := RingNoAnswer
-	if j.customerGone {
-		reason = RingHangup
-	}
-	t.stopRings(g, func(*ring) bool { return true }, reason, g.endAt)
+	t.stopRings(g, func(r *ring) bool { return !r.cancelled && !j.customerGone }, RingNoAnswer, g.endAt)
+	t.stopRings(g, func(*ring) bool { return true }, RingHangup, g.endAt)
 	e.Agents = j.agents
 	e.CampaignID, e.CampaignType = j.campaignID, j.campaignType
 	e.Phone, e.ContactID, e.RecordingFile = j.phone, j.contactID, j.recording

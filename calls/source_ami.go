@@ -95,9 +95,15 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 		}
 	}
 	ev.Vars, ev.PeerVars = vars, peerVars
-	if kind == KindDialAnswer && (status != "ANSWER" || ev.Channel.ID == "") {
-		// Not answered, or the Originate's own dial (no Channel): not a connect.
-		return false
+	if kind == KindDialAnswer && ev.Channel.ID == "" {
+		return false // the Originate's own dial (no Channel): not a connect
+	}
+	if kind == KindDialAnswer && status != "ANSWER" {
+		if status == "" {
+			return false
+		}
+		// Not answered: the end of a ringing.
+		kind, ev.Kind, ev.Value = KindDialEnd, KindDialEnd, status
 	}
 	if hold != "" {
 		if n, err := strconv.Atoi(hold); err == nil && n >= 0 {

@@ -69,8 +69,10 @@ func (t *Tracker) eventFromARI(e ari.Event, ev *Event) bool {
 			ev.Kind = KindAgentCalled // the dial begins: the peer rings
 		case x.Dialstatus == "ANSWER":
 			ev.Kind = KindDialAnswer
-		default:
+		case x.Dialstatus == "RINGING" || x.Dialstatus == "PROGRESS" || x.Dialstatus == "PROCEEDING":
 			return false
+		default:
+			ev.Kind, ev.Value = KindDialEnd, x.Dialstatus // the end of a ringing
 		}
 		ch = &x.Caller
 		ev.Peer = ariRef(&x.Peer)

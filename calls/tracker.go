@@ -354,6 +354,8 @@ func (t *Tracker) handleLocked(ev *Event) {
 		}
 	case KindAgentCalled:
 		t.agentCalled(ev)
+	case KindDialEnd:
+		t.dialEnded(ev)
 	}
 }
 

@@ -2,6 +2,7 @@ package crmnotify
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/omlcrm/oml-crm/calls"
 )
@@ -39,20 +40,27 @@ func (in *Intake) Ringing(r calls.Ringing) {
 	}()
 }
 
-// RingStopped implements calls.PhaseOutput: the withdrawal waits for its ringing pop.
+// RingStopped implements calls.PhaseOutput: the withdrawal waits for its ringing pop
+// (and the call's Ended waits for the withdrawal: the hub forgets an ended call's pops).
 func (in *Intake) RingStopped(r calls.RingStopped) {
 	key := ringKey(r.AgentID, r.Extension)
 	var wait []chan struct{}
+	done := make(chan struct{})
 	in.mu.Lock()
 	for _, rd := range in.rings[r.CallID] {
 		if rd.key == key {
 			wait = append(wait, rd.done)
 		}
 	}
+	if in.rings == nil {
+		in.rings = map[string][]ringDone{}
+	}
+	in.rings[r.CallID] = append(in.rings[r.CallID], ringDone{key: "stop " + key, done: done})
 	in.all.Add(1)
 	in.mu.Unlock()
 	go func() {
 		defer in.all.Done()
+		defer close(done)
 		for _, c := range wait {
 			<-c
 		}
@@ -61,7 +69,26 @@ func (in *Intake) RingStopped(r calls.RingStopped) {
 }
 
 // forgetRings drops a call's ringing hand-offs (at its Ended: nothing refers to them
-// any more), so the map holds live calls only.
-func (in *Intake) forgetRings(callID string) {
+// any more), so the map holds live calls only; it returns what the Ended must wait for.
+// Called with in.mu held.
+func (in *Intake) forgetRings(callID string) []chan struct{} {
+	rds := in.rings[callID]
 	delete(in.rings, callID)
+	out := make([]chan struct{}, len(rds))
+	for i, rd := range rds {
+		out[i] = rd.done
+	}
+	return out
+}
+
+// ringsOf returns the call's ringing pops in flight (in.mu held): a connect waits for
+// them, so that its pop replaces a ringing pop already shown.
+func (in *Intake) ringsOf(callID string) []chan struct{} {
+	var out []chan struct{}
+	for _, rd := range in.rings[callID] {
+		if !strings.HasPrefix(rd.key, "stop ") {
+			out = append(out, rd.done)
+		}
+	}
+	return out
 }

@@ -204,6 +204,7 @@ type e2eConfig struct {
 	CatalogFile string // catalog.source=file when set
 	QueuePath   string
 	TokenSecret string
+	Delivery    string // extra keys of the delivery mapping ("sites: {…}")
 	Extra       string // appended YAML
 }
 
@@ -226,12 +227,19 @@ asterisk:
 calls: {lazy_var_timeout: 300ms}
 %s
 database: {url: %q}
-delivery: {store: sqlite, sqlite_path: %q, timeout: 3s}
+delivery: {store: sqlite, sqlite_path: %q, timeout: 3s%s}
 agentws: {token_secret: %q}
-%s`, c.Listen, src, c.AMIAddress, c.AMIUser, c.AMISecret, c.ARIURL, catalogSrc, c.DatabaseURL, c.QueuePath, c.TokenSecret, c.Extra)
+%s`, c.Listen, src, c.AMIAddress, c.AMIUser, c.AMISecret, c.ARIURL, catalogSrc, c.DatabaseURL, c.QueuePath, deliveryExtra(c.Delivery), c.TokenSecret, c.Extra)
 	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func deliveryExtra(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ", " + s
 }
 
 func freeAddr(t *testing.T) string {
@@ -375,9 +383,10 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 // wsAgent is an agent page connected to /ws with a token.
 type wsAgent struct {
-	conn *websocket.Conn
-	pops chan agentws.PopMessage
-	errs chan string
+	conn      *websocket.Conn
+	pops      chan agentws.PopMessage
+	errs      chan string
+	withdrawn chan [2]string // pop.withdrawn {id, reason}
 }
 
 func dialAgent(t *testing.T, base, secret string, agentID int) *wsAgent {
@@ -393,7 +402,8 @@ func dialAgent(t *testing.T, base, secret string, agentID int) *wsAgent {
 		t.Fatalf("agent %d: websocket: %v", agentID, err)
 	}
 	conn.SetReadLimit(1 << 20)
-	a := &wsAgent{conn: conn, pops: make(chan agentws.PopMessage, 100), errs: make(chan string, 100)}
+	a := &wsAgent{conn: conn, pops: make(chan agentws.PopMessage, 100), errs: make(chan string, 100),
+		withdrawn: make(chan [2]string, 100)}
 	hello := make(chan struct{})
 	go func() {
 		for {
@@ -402,9 +412,10 @@ func dialAgent(t *testing.T, base, secret string, agentID int) *wsAgent {
 				return
 			}
 			var m struct {
-				Type  string `json:"type"`
-				ID    string `json:"id"`
-				Error string `json:"error"`
+				Type   string `json:"type"`
+				ID     string `json:"id"`
+				Error  string `json:"error"`
+				Reason string `json:"reason"`
 			}
 			if json.Unmarshal(data, &m) != nil {
 				continue
@@ -420,6 +431,8 @@ func dialAgent(t *testing.T, base, secret string, agentID int) *wsAgent {
 				conn.Write(context.Background(), websocket.MessageText, ack)
 			case agentws.TypeError:
 				a.errs <- m.Error
+			case agentws.TypePopWithdrawn:
+				a.withdrawn <- [2]string{m.ID, m.Reason}
 			}
 		}
 	}()
