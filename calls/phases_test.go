@@ -136,3 +136,50 @@ func TestRingingPromotedToConnect(t *testing.T) {
 		})
 	}
 }
+
+// A ringall queue rings two agents; agent 1 answers: its ring is promoted (the connect
+// says Rang), agent 2's cancelled dial is withdrawn as answered elsewhere. A ring that
+// times out (NOANSWER) is withdrawn as not answered.
+func TestRingingAnsweredElsewhereAndNoAnswer(t *testing.T) {
+	rec := &phaseRecorder{}
+	tr, _ := startTracker(t, calls.Options{Output: rec})
+	cust := calls.ChannelRef{ID: "100.1", Name: "PJSIP/trunk-01", LinkedID: "100.1"}
+	a1 := calls.ChannelRef{ID: "100.2", Name: "Local/1001@oml-agent-01;1", LinkedID: "100.1"}
+	a2 := calls.ChannelRef{ID: "100.3", Name: "Local/1002@oml-agent-02;1", LinkedID: "100.1"}
+	a3 := calls.ChannelRef{ID: "100.4", Name: "Local/1003@oml-agent-03;1", LinkedID: "100.1"}
+	vars := []calls.Var{{Name: "__OMLCAMPID", Value: "7"}, {Name: "__OMLCAMPTYPE", Value: "3"}, {Name: "__OMLCALLID", Value: "100.1"}}
+	tr.Handle(calls.Event{Kind: calls.KindChannel, Channel: cust, Vars: vars})
+	tr.Handle(calls.Event{Kind: calls.KindAgentCalled, Channel: cust, Peer: a3, MemberName: "3_agent3"})
+	tr.Handle(calls.Event{Kind: calls.KindDialEnd, Channel: cust, Peer: a3, Value: "NOANSWER"})
+	tr.Handle(calls.Event{Kind: calls.KindHangup, Channel: a3, Cause: 19})
+	tr.Handle(calls.Event{Kind: calls.KindAgentCalled, Channel: cust, Peer: a1, MemberName: "1_agent1"})
+	tr.Handle(calls.Event{Kind: calls.KindAgentCalled, Channel: cust, Peer: a2, MemberName: "2_agent2"})
+	tr.Handle(calls.Event{Kind: calls.KindDialEnd, Channel: cust, Peer: a2, Value: "CANCEL"})
+	tr.Handle(calls.Event{Kind: calls.KindHangup, Channel: a2, Cause: 26})
+	tr.Handle(calls.Event{Kind: calls.KindAgentConnect, Channel: cust, Peer: a1, MemberName: "1_agent1"})
+	tr.Handle(calls.Event{Kind: calls.KindBridgeEnter, Channel: cust, Bridge: "b1"})
+	tr.Handle(calls.Event{Kind: calls.KindBridgeEnter, Channel: a1, Bridge: "b1"})
+	settle(t, tr)
+	if len(rec.rings) != 3 {
+		t.Fatalf("rings %+v, want agents 3, 1 and 2", rec.rings)
+	}
+	reasons := map[int]string{}
+	for _, s := range rec.stopped {
+		reasons[s.AgentID] = s.Reason
+	}
+	if len(rec.stopped) != 2 || reasons[3] != calls.RingNoAnswer || reasons[2] != calls.RingAnsweredElsewhere {
+		t.Errorf("ring stops %+v, want agent 3 no_answer and agent 2 answered_elsewhere", rec.stopped)
+	}
+	conn, _ := rec.facts(t)
+	if len(conn) != 1 || conn[0].AgentID != 1 || !conn[0].Rang || conn[0].CampaignID != 7 {
+		t.Errorf("connects %+v, want agent 1's, replacing its ring", conn)
+	}
+	// The customer is still there after the rings that failed: nobody hung up yet.
+	tr.Handle(calls.Event{Kind: calls.KindHangup, Channel: a1, Cause: 16, CauseText: "Normal Clearing"})
+	tr.Handle(calls.Event{Kind: calls.KindHangup, Channel: cust, Cause: 16})
+	settle(t, tr)
+	_, ended := rec.facts(t)
+	if len(ended) != 1 || ended[0].HangupBy != calls.HangupByAgent || ended[0].HangupCause != 16 || len(ended[0].Agents) != 1 {
+		t.Errorf("end %+v, want agent 1 hanging up (cause 16)", ended)
+	}
+}
