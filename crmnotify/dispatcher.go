@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -118,7 +119,7 @@ type Dispatcher struct {
 	backoff  time.Duration
 	m        dispatcherMetrics
 	stages   []stage
-	callEnd  map[int]catalog.CallEndMode
+	callEnd  atomic.Pointer[map[int]catalog.CallEndMode] // SetCallEndSites replaces it
 	ringing  map[int]bool
 }
 
@@ -152,9 +153,9 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 		attempts: opts.Attempts,
 		backoff:  opts.Backoff,
 		m:        newDispatcherMetrics(),
-		callEnd:  opts.CallEndSites,
 		ringing:  opts.RingingCampaigns,
 	}
+	d.SetCallEndSites(opts.CallEndSites)
 	// The pipeline, in order: campaign (and whether its site fires on connect), contact,
 	// agent, render, hand-off to the queue or the hub.
 	d.stages = []stage{d.loadCampaign, d.loadContact, d.loadAgent, d.render, d.handoff}

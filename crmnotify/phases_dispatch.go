@@ -45,10 +45,20 @@ type DispositionEvent struct {
 // callEndMode is the site's end-of-call opt-in: the configured override (OMniLeads
 // catalog: delivery.sites.<id>.call_end), else the catalog's.
 func (d *Dispatcher) callEndMode(site *catalog.Site) catalog.CallEndMode {
-	if m, ok := d.callEnd[site.ID]; ok {
+	if m, ok := (*d.callEnd.Load())[site.ID]; ok {
 		return m
 	}
 	return site.CallEnd
+}
+
+// SetCallEndSites replaces the sites' end-of-call overrides (SIGHUP reload of
+// delivery.sites); calls ending afterwards use them.
+func (d *Dispatcher) SetCallEndSites(m map[int]catalog.CallEndMode) {
+	cp := make(map[int]catalog.CallEndMode, len(m))
+	for k, v := range m {
+		cp[k] = v
+	}
+	d.callEnd.Store(&cp)
 }
 
 // handleCallEnd notifies the campaign's site of the end of the call when it opted in:

@@ -117,7 +117,7 @@ func TestCallEndDispatchFollowsTheSiteOptIn(t *testing.T) {
 	if len(f.sinks.enqueued) != 0 {
 		t.Fatalf("enqueued %d without opt-in", len(f.sinks.enqueued))
 	}
-	f.d.callEnd = map[int]catalog.CallEndMode{1: catalog.CallEndAnswered}
+	f.d.SetCallEndSites(map[int]catalog.CallEndMode{1: catalog.CallEndAnswered})
 	_ = f.d.HandleEnded(ctx, ended()) // unanswered: not with "answered"
 	_ = f.d.HandleEnded(ctx, ended(2))
 	if len(f.sinks.enqueued) != 1 {
@@ -128,7 +128,7 @@ func TestCallEndDispatchFollowsTheSiteOptIn(t *testing.T) {
 		!strings.Contains(n.Request.URL, "talk_seconds=50") || !strings.Contains(n.Request.URL, "hangup_by=agent") {
 		t.Errorf("call end notification %s %s", n.ID, n.Request.URL)
 	}
-	f.d.callEnd = map[int]catalog.CallEndMode{1: catalog.CallEndAll}
+	f.d.SetCallEndSites(map[int]catalog.CallEndMode{1: catalog.CallEndAll})
 	_ = f.d.HandleEnded(ctx, ended())
 	if len(f.sinks.enqueued) != 2 || !strings.Contains(f.sinks.enqueued[1].Request.URL, "answered=false") {
 		t.Errorf("unanswered call end with all: %d enqueued", len(f.sinks.enqueued))

@@ -156,6 +156,7 @@ func reloadConfig(d *daemon, path string, fs *pflag.FlagSet, lw *levelWriter) {
 			}
 			if q := d.queue.get(); q != nil {
 				q.SetSigningSecrets(secrets)
+				d.disp.SetCallEndSites(callEndSites(next))
 				if err := q.SetWebhookSecrets(whsec); err != nil {
 					log.Error().Err(err).Msg("SIGHUP: delivery.sites webhook_secrets not reloaded")
 				}

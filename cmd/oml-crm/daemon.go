@@ -94,6 +94,7 @@ type daemon struct {
 	served chan error         // the HTTP server's end
 
 	routes map[string]http.Handler // handlers the phases add (POST /dispositions), mounted by startHTTP
+	disp   *crmnotify.Dispatcher   // SIGHUP: delivery.sites.<id>.call_end
 }
 
 // startDaemon builds and starts every part. It fails on what cannot be retried (a bad
@@ -210,6 +211,7 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	if err != nil {
 		return d, err
 	}
+	d.disp = disp
 	if err := d.startDispositions(bgCtx, disp); err != nil {
 		return d, err
 	}

@@ -160,4 +160,3 @@ func (s *e2eSetup) waitPhase(t *testing.T, callID string, agentID, siteID int, p
 	})
 	return got[0]
 }
-
