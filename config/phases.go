@@ -12,7 +12,7 @@ type Phases struct {
 	// trigger 4) sites when an agent saves a disposition whose option has "Interacción
 	// CRM". With catalog.source omldb the dispositions are read from the OMniLeads
 	// database; with file they are posted to POST /dispositions. Leave it off while
-	// OMniLeads fires those sites itself (docs/omnileads.md).
+	// OMniLeads fires those sites itself (docs/phases.md).
 	Dispositions bool `mapstructure:"dispositions" json:"dispositions"`
 	// DispositionPollInterval is phases.disposition_poll_interval (1s): how often the
 	// OMniLeads disposition history is read.

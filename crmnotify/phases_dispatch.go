@@ -19,6 +19,10 @@ const (
 	phaseOutcomeError   = "error"
 )
 
+// HeaderPhase names the phase on server deliveries of the phases besides connect
+// (connect deliveries carry no such header, as before phases existed).
+const HeaderPhase = "X-OMLCRM-Phase"
+
 // PhaseSink is optionally implemented by the AgentSink (the agent hub) to withdraw a
 // ringing pop that did not become the agent's connect.
 type PhaseSink interface {
@@ -127,6 +131,7 @@ func (d *Dispatcher) phaseNotification(in Input, phase, occurrence string) (Noti
 	if err != nil {
 		return Notification{}, err
 	}
+	req.Header.Set(HeaderPhase, phase)
 	return Notification{
 		ID:          PhaseNotificationID(in.Call.CallID, in.Call.AgentID, in.Campaign.Site.ID, occurrence),
 		CallID:      in.Call.CallID,

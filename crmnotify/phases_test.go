@@ -124,7 +124,7 @@ func TestCallEndDispatchFollowsTheSiteOptIn(t *testing.T) {
 		t.Fatalf("enqueued %d, want the answered call's end only", len(f.sinks.enqueued))
 	}
 	n := f.sinks.enqueued[0]
-	if n.Phase != PhaseCallEnd || n.ID != PhaseNotificationID("c-end", 2, 1, PhaseCallEnd) ||
+	if n.Phase != PhaseCallEnd || n.ID != PhaseNotificationID("c-end", 2, 1, PhaseCallEnd) || n.Request.Header.Get(HeaderPhase) != "call_end" ||
 		!strings.Contains(n.Request.URL, "talk_seconds=50") || !strings.Contains(n.Request.URL, "hangup_by=agent") {
 		t.Errorf("call end notification %s %s", n.ID, n.Request.URL)
 	}
