@@ -183,3 +183,30 @@ func TestRingingAnsweredElsewhereAndNoAnswer(t *testing.T) {
 		t.Errorf("end %+v, want agent 1 hanging up (cause 16)", ended)
 	}
 }
+
+// A call that ends while the event stream is down is ended by the resync after the
+// reconnect, with its journal (the agent that talked); who hung up is unknown.
+func TestCallEndRecoveredByResync(t *testing.T) {
+	rec := &phaseRecorder{}
+	tr, _ := startTracker(t, calls.Options{Output: rec, Resolver: extResolver{}})
+	msgs := readAMI(t, sharedFile(t, "ami/oml-inbound-queue.ami"))
+	// Play up to the connect, then "lose" the rest (the hang-ups).
+	for _, m := range msgs {
+		if m.Get("Event") == "Hangup" {
+			break
+		}
+		tr.HandleAMI(m)
+	}
+	settle(t, tr)
+	if c, e := rec.counts(); c != 1 || e != 0 {
+		t.Fatalf("before the reconnect: %d connects, %d ends", c, e)
+	}
+	mark := tr.Mark()
+	tr.ApplySnapshot(mark, nil) // the reconnect's listing: no channel alive
+	settle(t, tr)
+	conn, ended := rec.facts(t)
+	if len(ended) != 1 || ended[0].CallID != conn[0].CallID || len(ended[0].Agents) != 1 || ended[0].Agents[0].AgentID != conn[0].AgentID ||
+		ended[0].HangupBy != "" || ended[0].CampaignID != 7 {
+		t.Errorf("end after resync %+v", ended)
+	}
+}
