@@ -219,10 +219,12 @@ func demoMain(ctx context.Context, d *daemon, asterisk *amitest.Server, cat cata
 	if nCalls == 0 {
 		// Loop mode ends with Ctrl-C: let the last notifications land, say what happened.
 		rep.drain(context.Background(), 2*time.Second)
+		rep.waitPosts()
 		rep.summary(played)
 		return 0
 	}
 	rep.drain(ctx, drain)
+	rep.waitPosts()
 	if !rep.summary(played) {
 		return 1
 	}

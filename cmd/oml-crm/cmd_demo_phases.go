@@ -26,7 +26,7 @@ type demoPhases struct {
 
 	posts sync.WaitGroup // disposition posts in flight
 
-	mu            sync.Mutex
+	// Counters, guarded by the report's mutex.
 	expectedEnds  int
 	endsQueued    int
 	endsDelivered int
@@ -51,6 +51,15 @@ func (r *demoReport) setPhases(base, secret string, cat catalog.Catalog) {
 	defer r.mu.Unlock()
 	p := r.phaseState()
 	p.base, p.secret, p.cat = base, secret, cat
+}
+
+// waitPosts waits for the disposition posts still in flight (each bounded by its
+// 10 s timeout), so none outlives the demo.
+func (r *demoReport) waitPosts() {
+	r.mu.Lock()
+	p := r.phaseState()
+	r.mu.Unlock()
+	p.posts.Wait()
 }
 
 // expectPhases counts the end-of-call notifications a played call should produce.
