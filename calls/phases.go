@@ -113,8 +113,15 @@ func (t *Tracker) noteFacts(g *group, ch *channel) {
 	if j.contactID == "" {
 		j.contactID = t.lookup(ch, nil, varCodCli, varContactID)
 	}
-	if rec := recordingFile(t.lookup(ch, nil, varCampRecFile, varRecFile), t.lookup(ch, nil, varMixMonitor)); rec != "" {
-		j.recording = rec
+	// The recording as this channel last knew it (a transfer may start a new one).
+	name := t.varOf(ch, varCampRecFile)
+	if name == "" {
+		name = t.varOf(ch, varRecFile)
+	}
+	if mix := t.varOf(ch, varMixMonitor); name != "" || mix != "" {
+		if rec := recordingFile(name, mix); rec != "" {
+			j.recording = rec
+		}
 	}
 }
 
