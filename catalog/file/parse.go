@@ -501,7 +501,7 @@ func (p *parser) param(n *yaml.Node, path string) (catalog.Param, bool) {
 		return prm, false
 	}
 	if famNode == nil {
-		p.errorf(n, join(path, "family"), "required (campaign|contact|call|fixed|dialplan|disposition)")
+		p.errorf(n, join(path, "family"), "required (campaign|contact|call|fixed|dialplan|disposition|call_end)")
 		valid = false
 	}
 	// A fixed parameter may legitimately send an empty value; every other family names a source.
