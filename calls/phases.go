@@ -65,7 +65,7 @@ type PhaseOutput interface {
 
 // journal is what a call keeps for its Ended.
 type journal struct {
-	agents                      []AgentLeg
+	agents                      []*AgentLeg
 	campaignID, campaignType    int
 	phone, contactID, recording string
 	hangupBy, causeText         string
@@ -194,14 +194,37 @@ func (t *Tracker) stopRings(g *group, match func(*ring) bool, reason string, at 
 	j.rings = kept
 }
 
-// noteConnected adds an emitted connect to its call's journal: the ringing of that agent
-// is promoted (dropped silently: the connect replaces it), the others are withdrawn as
-// answered elsewhere, and a hang-up noted before this connect (a transfer's) is
-// forgotten.
-func (t *Tracker) noteConnected(g *group, c *Connected) {
+// noteAnswered records a connect when the tracker sees it (its Connected may wait for
+// lazy reads): the call is answered from now on, a hang-up noted before (a transfer's) is
+// forgotten, the answering agent's ring is promoted (the connect says Rang and replaces
+// it) and the other rings were answered elsewhere.
+func (t *Tracker) noteAnswered(g *group, p *pending) {
 	j := g.jr()
-	if n := len(j.agents); n == 0 || j.agents[n-1].AgentID != c.AgentID || j.agents[n-1].AgentChannel != c.AgentChannel {
-		j.agents = append(j.agents, AgentLeg{AgentID: c.AgentID, AgentChannel: c.AgentChannel, At: c.At})
+	c := &p.c
+	p.leg = &AgentLeg{AgentID: c.AgentID, AgentChannel: c.AgentChannel, At: c.At}
+	j.agents = append(j.agents, p.leg)
+	j.hangupBy, j.cause, j.causeText = "", 0, ""
+	ext := extensionOf(c.AgentChannel)
+	kept := j.rings[:0]
+	for _, r := range j.rings {
+		if (r.agentID != 0 && r.agentID == c.AgentID) || (r.ext != "" && r.ext == ext) {
+			c.Rang = true // promoted: forgotten without a RingStopped
+			continue
+		}
+		kept = append(kept, r)
+	}
+	clear(j.rings[len(kept):])
+	j.rings = kept
+	t.stopRings(g, func(*ring) bool { return true }, RingAnsweredElsewhere, c.At)
+}
+
+// noteConnected completes the journal entry of an emitted connect with what the lazy
+// reads found (the agent id, campaign, recording).
+func (t *Tracker) noteConnected(g *group, p *pending) {
+	j := g.jr()
+	c := &p.c
+	if p.leg != nil {
+		p.leg.AgentID = c.AgentID
 	}
 	if c.CampaignID != 0 {
 		j.campaignID, j.campaignType = c.CampaignID, c.CampaignType
@@ -215,24 +238,6 @@ func (t *Tracker) noteConnected(g *group, c *Connected) {
 	if c.RecordingFile != "" {
 		j.recording = c.RecordingFile
 	}
-	j.hangupBy, j.cause, j.causeText = "", 0, ""
-	ext := extensionOf(c.AgentChannel)
-	same := func(r *ring) bool {
-		return (r.agentID != 0 && r.agentID == c.AgentID) || (r.ext != "" && r.ext == ext)
-	}
-	// The answering agent's ring is promoted (the connect replaces it): forgotten
-	// without a RingStopped. The others were answered elsewhere.
-	kept := j.rings[:0]
-	for _, r := range j.rings {
-		if same(&r) {
-			c.Rang = true
-			continue
-		}
-		kept = append(kept, r)
-	}
-	clear(j.rings[len(kept):])
-	j.rings = kept
-	t.stopRings(g, func(*ring) bool { return true }, RingAnsweredElsewhere, c.At)
 }
 
 // agentCalled handles a queue ringing an agent: a Ringing fact once per agent leg,
@@ -319,7 +324,12 @@ func (t *Tracker) ended(g *group) Ended {
 	}
 	t.stopRings(g, func(r *ring) bool { return !r.cancelled && !j.customerGone }, RingNoAnswer, g.endAt)
 	t.stopRings(g, func(*ring) bool { return true }, RingHangup, g.endAt)
-	e.Agents = j.agents
+	for _, a := range j.agents {
+		if n := len(e.Agents); n > 0 && e.Agents[n-1].AgentID == a.AgentID && e.Agents[n-1].AgentChannel == a.AgentChannel {
+			continue // the same agent connected again (a re-bridge)
+		}
+		e.Agents = append(e.Agents, *a)
+	}
 	e.CampaignID, e.CampaignType = j.campaignID, j.campaignType
 	e.Phone, e.ContactID, e.RecordingFile = j.phone, j.contactID, j.recording
 	e.HangupBy, e.HangupCause, e.HangupCauseText = j.hangupBy, j.cause, j.causeText

@@ -210,3 +210,52 @@ func TestCallEndRecoveredByResync(t *testing.T) {
 		t.Errorf("end after resync %+v", ended)
 	}
 }
+
+// The real SIP recordings (Set 3: PJSIP endpoints, one channel per leg) give the same
+// journal and rings over AMI and ARI: an inbound call whose ring is promoted and that the
+// customer ends (cause 16), a blind transfer (two agents, both rung and promoted), an
+// abandoned call (ring withdrawn: the caller hung up) and a click-to-call (no ring, the
+// agent hangs up). Over ARI the connect waits for the agent's id (read lazily from the
+// extension) while the hang-ups are already known: the journal must still order them.
+func TestCallEndAndRingingOnPJSIPRecordingsAMIAndARIAgree(t *testing.T) {
+	type want struct {
+		rings, connects, agents int
+		stopped, by             string
+		cause, campaign         int
+	}
+	cases := map[string]want{
+		"inbound":  {rings: 1, connects: 1, agents: 1, by: calls.HangupByCustomer, cause: 16, campaign: 7},
+		"transfer": {rings: 2, connects: 2, agents: 2, by: calls.HangupByCustomer, cause: 16, campaign: 9},
+		"abandon":  {rings: 1, stopped: calls.RingHangup, by: calls.HangupByCustomer, cause: 0, campaign: 8},
+	}
+	for name, w := range cases {
+		for _, file := range []string{"pjsip/" + name + ".ami", "pjsip/" + name + ".ari.jsonl"} {
+			t.Run(file, func(t *testing.T) {
+				rec, conn, ended := replay(t, file)
+				if len(rec.rings) != w.rings || len(conn) != w.connects || len(ended) != 1 {
+					t.Fatalf("rings %d connects %d ends %d", len(rec.rings), len(conn), len(ended))
+				}
+				for _, c := range conn {
+					if !c.Rang {
+						t.Errorf("connect of agent %d does not replace its ring", c.AgentID)
+					}
+				}
+				stops := ""
+				for _, s := range rec.stopped {
+					stops += s.Reason
+				}
+				e := ended[0]
+				if stops != w.stopped || len(e.Agents) != w.agents || e.HangupBy != w.by || e.HangupCause != w.cause ||
+					e.CampaignID != w.campaign || !strings.HasSuffix(e.RecordingFile, ".wav") {
+					t.Errorf("stops %q, end %+v", stops, e)
+				}
+			})
+		}
+	}
+	for _, file := range []string{"pjsip/c2c.ami", "pjsip/c2c.ari.jsonl"} {
+		rec, conn, ended := replay(t, file)
+		if len(rec.rings) != 0 || len(conn) != 1 || conn[0].Rang || len(ended) != 1 || ended[0].HangupBy != calls.HangupByAgent {
+			t.Errorf("%s: rings %d, connects %+v, ends %+v", file, len(rec.rings), conn, ended)
+		}
+	}
+}

@@ -158,6 +158,7 @@ type pending struct {
 	c     Connected
 	ready bool
 	grp   *group
+	leg   *AgentLeg // its entry in the call's journal (phases.go)
 }
 
 // Tracker is the call state machine. Feed it with HandleAMI, HandleARI or Handle from
@@ -703,7 +704,7 @@ func (t *Tracker) flush(g *group) {
 		g.outbox = g.outbox[1:]
 		t.npending--
 		t.m.connected.Inc()
-		t.noteConnected(g, &p.c)
+		t.noteConnected(g, p)
 		t.out.Connected(p.c)
 	}
 	if len(g.outbox) == 0 {
@@ -913,6 +914,7 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 		dpVars:   *t.dialplanVars.Load(),
 	}
 	p := &pending{c: c, grp: cust.grp}
+	t.noteAnswered(cust.grp, p)
 	cust.grp.outbox = append(cust.grp.outbox, p)
 	t.npending++
 	job.p = p
