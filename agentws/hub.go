@@ -390,6 +390,12 @@ func (h *Hub) Pop(ctx context.Context, n crmnotify.Notification) error {
 		h.metrics.popsDropped.WithLabelValues("duplicate").Inc()
 		return nil
 	}
+	if n.Replaces != "" {
+		// The ringing pop this one supersedes is not replayed any more.
+		if _, err := h.store.mark(ctx, n.AgentID, n.Replaces, false); err != nil {
+			h.log.Warn().Err(err).Str("notification_id", n.Replaces).Msg("cannot retire the ringing pop replaced by a connect")
+		}
+	}
 	return h.publish(ctx, event{Kind: eventPop, Agent: n.AgentID, ID: n.ID, Rev: n.Rev, Payload: payload})
 }
 
@@ -460,6 +466,8 @@ func (h *Hub) deliver(ev event) {
 				c.send(outMsg{data: msg})
 			}
 		}
+	case eventWithdrawn:
+		h.deliverWithdrawn(ev)
 	case eventOpened:
 		msg, _ := json.Marshal(map[string]string{"type": TypePopOpened, "id": ev.ID})
 		for _, c := range h.agentConns(ev.Agent) {

@@ -23,9 +23,12 @@ const (
 	TypeHello     = "hello"      // {agent_id, server_version}
 	TypePop       = "crm.pop"    // see PopMessage
 	TypeCallEnded = "call.ended" // {call_id}
-	TypePopOpened = "pop.opened" // {id}: another connection of this agent opened the pop
-	TypePong      = "pong"       // answer to ping
-	TypeError     = "error"      // {error}: the last client message was refused
+	// TypePopWithdrawn {id, reason}: remove that pop's card (a ringing pop that did not
+	// become the agent's connect); reason no_answer | answered_elsewhere | hangup.
+	TypePopWithdrawn = "pop.withdrawn"
+	TypePopOpened    = "pop.opened" // {id}: another connection of this agent opened the pop
+	TypePong         = "pong"       // answer to ping
+	TypeError        = "error"      // {error}: the last client message was refused
 )
 
 // Message types, client → server.
@@ -57,6 +60,10 @@ type PopMessage struct {
 	// them, e.g. "contact"); an update with a higher Rev follows once they can.
 	Incomplete bool     `json:"incomplete,omitempty"`
 	Missing    []string `json:"missing,omitempty"`
+	// Phase is the call phase: "connect" (omitted), "ringing" or "disposition".
+	Phase string `json:"phase,omitempty"`
+	// Replaces is the id of the ringing pop this pop supersedes (the client swaps the card).
+	Replaces string `json:"replaces,omitempty"`
 }
 
 // PopCampaign identifies the campaign of a pop.
@@ -97,8 +104,9 @@ func buildPop(n crmnotify.Notification, expiresAt time.Time) (PopMessage, error)
 		return PopMessage{}, fmt.Errorf("%w %s: empty call id", ErrNotPoppable, n.ID)
 	case n.Site == nil:
 		return PopMessage{}, fmt.Errorf("%w %s: no site", ErrNotPoppable, n.ID)
-	case n.Site.Trigger != catalog.TriggerAgent && n.Site.Trigger != catalog.TriggerAutomatic:
-		return PopMessage{}, fmt.Errorf("%w %s: site %d trigger is %s (want agent or automatic)",
+	case n.Site.Trigger != catalog.TriggerAgent && n.Site.Trigger != catalog.TriggerAutomatic &&
+		!(n.Site.Trigger == catalog.TriggerDisposition && n.Phase == crmnotify.PhaseDisposition):
+		return PopMessage{}, fmt.Errorf("%w %s: site %d trigger is %s (want agent or automatic, or disposition in the disposition phase)",
 			ErrNotPoppable, n.ID, n.Site.ID, n.Site.Trigger)
 	case n.Site.Target != catalog.TargetEmbedded && n.Site.Target != catalog.TargetNewTab:
 		return PopMessage{}, fmt.Errorf("%w %s: site %d target is %q (want embedded or new_tab)",
@@ -119,6 +127,7 @@ func buildPop(n crmnotify.Notification, expiresAt time.Time) (PopMessage, error)
 		ExpiresAt: expiresAt.UTC(),
 		Rev:       n.Rev,
 		Missing:   n.Missing,
+		Replaces:  n.Replaces,
 		Request: PopRequest{
 			Method:      method,
 			URL:         n.Request.URL,
@@ -127,6 +136,9 @@ func buildPop(n crmnotify.Notification, expiresAt time.Time) (PopMessage, error)
 		},
 	}
 	m.Incomplete = len(n.Missing) > 0
+	if n.Phase != "" && n.Phase != crmnotify.PhaseConnect {
+		m.Phase = n.Phase
+	}
 	if n.Campaign != nil {
 		m.Campaign = PopCampaign{ID: n.Campaign.ID, Name: n.Campaign.Name, Type: n.Campaign.Type.String()}
 	}

@@ -20,8 +20,14 @@ const (
 	// KindBridgeEnter / KindBridgeLeave: Channel entered or left Bridge.
 	KindBridgeEnter
 	KindBridgeLeave
-	// KindHangup: Channel is gone (Hangup / ChannelDestroyed).
+	// KindHangup: Channel is gone (Hangup / ChannelDestroyed), with Cause.
 	KindHangup
+	// KindAgentCalled: a queue rings Peer (an agent's leg) for Channel (the customer):
+	// AMI AgentCalled, ARI a Dial beginning (no dial status yet).
+	KindAgentCalled
+	// KindDialEnd: Channel's dial of Peer ended without an answer; Value is the dial
+	// status (CANCEL, NOANSWER, BUSY, CHANUNAVAIL, CONGESTION).
+	KindDialEnd
 )
 
 // ChannelRef names a channel: ID is the Asterisk Uniqueid (AMI) or channel id (ARI, the
@@ -61,6 +67,11 @@ type Event struct {
 	// caller waited (HoldTime).
 	MemberName string
 	HoldTime   time.Duration
+
+	// KindHangup: the Q.850 hang-up cause and its text (AMI Cause / Cause-txt, ARI
+	// cause / cause_txt).
+	Cause     int
+	CauseText string
 }
 
 // SnapshotChannel is one live channel in a Resync snapshot.

@@ -38,6 +38,8 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 		kind = KindDialAnswer
 	case "AgentConnect":
 		kind = KindAgentConnect
+	case "AgentCalled":
+		kind = KindAgentCalled
 	case "BridgeEnter":
 		kind = KindBridgeEnter
 	case "BridgeLeave":
@@ -49,7 +51,7 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 	}
 	vars, peerVars := ev.Vars[:0], ev.PeerVars[:0]
 	*ev = Event{Kind: kind}
-	var status, hold, stamp string
+	var status, hold, stamp, cause string
 	for _, h := range m.Headers {
 		switch h.Key {
 		case "Channel":
@@ -78,6 +80,10 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 			hold = h.Value
 		case "Timestamp":
 			stamp = h.Value
+		case "Cause":
+			cause = h.Value
+		case "Cause-txt":
+			ev.CauseText = h.Value
 		default:
 			// channelvars: "ChanVariable: NAME=value" (older Asterisk:
 			// "ChanVariable(<channel>): NAME=value"), "DestChanVariable: ...".
@@ -89,9 +95,15 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 		}
 	}
 	ev.Vars, ev.PeerVars = vars, peerVars
-	if kind == KindDialAnswer && (status != "ANSWER" || ev.Channel.ID == "") {
-		// Not answered, or the Originate's own dial (no Channel): not a connect.
-		return false
+	if kind == KindDialAnswer && ev.Channel.ID == "" {
+		return false // the Originate's own dial (no Channel): not a connect
+	}
+	if kind == KindDialAnswer && status != "ANSWER" {
+		if status == "" {
+			return false
+		}
+		// Not answered: the end of a ringing.
+		kind, ev.Kind, ev.Value = KindDialEnd, KindDialEnd, status
 	}
 	if hold != "" {
 		if n, err := strconv.Atoi(hold); err == nil && n >= 0 {
@@ -100,6 +112,9 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 	}
 	if stamp != "" {
 		ev.At = parseAMITimestamp(stamp)
+	}
+	if cause != "" {
+		ev.Cause, _ = strconv.Atoi(cause)
 	}
 	return true
 }

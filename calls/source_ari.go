@@ -62,10 +62,19 @@ func (t *Tracker) eventFromARI(e ari.Event, ev *Event) bool {
 		ev.Kind, ch = KindVar, &x.Channel
 		ev.Name, ev.Value = x.Variable, x.Value
 	case *ari.DialEvent:
-		if x.Dialstatus != "ANSWER" || x.Caller.ID == "" {
-			return false // not answered, or an originate (no caller): not a connect
+		switch {
+		case x.Caller.ID == "":
+			return false // an originate (no caller): not a connect
+		case x.Dialstatus == "":
+			ev.Kind = KindAgentCalled // the dial begins: the peer rings
+		case x.Dialstatus == "ANSWER":
+			ev.Kind = KindDialAnswer
+		case x.Dialstatus == "RINGING" || x.Dialstatus == "PROGRESS" || x.Dialstatus == "PROCEEDING":
+			return false
+		default:
+			ev.Kind, ev.Value = KindDialEnd, x.Dialstatus // the end of a ringing
 		}
-		ev.Kind, ch = KindDialAnswer, &x.Caller
+		ch = &x.Caller
 		ev.Peer = ariRef(&x.Peer)
 		peerVars = appendVarMap(peerVars, x.Peer.ChannelVars)
 	case *ari.ChannelEnteredBridge:
@@ -76,6 +85,7 @@ func (t *Tracker) eventFromARI(e ari.Event, ev *Event) bool {
 		ev.Bridge = x.Bridge.ID
 	case *ari.ChannelDestroyed:
 		ev.Kind, ch = KindHangup, &x.Channel
+		ev.Cause, ev.CauseText = x.Cause, x.CauseTxt
 	case *ari.StasisEnd:
 		// Only the owning application gets StasisEnd, and an application that does
 		// not subscribe to everything hears nothing more of the channel: it is gone

@@ -144,6 +144,7 @@ type group struct {
 	start, endAt  time.Time
 	outbox        []*pending
 	retired       bool
+	j             *journal // answer, agents, hang-up, rings (phases.go); nil until needed
 }
 
 type bridge struct {
@@ -157,6 +158,7 @@ type pending struct {
 	c     Connected
 	ready bool
 	grp   *group
+	leg   *AgentLeg // its entry in the call's journal (phases.go)
 }
 
 // Tracker is the call state machine. Feed it with HandleAMI, HandleARI or Handle from
@@ -348,8 +350,13 @@ func (t *Tracker) handleLocked(ev *Event) {
 		}
 	case KindHangup:
 		if ch := t.chans[ev.Channel.ID]; ch != nil {
+			t.noteHangup(ch, ev)
 			t.removeChannel(ch, ev.At)
 		}
+	case KindAgentCalled:
+		t.agentCalled(ev)
+	case KindDialEnd:
+		t.dialEnded(ev)
 	}
 }
 
@@ -474,6 +481,7 @@ func (t *Tracker) merge(a, b *group) {
 	}
 	a.outbox = append(a.outbox, b.outbox...)
 	b.outbox = nil
+	mergeJournal(a, b)
 	if b.start.Before(a.start) || (b.start.Equal(a.start) && olderID(b.origin, a.origin)) {
 		a.start, a.origin = b.start, b.origin
 	}
@@ -670,6 +678,9 @@ func (t *Tracker) removeChannel(ch *channel, at time.Time) {
 		t.newest = ch.prev
 	}
 	ch.prev, ch.next = nil, nil
+	if ch.grp != nil {
+		t.noteFacts(ch.grp, ch)
+	}
 	t.detach(ch, at)
 }
 
@@ -693,6 +704,7 @@ func (t *Tracker) flush(g *group) {
 		g.outbox = g.outbox[1:]
 		t.npending--
 		t.m.connected.Inc()
+		t.noteConnected(g, p)
 		t.out.Connected(p.c)
 	}
 	if len(g.outbox) == 0 {
@@ -705,7 +717,7 @@ func (t *Tracker) flush(g *group) {
 		}
 		if t.decCallID(g.callID) == 0 {
 			t.m.ended.Inc()
-			t.out.Ended(Ended{CallID: g.callID, At: g.endAt})
+			t.out.Ended(t.ended(g))
 		}
 	}
 }
@@ -902,6 +914,7 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 		dpVars:   *t.dialplanVars.Load(),
 	}
 	p := &pending{c: c, grp: cust.grp}
+	t.noteAnswered(cust.grp, p)
 	cust.grp.outbox = append(cust.grp.outbox, p)
 	t.npending++
 	job.p = p

@@ -237,7 +237,8 @@ const (
 	FamilyCall        Family = 3 // source: one of CallSources
 	FamilyFixed       Family = 4 // source is the literal value
 	FamilyDialplan    Family = 5 // source: a channel variable / SIP header, matched case-insensitively
-	FamilyDisposition Family = 6 // not known at connect time: renders empty
+	FamilyDisposition Family = 6 // source: one of DispositionSources (empty outside the disposition phase)
+	FamilyCallEnd     Family = 7 // oml-crm's own: source one of CallEndSources (empty outside the call_end phase)
 )
 
 // String is the file-catalog spelling.
@@ -255,6 +256,8 @@ func (f Family) String() string {
 		return "dialplan"
 	case FamilyDisposition:
 		return "disposition"
+	case FamilyCallEnd:
+		return "call_end"
 	}
 	return fmt.Sprintf("family(%d)", int(f))
 }
@@ -265,6 +268,15 @@ var CampaignSources = []string{"id", "nombre", "tipo"}
 // CallSources are the valid sources of a FamilyCall parameter.
 var CallSources = []string{"call_id", "agent_id", "agent_username", "agent_name", "telefono",
 	"id_contacto", "rec_filename", "call_wait_duration", "datetime"}
+
+// DispositionSources are the valid sources of a FamilyDisposition parameter (OMniLeads'
+// "Dato de Calificación").
+var DispositionSources = []string{"id", "name", "subdisposition", "form"}
+
+// CallEndSources are the valid sources of a FamilyCallEnd parameter (end-of-call
+// notifications).
+var CallEndSources = []string{"answered", "start", "answer", "end", "wait_seconds", "talk_seconds",
+	"agents", "hangup_by", "hangup_cause", "hangup_cause_text", "transfers", "recording"}
 
 // Campaign is an OMniLeads campaign as far as the CRM is concerned.
 type Campaign struct {
@@ -283,6 +295,10 @@ type Campaign struct {
 	Params []Param
 	// ContactDatabase is nil when the campaign has none.
 	ContactDatabase *ContactDatabase
+	// Ringing opts the campaign in to ringing pops (agent and automatic sites): the
+	// agent's console shows the caller while the phone rings. File catalog key ringing;
+	// calls.ringing_campaigns for the OMniLeads catalog.
+	Ringing bool
 }
 
 // Active reports whether OMniLeads considers the campaign active.
@@ -305,6 +321,49 @@ type Site struct {
 	// (file catalog: the site key json_ids_as_numbers; OMniLeads database: the config key
 	// catalog.json_ids_as_numbers_sites).
 	JSONIDsAsNumbers bool
+	// WebhookSecrets are the site's Standard Webhooks signing secrets ("whsec_…"; several
+	// during a key rotation): server deliveries carry one webhook-signature per secret.
+	// Set by the file catalog; for the OMniLeads catalog they come from oml-crm's config
+	// (delivery.sites.<id>.webhook_secrets).
+	WebhookSecrets []Secret
+	// CallEnd opts the site in to end-of-call notifications (journaling): a server
+	// delivery when the call ends, with the call_end family of values. File catalog key
+	// call_end; delivery.sites.<id>.call_end for the OMniLeads catalog.
+	CallEnd CallEndMode
+}
+
+// CallEndMode says which ended calls a site is notified of.
+type CallEndMode int
+
+// Call-end modes.
+const (
+	CallEndOff      CallEndMode = iota // no end-of-call notification
+	CallEndAnswered                    // calls an agent answered
+	CallEndAll                         // every call, abandoned and unanswered ones too
+)
+
+// String is the configuration spelling.
+func (m CallEndMode) String() string {
+	switch m {
+	case CallEndAnswered:
+		return "answered"
+	case CallEndAll:
+		return "all"
+	}
+	return "off"
+}
+
+// ParseCallEndMode reads "off", "answered" or "all" ("" is off).
+func ParseCallEndMode(s string) (CallEndMode, error) {
+	switch s {
+	case "", "off":
+		return CallEndOff, nil
+	case "answered":
+		return CallEndAnswered, nil
+	case "all":
+		return CallEndAll, nil
+	}
+	return CallEndOff, fmt.Errorf("%q: want off, answered or all", s)
 }
 
 // SiteAuth is OMniLeads' AutenticacionSitioExterno: a bearer-token login used by

@@ -27,6 +27,7 @@ type Config struct {
 	Delivery Delivery `mapstructure:"delivery" json:"delivery"`
 	AgentWS  AgentWS  `mapstructure:"agentws" json:"agentws"`
 	Cluster  Cluster  `mapstructure:"cluster" json:"cluster"`
+	Phases   Phases   `mapstructure:"phases" json:"phases"`
 }
 
 // Log configures logging.
@@ -242,6 +243,15 @@ type DeliverySite struct {
 	// SigningSecret is delivery.sites.<id>.signing_secret (""): when set (≥16 bytes), each
 	// delivery to the site carries an HMAC-SHA256 signature over timestamp and body.
 	SigningSecret catalog.Secret `mapstructure:"signing_secret" json:"signing_secret"`
+	// WebhookSecrets is delivery.sites.<id>.webhook_secrets ([]): Standard Webhooks
+	// secrets ("whsec_" + base64 of 24–64 random bytes). Each delivery to the site carries
+	// webhook-signature with one "v1,<base64 HMAC-SHA256>" per secret (two during a key
+	// rotation). Override the file catalog site's webhook_secrets.
+	WebhookSecrets []catalog.Secret `mapstructure:"webhook_secrets" json:"webhook_secrets"`
+	// CallEnd is delivery.sites.<id>.call_end (off): end-of-call notifications to the
+	// site (OMniLeads catalog; the file catalog has its own site key): off, answered
+	// (calls an agent answered) or all (abandoned and unanswered calls too).
+	CallEnd string `mapstructure:"call_end" json:"call_end"`
 }
 
 // AgentWS configures the agent websocket.
@@ -323,6 +333,7 @@ func Default() *Config {
 				RequestTimeout: 5 * time.Second,
 			},
 		},
+		Phases: defaultPhases(),
 		Calls: Calls{
 			DialplanPrefixes: []string{"Omlcrm"},
 			MaxChannels:      50000,

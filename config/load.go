@@ -167,7 +167,7 @@ func collectLeaves(v reflect.Value, prefix string, out map[string]any) {
 }
 
 // siteKeys are the keys allowed under delivery.sites.<id>.
-var siteKeys = map[string]bool{"signing_secret": true}
+var siteKeys = map[string]bool{"signing_secret": true, "webhook_secrets": true, "call_end": true}
 
 // checkFileKeys reports every key of the YAML document that is not a configuration key.
 func checkFileKeys(path string, data []byte, leaves map[string]any) error {
@@ -212,7 +212,7 @@ func checkFileKeys(path string, data []byte, leaves map[string]any) error {
 				for j := 0; j+1 < len(vn.Content); j += 2 {
 					id, sv := vn.Content[j], vn.Content[j+1]
 					if sv.Kind != yaml.MappingNode {
-						probs = append(probs, Problem{Pos: fmt.Sprintf("%s:%d", path, id.Line), Key: key + "." + id.Value, Message: "must be a mapping (signing_secret)"})
+						probs = append(probs, Problem{Pos: fmt.Sprintf("%s:%d", path, id.Line), Key: key + "." + id.Value, Message: "must be a mapping (signing_secret, webhook_secrets, call_end)"})
 						continue
 					}
 					for k := 0; k+1 < len(sv.Content); k += 2 {

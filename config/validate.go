@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/omlcrm/oml-crm/catalog"
 )
 
 // MinSecretLen is the shortest accepted HMAC key (agentws.token_secret, signing secrets).
@@ -56,6 +58,8 @@ func (c *Config) Validate() error {
 	if c.HTTP.MaxHeaderBytes < 1024 || c.HTTP.MaxHeaderBytes > 1<<20 {
 		v.addf("http.max_header_bytes", "%s is out of range (1KiB to 1MiB)", c.HTTP.MaxHeaderBytes)
 	}
+
+	v.phases(c.Phases)
 
 	v.oneOf("asterisk.source", c.Asterisk.Source, "ami", "ari")
 	ami := c.Asterisk.AMI
@@ -198,6 +202,14 @@ func (c *Config) Validate() error {
 		}
 		if s := d.Sites[id].SigningSecret; s != "" && len(s) < MinSecretLen {
 			v.addf(key+".signing_secret", "too short: at least %d bytes", MinSecretLen)
+		}
+		for i, s := range d.Sites[id].WebhookSecrets {
+			if _, err := catalog.WebhookKey(s); err != nil {
+				v.addf(fmt.Sprintf("%s.webhook_secrets[%d]", key, i), "%v", err)
+			}
+		}
+		if _, err := catalog.ParseCallEndMode(d.Sites[id].CallEnd); err != nil {
+			v.addf(key+".call_end", "%v", err)
 		}
 	}
 

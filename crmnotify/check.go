@@ -204,13 +204,20 @@ func checkParam(c *catalog.Campaign, p catalog.Param, add func(format string, ar
 			add("disposition data %q is only known once the agent dispositions the call, but this site (trigger %s) is fired when the call connects: it is always sent empty; put it on a site with trigger disposition",
 				p.Source, c.Site.Trigger)
 		}
+		if !containsString(catalog.DispositionSources, p.Source) {
+			add("unknown disposition data %q; valid disposition data are: %s", p.Source, strings.Join(catalog.DispositionSources, ", "))
+		}
+	case catalog.FamilyCallEnd:
+		if !containsString(catalog.CallEndSources, p.Source) {
+			add("unknown call_end data %q; valid call_end data are: %s", p.Source, strings.Join(catalog.CallEndSources, ", "))
+		}
 	case catalog.FamilyFixed:
 	case catalog.FamilyDialplan:
 		if strings.TrimSpace(p.Source) == "" {
 			add("dialplan data with no variable name")
 		}
 	default:
-		add("unknown parameter type code %d (valid: 1 campaign, 2 contact, 3 call, 4 fixed, 5 dialplan, 6 disposition)", int(p.Family))
+		add("unknown parameter type code %d (valid: 1 campaign, 2 contact, 3 call, 4 fixed, 5 dialplan, 6 disposition, 7 call_end)", int(p.Family))
 	}
 }
 

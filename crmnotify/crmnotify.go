@@ -35,6 +35,10 @@ type Input struct {
 	Contact  *catalog.Contact
 	Agent    *catalog.Agent
 	Call     CallData
+	// Disposition is set for the disposition phase (the disposition family's values).
+	Disposition *Disposition
+	// End is set for the call_end phase (the call_end family's values).
+	End *CallEnd
 }
 
 // Field is one rendered (name, value) pair, in parameter order.
@@ -84,6 +88,11 @@ type Notification struct {
 	// Rev is the revision of a pop: 0 for the first send, higher for an update of the
 	// same pop (same ID) that replaces it.
 	Rev int
+	// Phase is the call phase notified: PhaseConnect ("" is connect too), PhaseRinging,
+	// PhaseDisposition or PhaseCallEnd. ID derives from it (PhaseNotificationID).
+	Phase string
+	// Replaces is the id of the ringing pop this connect pop supersedes ("" when none).
+	Replaces string
 }
 
 // NotificationID derives the stable id of (call, agent, site): the same inputs give the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,6 +52,12 @@ type DispatcherOptions struct {
 	// UpdateFor is how long after the connect an incomplete pop is still updated (the
 	// agent hub's pop TTL); default 2m.
 	UpdateFor time.Duration
+	// CallEndSites overrides sites' end-of-call opt-in by site id (the OMniLeads
+	// catalog: delivery.sites.<id>.call_end).
+	CallEndSites map[int]catalog.CallEndMode
+	// RingingCampaigns opts campaigns in to ringing pops besides their catalog's
+	// ringing flag (the OMniLeads catalog: phases.ringing_campaigns).
+	RingingCampaigns map[int]bool
 }
 
 // Outcomes of a connect (label values of omlcrm_connects_total).
@@ -121,6 +128,8 @@ type Dispatcher struct {
 
 	updateEvery, updateFor time.Duration
 	updates                popUpdates
+	callEnd                atomic.Pointer[map[int]catalog.CallEndMode] // SetCallEndSites replaces it
+	ringing                map[int]bool
 }
 
 type dispatcherMetrics struct {
@@ -130,6 +139,7 @@ type dispatcherMetrics struct {
 	renderDuration prometheus.Histogram
 	duration       *prometheus.HistogramVec
 	ended          prometheus.Counter
+	phases         *prometheus.CounterVec
 }
 
 // NewDispatcher checks the options and registers the metrics.
@@ -152,7 +162,9 @@ func NewDispatcher(opts DispatcherOptions) (*Dispatcher, error) {
 		attempts: opts.Attempts,
 		backoff:  opts.Backoff,
 		m:        newDispatcherMetrics(),
+		ringing:  opts.RingingCampaigns,
 	}
+	d.SetCallEndSites(opts.CallEndSites)
 	// The pipeline, in order: campaign (and whether its site fires on connect), contact,
 	// agent, render, hand-off to the queue or the hub.
 	d.stages = []stage{d.loadCampaign, d.loadContact, d.loadAgent, d.render, d.handoff}
@@ -211,6 +223,15 @@ func newDispatcherMetrics() dispatcherMetrics {
 			Help: "Call ends passed to the agent hub.",
 		}),
 	}
+	m.phases = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "omlcrm_phase_notifications_total",
+		Help: "Notifications of the call phases besides connect (ringing, disposition, call_end), by outcome (server, popped, skipped, error).",
+	}, []string{"phase", "outcome"})
+	for _, p := range []string{PhaseRinging, PhaseDisposition, PhaseCallEnd} {
+		for _, o := range []string{phaseOutcomeServer, phaseOutcomePopped, phaseOutcomeSkipped, phaseOutcomeError} {
+			m.phases.WithLabelValues(p, o)
+		}
+	}
 	// Pre-create the label values so that dashboards and alerts see zeros, not gaps.
 	for _, o := range []string{OutcomeServer, OutcomePopped, OutcomeSkipped, OutcomeError} {
 		m.connects.WithLabelValues(o)
@@ -226,7 +247,7 @@ func newDispatcherMetrics() dispatcherMetrics {
 }
 
 func (m dispatcherMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.connects, m.skipped, m.errors, m.renderDuration, m.duration, m.ended}
+	return []prometheus.Collector{m.connects, m.skipped, m.errors, m.renderDuration, m.duration, m.ended, m.phases}
 }
 
 // dispatch is one connect travelling through the stages.
@@ -461,6 +482,7 @@ func (d *Dispatcher) handoff(ctx context.Context, x *dispatch) error {
 		Site:        site,
 		Request:     x.request,
 		ConnectedAt: x.call.At,
+		Replaces:    d.ringingPopID(x.call, x.campaign),
 	}
 	if len(x.missing) > 0 {
 		n.Missing = x.missing
@@ -495,8 +517,10 @@ func (d *Dispatcher) HandleEnded(ctx context.Context, e calls.Ended) error {
 	if err := d.retry(ctx, func() error { return d.agents.CallEnded(ctx, e.CallID) }); err != nil {
 		d.m.errors.WithLabelValues(stageCallEnded).Inc()
 		d.log.Error().Err(err).Str("call_id", e.CallID).Msg("cannot tell the agent hub that the call ended")
+		d.handleCallEnd(ctx, e)
 		return fmt.Errorf("ending call %s in the agent hub: %w", e.CallID, err)
 	}
+	d.handleCallEnd(ctx, e)
 	return nil
 }
 

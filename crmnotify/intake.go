@@ -24,6 +24,7 @@ type Intake struct {
 
 	mu       sync.Mutex
 	inflight map[string]*sync.WaitGroup // call id → its connects being dispatched
+	rings    map[string][]ringDone      // call id → its ringing pops (intake_phases.go)
 	all      sync.WaitGroup
 }
 
@@ -56,10 +57,14 @@ func (in *Intake) Connected(c calls.Connected) {
 	}
 	wg.Add(1)
 	in.all.Add(1)
+	rings := in.ringsOf(c.CallID)
 	in.mu.Unlock()
 	go func() {
 		defer in.all.Done()
 		defer func() { <-in.slots }()
+		for _, r := range rings {
+			<-r // the ringing pop this connect may replace goes first
+		}
 		err := in.disp.HandleConnected(in.ctx, c)
 		wg.Done()
 		if in.onConnect != nil {
@@ -81,12 +86,16 @@ func (in *Intake) Ended(e calls.Ended) {
 	in.mu.Lock()
 	wg := in.inflight[e.CallID]
 	delete(in.inflight, e.CallID)
+	rings := in.forgetRings(e.CallID)
 	in.all.Add(1)
 	in.mu.Unlock()
 	go func() {
 		defer in.all.Done()
 		if wg != nil {
 			wg.Wait()
+		}
+		for _, c := range rings {
+			<-c
 		}
 		_ = in.disp.HandleEnded(in.ctx, e)
 	}()

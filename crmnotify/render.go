@@ -50,7 +50,12 @@ const (
 //   - fixed: the source itself;
 //   - dialplan: CallData.Dialplan[source], matched case-insensitively (an exact match wins,
 //     then the lexically smallest key), empty when the dialplan did not set it;
-//   - disposition: always empty (the disposition is not known when the call connects).
+//   - disposition: id, name, subdisposition, form (Django urlsafe_base64 of the form
+//     JSON, no padding) of Input.Disposition; empty in other phases (as OMniLeads renders
+//     them outside its trigger 4);
+//   - call_end: the journal values of Input.End (catalog.CallEndSources); empty in other
+//     phases. An end-of-call notification whose campaign has no call_end parameter gets
+//     every call_end value appended, named as its source.
 //
 // A parameter named `{holder}` fills that placeholder of the site URL (path and fragment:
 // path-escaped, a whole "." or ".." segment as %2E; query: query-escaped); placeholders in
@@ -109,6 +114,10 @@ func Render(in Input) (Request, error) {
 		}
 		fields = append(fields, Field{Name: p.Name, Value: v})
 		numeric = append(numeric, isNum)
+	}
+
+	if in.End != nil && !hasFamily(c.Params, catalog.FamilyCallEnd) {
+		fields, numeric = callEndDefaults(in, fields, numeric)
 	}
 
 	base, err := FillURL(site.URL, holders)
@@ -193,9 +202,11 @@ func paramValue(in Input, p catalog.Param) (value string, numeric bool, err erro
 	case catalog.FamilyDialplan:
 		return dialplanValue(in.Call.Dialplan, p.Source), false, nil
 	case catalog.FamilyDisposition:
-		return "", false, nil
+		return dispositionValue(in, p.Source)
+	case catalog.FamilyCallEnd:
+		return callEndValue(in, p.Source)
 	}
-	return "", false, fmt.Errorf("unknown parameter family %d (valid: 1 campaign, 2 contact, 3 call, 4 fixed, 5 dialplan, 6 disposition): %w",
+	return "", false, fmt.Errorf("unknown parameter family %d (valid: 1 campaign, 2 contact, 3 call, 4 fixed, 5 dialplan, 6 disposition, 7 call_end): %w",
 		int(p.Family), ErrMisconfigured)
 }
 

@@ -102,6 +102,9 @@ type Daemon struct {
 	bg     sync.WaitGroup     // tracker.Run, queue.Run, the outbox and hub openers, the dialplan list refresh
 	stopBG context.CancelFunc // ends the background work and the in-flight dispatches
 	served chan error         // the HTTP server's end
+
+	routes map[string]http.Handler // handlers the phases add (POST /dispositions), mounted by startHTTP
+	disp   *crmnotify.Dispatcher   // SIGHUP: delivery.sites.<id>.call_end
 }
 
 // Start builds and starts every part. It fails on what cannot be retried (a bad
@@ -110,7 +113,7 @@ type Daemon struct {
 // /readyz.
 func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	cfg := o.Config
-	d := &Daemon{cfg: cfg, version: o.Version, levels: o.Levels, log: o.Logger, served: make(chan error, 1), scheme: "http"}
+	d := &Daemon{cfg: cfg, version: o.Version, levels: o.Levels, log: o.Logger, served: make(chan error, 1), scheme: "http", routes: map[string]http.Handler{}}
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	d.stopBG = stopBG
 	defer func() {
@@ -215,7 +218,8 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	disp, err := crmnotify.NewDispatcher(crmnotify.DispatcherOptions{
 		Catalog: d.catalog, Server: server, Agents: agents,
 		Logger: d.log.With().Str("component", "dispatcher").Logger(), Registerer: d.reg,
-		UpdateFor: cfg.AgentWS.PopTTL,
+		UpdateFor:    cfg.AgentWS.PopTTL,
+		CallEndSites: callEndSites(cfg), RingingCampaigns: ringingCampaigns(cfg),
 	})
 	if err != nil {
 		return d, err
@@ -225,6 +229,10 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 		defer d.bg.Done()
 		disp.Run(bgCtx) // updates pops sent without their contact
 	}()
+	d.disp = disp
+	if err := d.startDispositions(bgCtx, disp); err != nil {
+		return d, err
+	}
 	d.intake = crmnotify.NewIntake(bgCtx, disp, crmnotify.DefaultIntakeWorkers, o.OnConnect, d.log)
 
 	// Call tracker and the Asterisk client. The dialplan variables to read on demand come
@@ -319,6 +327,10 @@ func deliveryOptions(cfg *config.Config, log zerolog.Logger, reg prometheus.Regi
 	if err != nil {
 		return delivery.Options{}, err
 	}
+	whsec, err := webhookSecrets(context.Background(), cfg, cat)
+	if err != nil {
+		return delivery.Options{}, err
+	}
 	dc := cfg.Delivery
 	o := delivery.Options{
 		Schema:             dc.PostgresSchema,
@@ -334,6 +346,7 @@ func deliveryOptions(cfg *config.Config, log zerolog.Logger, reg prometheus.Regi
 		InstanceID:         dc.InstanceID,
 		SQLiteSynchronous:  dc.SQLiteSynchronous,
 		SigningSecrets:     secrets,
+		WebhookSecrets:     whsec,
 		Sites:              siteLookup(cat),
 		Rerender:           rerenderWith(cat),
 		UserAgent:          "oml-crm/" + version,
@@ -521,6 +534,9 @@ func (d *Daemon) startHTTP(o Options) error {
 	mux.Handle("/metrics", promhttp.HandlerFor(d.reg, promhttp.HandlerOpts{Registry: d.reg}))
 	mux.Handle("/healthz", d.health.LivenessHandler())
 	mux.Handle("/readyz", d.health.ReadinessHandler())
+	for p, h := range d.routes {
+		mux.Handle(p, h)
+	}
 	for p, h := range o.Routes {
 		mux.Handle(p, h)
 	}

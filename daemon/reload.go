@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"reflect"
 	"sort"
 	"strings"
@@ -49,8 +50,18 @@ func (d *Daemon) Reload(path string, next *config.Config) {
 				restart = append(restart, k)
 				continue
 			}
+			whsec, err := webhookSecrets(context.Background(), next, d.catalog)
+			if err != nil {
+				log.Error().Err(err).Msg("SIGHUP: delivery.sites not reloaded")
+				restart = append(restart, k)
+				continue
+			}
 			if q := d.queue.get(); q != nil {
 				q.SetSigningSecrets(secrets)
+				d.disp.SetCallEndSites(callEndSites(next))
+				if err := q.SetWebhookSecrets(whsec); err != nil {
+					log.Error().Err(err).Msg("SIGHUP: delivery.sites webhook_secrets not reloaded")
+				}
 				applied = append(applied, k)
 			} else {
 				restart = append(restart, k)

@@ -122,8 +122,10 @@ func Run(ctx context.Context, o Options) int {
 	cfg.Delivery.MinBackoff, cfg.Delivery.MaxBackoff = 200*time.Millisecond, 2*time.Second
 	cfg.Delivery.Workers = 64
 	cfg.AgentWS.TokenSecret = catalog.Secret(secret)
+	cfg.Phases.Dispositions = true // POST /dispositions: the simulated agents save one
 
 	rep := newDemoReport(stdout)
+	rep.setPhases("http://"+hostPortForURL(ln.Addr().String()), secret, cat)
 	crm := democrm.New(democrm.Options{OnReceive: rep.crmReceived, Logger: log.With().Str("component", "democrm").Logger()})
 
 	d, err := daemon.Start(ctx, daemon.Options{
@@ -201,10 +203,12 @@ func demoMain(ctx context.Context, d *daemon.Daemon, asterisk *amitest.Server, c
 	if nCalls == 0 {
 		// Loop mode ends with Ctrl-C: let the last notifications land, say what happened.
 		rep.drain(context.Background(), 2*time.Second)
+		rep.waitPosts()
 		rep.summary(played)
 		return 0
 	}
 	rep.drain(ctx, drain)
+	rep.waitPosts()
 	if !rep.summary(played) {
 		return 1
 	}
@@ -424,6 +428,7 @@ type demoReport struct {
 	crmLatency       *loadtest.Recorder
 	popLatency       *loadtest.Recorder
 	skipReasons      map[crmnotify.SkipReason]int
+	phases           *demoPhases // dispositions, call ends, ringing (cmd_demo_phases.go)
 }
 
 type demoNote struct {
@@ -459,6 +464,7 @@ func (r *demoReport) expectCall(c *callsim.Call) {
 			c.CallID, c.CampaignID, catalog.CampaignType(c.CampaignType))
 	}
 	r.expectedConnects += len(c.Expected)
+	r.expectPhases(c)
 }
 
 func (r *demoReport) notified(n crmnotify.Notification, kind string) {
@@ -467,6 +473,7 @@ func (r *demoReport) notified(n crmnotify.Notification, kind string) {
 	if !r.seen[n.ID] {
 		r.pending[n.ID] = &demoNote{n: n, kind: kind}
 	}
+	r.phaseNotified(n)
 }
 
 func (r *demoReport) onConnect(c calls.Connected, err error) {
@@ -482,6 +489,7 @@ func (r *demoReport) onConnect(c calls.Connected, err error) {
 		r.skipped++
 		r.skipReasons[skip.Reason]++
 		fmt.Fprintf(r.out, "%s: connected → skipped (%s)\n", head, skipText(skip.Reason))
+		r.afterConnect(c, skip)
 	default:
 		r.failed++
 		fmt.Fprintf(r.out, "%s: connected → FAILED: %v\n", head, err)
@@ -535,6 +543,12 @@ func (r *demoReport) arrived(id string, kind string, at time.Time) {
 	verb := "delivered"
 	if kind == "pop" {
 		verb = "popped"
+	}
+	if r.phaseArrived(note, verb, lat) {
+		return
+	}
+	if kind == "pop" {
+		verb = "popped"
 		r.popped++
 		r.popLatency.Record(lat)
 	} else {
@@ -558,7 +572,7 @@ func (r *demoReport) popReceived(id string, _ int) { r.arrived(id, "pop", time.N
 func (r *demoReport) settled() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.connected >= r.expectedConnects && len(r.pending) == 0
+	return r.connected >= r.expectedConnects && len(r.pending) == 0 && r.phasesSettled()
 }
 
 // drain waits until every expected connect happened and every notification arrived, at
@@ -586,6 +600,7 @@ func (r *demoReport) summary(played int) bool {
 	fmt.Fprintf(r.out, "; connect→CRM p50 %s p99 %s; connect→pop p50 %s p99 %s\n",
 		loadtest.FormatDuration(r.crmLatency.Quantile(0.5)), loadtest.FormatDuration(r.crmLatency.Quantile(0.99)),
 		loadtest.FormatDuration(r.popLatency.Quantile(0.5)), loadtest.FormatDuration(r.popLatency.Quantile(0.99)))
+	r.phasesSummary()
 	ok := true
 	if lost > 0 {
 		ok = false

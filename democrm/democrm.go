@@ -74,22 +74,25 @@ type Field struct {
 
 // Record is one request as received.
 type Record struct {
-	Seq            uint64        `json:"seq"`
-	At             time.Time     `json:"at"`
-	Method         string        `json:"method"`
-	URL            string        `json:"url"` // the request URI: path and query
-	Path           string        `json:"path"`
-	RemoteAddr     string        `json:"remote_addr"`
-	Header         http.Header   `json:"header"`
-	ContentType    string        `json:"content_type,omitempty"`
-	IdempotencyKey string        `json:"idempotency_key,omitempty"`
-	Query          []Field       `json:"query,omitempty"`
-	Form           []Field       `json:"form,omitempty"` // decoded body
-	Body           string        `json:"body,omitempty"` // raw body, truncated
-	BodySize       int64         `json:"body_size"`
-	DecodeError    string        `json:"decode_error,omitempty"`
-	Status         int           `json:"status"`
-	Delay          time.Duration `json:"delay_ns,omitempty"`
+	Seq            uint64      `json:"seq"`
+	At             time.Time   `json:"at"`
+	Method         string      `json:"method"`
+	URL            string      `json:"url"` // the request URI: path and query
+	Path           string      `json:"path"`
+	RemoteAddr     string      `json:"remote_addr"`
+	Header         http.Header `json:"header"`
+	ContentType    string      `json:"content_type,omitempty"`
+	IdempotencyKey string      `json:"idempotency_key,omitempty"`
+	// Phase is the call phase oml-crm notified (X-OMLCRM-Phase: ringing, disposition,
+	// call_end); "connect" when the header is absent.
+	Phase       string        `json:"phase"`
+	Query       []Field       `json:"query,omitempty"`
+	Form        []Field       `json:"form,omitempty"` // decoded body
+	Body        string        `json:"body,omitempty"` // raw body, truncated
+	BodySize    int64         `json:"body_size"`
+	DecodeError string        `json:"decode_error,omitempty"`
+	Status      int           `json:"status"`
+	Delay       time.Duration `json:"delay_ns,omitempty"`
 	// Attempt is the number of this request among those with the same idempotency key.
 	Attempt int `json:"attempt,omitempty"`
 	// Duplicate is true when an earlier request with the same key was already accepted.
@@ -258,6 +261,7 @@ func (r *Receiver) receive(w http.ResponseWriter, req *http.Request) {
 		RemoteAddr:     req.RemoteAddr,
 		Header:         keptHeader(req.Header),
 		IdempotencyKey: req.Header.Get("Idempotency-Key"),
+		Phase:          phaseOf(req.Header),
 		Query:          parseOrdered(req.URL.RawQuery),
 		Status:         http.StatusOK,
 	}
@@ -613,4 +617,13 @@ func headline(rec Record) string {
 		}
 	}
 	return fmt.Sprintf("request #%d", rec.Seq)
+}
+
+// phaseOf reads the X-OMLCRM-Phase header oml-crm puts on deliveries of the phases besides
+// connect.
+func phaseOf(h http.Header) string {
+	if p := h.Get("X-OMLCRM-Phase"); p != "" {
+		return p
+	}
+	return "connect"
 }

@@ -63,16 +63,16 @@ code{white-space:pre-wrap;word-break:break-all}
 {{.Stats.DuplicateDeliveries}} duplicate deliveries. Newest first; refreshes every 2 s.
 <a href="{{.Prefix}}/log.json">JSON</a></p>
 <table id="log">
-<tr><th>#</th><th>received</th><th>request</th><th>status</th><th>idempotency key</th><th>content type</th><th>fields</th></tr>
+<tr><th>#</th><th>received</th><th>phase</th><th>request</th><th>status</th><th>idempotency key</th><th>content type</th><th>fields</th></tr>
 {{range .Records}}<tr class="{{if not .Accepted}}fail{{else if .Duplicate}}dup{{end}}">
-<td>{{.Seq}}</td><td>{{.At.Format "15:04:05.000"}}</td>
+<td>{{.Seq}}</td><td>{{.At.Format "15:04:05.000"}}</td><td>{{.Phase}}</td>
 <td><code>{{.Method}} {{.URL}}</code></td>
 <td>{{.Status}}{{if .Delay}} after {{.Delay}}{{end}}</td>
 <td>{{if .IdempotencyKey}}<code>{{.IdempotencyKey}}</code> (attempt {{.Attempt}}{{if .Duplicate}}, duplicate{{end}}){{end}}</td>
 <td>{{.ContentType}}</td>
 <td>{{range .Fields}}<code>{{.Name}}={{.Value}}</code><br>{{end}}{{if .DecodeError}}<em>{{.DecodeError}}</em>{{end}}</td>
 </tr>
-{{else}}<tr><td colspan="7">Nothing received yet.</td></tr>
+{{else}}<tr><td colspan="8">Nothing received yet.</td></tr>
 {{end}}</table>
 </body></html>
 `))

@@ -12,6 +12,8 @@
 //	    target: embedded | new_tab           (or 1 | 2; agent/automatic only, default embedded)
 //	    hidden: false
 //	    auth: {url, username, password, token_field (token), duration (0), duration_field, strict_tls (true)}
+//	    webhook_secrets: ["whsec_…"]         (optional: Standard Webhooks signatures of server deliveries)
+//	    call_end: off | answered | all       (optional, default off: end-of-call notifications)
 //	contact_databases:
 //	  - id: 5
 //	    name: clientes                       (optional)
@@ -26,8 +28,9 @@
 //	    state: active | finished | deleted | paused | inactive   (or OMniLeads' code; default active)
 //	    site: 1                              (optional)
 //	    contact_database: 5                  (optional)
+//	    ringing: false                       (optional: agent/automatic sites also pop while the phone rings)
 //	    params:                              (order is kept)
-//	      - {family: call, source: id_contacto, name: idClient}   (family: campaign|contact|call|fixed|dialplan|disposition or 1..6)
+//	      - {family: call, source: id_contacto, name: idClient}   (family: campaign|contact|call|fixed|dialplan|disposition|call_end or 1..7)
 //	agents:
 //	  - {id: 2, username: agent2, name: "Ana Pérez", sip_extension: 1002, user_id: 7}
 //	contacts:

@@ -311,3 +311,38 @@ func TestSecretsHidden(t *testing.T) {
 		t.Error("password not kept")
 	}
 }
+
+// The phase keys: site webhook_secrets (validated) and call_end, campaign ringing, the
+// call_end parameter family.
+func TestCallEndAndRingingKeys(t *testing.T) {
+	const good = `
+sites:
+  - {id: 1, url: "https://crm.example.com/", trigger: server, call_end: all, webhook_secrets: ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]}
+campaigns:
+  - {id: 2, name: C, type: inbound, site: 1, ringing: true, params: [{family: call_end, source: talk_seconds, name: talk}]}
+`
+	c, err := Parse("c.yaml", []byte(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	camp, err := c.Campaign(context.Background(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !camp.Ringing || camp.Site.CallEnd != catalog.CallEndAll || len(camp.Site.WebhookSecrets) != 1 || camp.Params[0].Family != catalog.FamilyCallEnd {
+		t.Errorf("campaign %+v site %+v", camp, camp.Site)
+	}
+	for bad, want := range map[string]string{
+		`call_end: all`:                             "",
+		`call_end: sometimes`:                       `c.yaml:3: sites[0].call_end: "sometimes": want off, answered or all`,
+		`webhook_secrets: ["not-a-whsec-secret-0"]`: "sites[0].webhook_secrets[0]: a Standard Webhooks secret starts with whsec_",
+	} {
+		_, err := Parse("c.yaml", []byte(strings.Replace(good, "call_end: all", bad, 1)))
+		if want == "" {
+			continue
+		}
+		if err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "not-a-whsec-secret-0") {
+			t.Errorf("%s: error %v, want %q without the secret", bad, err, want)
+		}
+	}
+}

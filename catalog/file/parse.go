@@ -168,7 +168,7 @@ var (
 	targetNames      = []string{"embedded", "new_tab"}
 	typeNames        = []string{"manual", "dialer", "inbound", "preview"}
 	interactionNames = []string{"form", "site", "form_and_site"}
-	familyNames      = []string{"campaign", "contact", "call", "fixed", "dialplan", "disposition"}
+	familyNames      = []string{"campaign", "contact", "call", "fixed", "dialplan", "disposition", "call_end"}
 )
 
 // stateNames are OMniLeads' Campana.estado codes.
@@ -210,7 +210,7 @@ func (p *parser) site(n *yaml.Node, path string, sites map[int]*catalog.Site) {
 	s := &catalog.Site{Trigger: catalog.TriggerServer, Method: catalog.MethodGET}
 	var idNode, formatNode, targetNode, urlNode *yaml.Node
 	hasID := false
-	ok := p.fields(n, path, []string{"id", "name", "url", "trigger", "method", "format", "target", "hidden", "auth", "json_ids_as_numbers"}, func(key string, v *yaml.Node, path string) {
+	ok := p.fields(n, path, []string{"id", "name", "url", "trigger", "method", "format", "target", "hidden", "auth", "json_ids_as_numbers", "webhook_secrets", "call_end"}, func(key string, v *yaml.Node, path string) {
 		switch key {
 		case "id":
 			s.ID, hasID = p.id(v, path)
@@ -237,6 +237,21 @@ func (p *parser) site(n *yaml.Node, path string, sites map[int]*catalog.Site) {
 			s.Auth = p.siteAuth(v, path)
 		case "json_ids_as_numbers":
 			s.JSONIDsAsNumbers = p.boolean(v, path)
+		case "webhook_secrets":
+			p.list(v, path, func(_ int, n *yaml.Node, path string) {
+				sec := catalog.Secret(p.str(n, path))
+				if _, err := catalog.WebhookKey(sec); err != nil {
+					p.errorf(n, path, "%v", err)
+					return
+				}
+				s.WebhookSecrets = append(s.WebhookSecrets, sec)
+			})
+		case "call_end":
+			m, err := catalog.ParseCallEndMode(p.str(v, path))
+			if err != nil {
+				p.errorf(v, path, "%v", err)
+			}
+			s.CallEnd = m
 		}
 	})
 	if !ok {
@@ -397,7 +412,7 @@ func (p *parser) campaign(n *yaml.Node, path string, sites map[int]*catalog.Site
 	cp := &catalog.Campaign{Interaction: catalog.InteractionSite, State: catalog.StateActive}
 	var idNode, typeNode *yaml.Node
 	hasID := false
-	ok := p.fields(n, path, []string{"id", "name", "type", "interaction", "state", "site", "contact_database", "params"}, func(key string, v *yaml.Node, path string) {
+	ok := p.fields(n, path, []string{"id", "name", "type", "interaction", "state", "site", "contact_database", "params", "ringing"}, func(key string, v *yaml.Node, path string) {
 		switch key {
 		case "id":
 			cp.ID, hasID = p.id(v, path)
@@ -435,6 +450,8 @@ func (p *parser) campaign(n *yaml.Node, path string, sites map[int]*catalog.Site
 					cp.Params = append(cp.Params, prm)
 				}
 			})
+		case "ringing":
+			cp.Ringing = p.boolean(v, path)
 		}
 	})
 	if !ok {
@@ -487,7 +504,7 @@ func (p *parser) param(n *yaml.Node, path string) (catalog.Param, bool) {
 		return prm, false
 	}
 	if famNode == nil {
-		p.errorf(n, join(path, "family"), "required (campaign|contact|call|fixed|dialplan|disposition)")
+		p.errorf(n, join(path, "family"), "required (campaign|contact|call|fixed|dialplan|disposition|call_end)")
 		valid = false
 	}
 	// A fixed parameter may legitimately send an empty value; every other family names a source.

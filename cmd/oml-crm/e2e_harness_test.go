@@ -205,6 +205,7 @@ type e2eConfig struct {
 	QueuePath   string
 	QueueURL    string // delivery.store=postgres at this URL instead of SQLite at QueuePath
 	TokenSecret string
+	Delivery    string // extra keys of the delivery mapping ("sites: {…}")
 	Extra       string // appended YAML
 }
 
@@ -218,9 +219,9 @@ func (c e2eConfig) write(t *testing.T, path string) {
 	if c.CatalogFile != "" {
 		catalogSrc = fmt.Sprintf("catalog: {source: file, file: %q}", c.CatalogFile)
 	}
-	queue := fmt.Sprintf("delivery: {store: sqlite, sqlite_path: %q, timeout: 3s}", c.QueuePath)
+	queue := fmt.Sprintf("delivery: {store: sqlite, sqlite_path: %q, timeout: 3s%s}", c.QueuePath, deliveryExtra(c.Delivery))
 	if c.QueueURL != "" {
-		queue = fmt.Sprintf("delivery: {store: postgres, postgres_url: %q, timeout: 3s}", c.QueueURL)
+		queue = fmt.Sprintf("delivery: {store: postgres, postgres_url: %q, timeout: 3s%s}", c.QueueURL, deliveryExtra(c.Delivery))
 	}
 	y := fmt.Sprintf(`log: {level: debug, format: json}
 http: {listen: %q, shutdown_timeout: 10s}
@@ -237,6 +238,13 @@ agentws: {token_secret: %q}
 	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func deliveryExtra(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ", " + s
 }
 
 func freeAddr(t *testing.T) string {
@@ -380,9 +388,10 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 // wsAgent is an agent page connected to /ws with a token.
 type wsAgent struct {
-	conn *websocket.Conn
-	pops chan agentws.PopMessage
-	errs chan string
+	conn      *websocket.Conn
+	pops      chan agentws.PopMessage
+	errs      chan string
+	withdrawn chan [2]string // pop.withdrawn {id, reason}
 }
 
 func dialAgent(t *testing.T, base, secret string, agentID int) *wsAgent {
@@ -398,7 +407,8 @@ func dialAgent(t *testing.T, base, secret string, agentID int) *wsAgent {
 		t.Fatalf("agent %d: websocket: %v", agentID, err)
 	}
 	conn.SetReadLimit(1 << 20)
-	a := &wsAgent{conn: conn, pops: make(chan agentws.PopMessage, 100), errs: make(chan string, 100)}
+	a := &wsAgent{conn: conn, pops: make(chan agentws.PopMessage, 100), errs: make(chan string, 100),
+		withdrawn: make(chan [2]string, 100)}
 	hello := make(chan struct{})
 	go func() {
 		for {
@@ -407,9 +417,10 @@ func dialAgent(t *testing.T, base, secret string, agentID int) *wsAgent {
 				return
 			}
 			var m struct {
-				Type  string `json:"type"`
-				ID    string `json:"id"`
-				Error string `json:"error"`
+				Type   string `json:"type"`
+				ID     string `json:"id"`
+				Error  string `json:"error"`
+				Reason string `json:"reason"`
 			}
 			if json.Unmarshal(data, &m) != nil {
 				continue
@@ -425,6 +436,8 @@ func dialAgent(t *testing.T, base, secret string, agentID int) *wsAgent {
 				conn.Write(context.Background(), websocket.MessageText, ack)
 			case agentws.TypeError:
 				a.errs <- m.Error
+			case agentws.TypePopWithdrawn:
+				a.withdrawn <- [2]string{m.ID, m.Reason}
 			}
 		}
 	}()

@@ -197,6 +197,11 @@ type Options struct {
 	// SigningSecrets maps a site id to its HMAC-SHA256 signing secret. Replace at run
 	// time with SetSigningSecrets.
 	SigningSecrets map[int]catalog.Secret
+	// WebhookSecrets maps a site id to its Standard Webhooks secrets ("whsec_…", several
+	// during a key rotation); Open fails on one that does not decode, naming the site.
+	// They win over the secrets a notification's site carries (file catalog). Replace at
+	// run time with SetWebhookSecrets.
+	WebhookSecrets map[int][]catalog.Secret
 	// SiteResolver looks up a site when a delivery to a site that logs in is attempted
 	// and this process has not seen the site in an Enqueue (queued before a restart, or
 	// by another instance). CatalogSites(cat) is the ready one. Optional: without it
@@ -310,6 +315,8 @@ type Queue struct {
 	wakeAt   time.Time // earliest retry this process scheduled
 	closed   bool
 	secrets  map[int]catalog.Secret
+	webhooks map[int][]webhookKey      // from Options.WebhookSecrets / SetWebhookSecrets
+	seenKeys map[int][]webhookKey      // from the sites of enqueued notifications (bounded by the sites)
 	siteAuth map[int]*catalog.SiteAuth // last seen per site (from Enqueue)
 	resolved map[int]resolvedAuth      // from the site resolver, reused for resolvedAuthTTL
 	// sites holds the sites with attempts running or deliveries parked behind them: at
@@ -357,6 +364,7 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 		wake:         make(chan struct{}, 1),
 		stopRun:      make(chan struct{}),
 		siteAuth:     map[int]*catalog.SiteAuth{},
+		seenKeys:     map[int][]webhookKey{},
 		resolved:     map[int]resolvedAuth{},
 		sites:        map[int]*siteFlow{},
 		backlogSites: map[int]bool{},
@@ -365,6 +373,11 @@ func Open(ctx context.Context, opts Options) (*Queue, error) {
 	}
 	q.sender = newSender(opts, q.clock)
 	q.SetSigningSecrets(opts.SigningSecrets)
+	if err := q.SetWebhookSecrets(opts.WebhookSecrets); err != nil {
+		q.cancelWork()
+		st.close()
+		return nil, err
+	}
 	return q, nil
 }
 
@@ -380,6 +393,37 @@ func (q *Queue) SetSigningSecrets(secrets map[int]catalog.Secret) {
 	q.mu.Lock()
 	q.secrets = cp
 	q.mu.Unlock()
+}
+
+// SetWebhookSecrets replaces the per-site Standard Webhooks secrets (SIGHUP reload). On
+// an error (a secret that does not decode, named by site and position) nothing changes.
+func (q *Queue) SetWebhookSecrets(secrets map[int][]catalog.Secret) error {
+	m := make(map[int][]webhookKey, len(secrets))
+	for id, list := range secrets {
+		if len(list) == 0 {
+			continue
+		}
+		keys, err := decodeWebhookSecrets(id, list)
+		if err != nil {
+			return fmt.Errorf("delivery: %w", err)
+		}
+		m[id] = keys
+	}
+	q.mu.Lock()
+	q.webhooks = m
+	q.mu.Unlock()
+	return nil
+}
+
+// webhookKeysFor returns the site's Standard Webhooks keys: the configured ones, else
+// those its catalog site carried in the last Enqueue.
+func (q *Queue) webhookKeysFor(siteID int) []webhookKey {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if k, ok := q.webhooks[siteID]; ok {
+		return k
+	}
+	return q.seenKeys[siteID]
 }
 
 func (q *Queue) secretFor(siteID int) catalog.Secret {
@@ -400,6 +444,15 @@ func (q *Queue) Enqueue(ctx context.Context, n crmnotify.Notification) error {
 	if d.SiteAuth {
 		q.mu.Lock()
 		q.siteAuth[d.SiteID] = n.Site.Auth
+		q.mu.Unlock()
+	}
+	if len(n.Site.WebhookSecrets) > 0 {
+		keys, err := decodeWebhookSecrets(n.Site.ID, n.Site.WebhookSecrets)
+		if err != nil {
+			return fmt.Errorf("enqueue delivery %s: %w", n.ID, err)
+		}
+		q.mu.Lock()
+		q.seenKeys[n.Site.ID] = keys
 		q.mu.Unlock()
 	}
 	// Claim it for ourselves in the same insert: the sweepers (ours and other

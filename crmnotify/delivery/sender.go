@@ -123,7 +123,7 @@ func (s *sender) client(insecure bool) *http.Client {
 
 // send makes one attempt of d (two when the CRM answers 401 to a cached token: log in
 // again once and retry at once).
-func (s *sender) send(ctx context.Context, d *Delivery, auth *catalog.SiteAuth, secret catalog.Secret) []attemptResult {
+func (s *sender) send(ctx context.Context, d *Delivery, auth *catalog.SiteAuth, secret catalog.Secret, keys []webhookKey) []attemptResult {
 	insecure := d.InsecureTLS
 	if auth != nil {
 		insecure = !auth.StrictTLS
@@ -152,7 +152,7 @@ func (s *sender) send(ctx context.Context, d *Delivery, auth *catalog.SiteAuth, 
 				return out
 			}
 		}
-		r := s.do(ctx, client, d, token, secret)
+		r := s.do(ctx, client, d, token, secret, keys)
 		r.Error = redact(r.Error, append(secrets, token)...)
 		r.Response = redact(r.Response, append(secrets, token)...)
 		out = append(out, r)
@@ -166,7 +166,7 @@ func (s *sender) send(ctx context.Context, d *Delivery, auth *catalog.SiteAuth, 
 }
 
 // do sends one HTTP request and classifies the answer.
-func (s *sender) do(ctx context.Context, client *http.Client, d *Delivery, token string, secret catalog.Secret) attemptResult {
+func (s *sender) do(ctx context.Context, client *http.Client, d *Delivery, token string, secret catalog.Secret, keys []webhookKey) attemptResult {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	r := attemptResult{Attempt: Attempt{At: s.clock.Now()}}
@@ -188,8 +188,15 @@ func (s *sender) do(ctx context.Context, client *http.Client, d *Delivery, token
 	}
 	req.Header.Set("User-Agent", s.userAgent)
 	req.Header.Set(HeaderIdempotencyKey, d.ID)
+	now := s.clock.Now()
 	if secret != "" {
-		req.Header.Set(HeaderSignature, Sign(secret, s.clock.Now(), d.Body))
+		req.Header.Set(HeaderSignature, Sign(secret, now, d.Body))
+	}
+	// Standard Webhooks 1.0: id and timestamp always, signatures when the site has keys.
+	req.Header.Set(HeaderWebhookID, d.ID)
+	req.Header.Set(HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+	if len(keys) > 0 {
+		req.Header.Set(HeaderWebhookSignature, signWebhook(keys, d.ID, now, d.Body))
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -216,6 +223,10 @@ func (s *sender) do(ctx context.Context, client *http.Client, d *Delivery, token
 		r.class = classFinal
 		r.Error = fmt.Sprintf("CRM answered %s redirecting to %q: redirects to another host, or that would turn a POST into a bodiless GET, are not followed (set the site URL to the final address)",
 			resp.Status, resp.Header.Get("Location"))
+	case code == http.StatusGone:
+		// Standard Webhooks: 410 means the endpoint is gone for good; stop at once.
+		r.class = classFinal
+		r.Error = "CRM answered " + resp.Status + ": the endpoint is gone (final: not retried; fix the site URL and `oml-crm deliveries retry`)"
 	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests, code >= 500:
 		r.class = classRetry
 		r.Error = "CRM answered " + resp.Status

@@ -44,6 +44,8 @@ type store interface {
 	// for PostgreSQL).
 	fileGone() error
 	close() error
+	cursor(ctx context.Context, name string) (int64, bool, error)
+	advanceCursor(ctx context.Context, name string, value int64) error
 }
 
 // StoreKind tells the store apart in an Options.Store value.
@@ -298,7 +300,13 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
 	PRIMARY KEY (delivery_id, n)
 );`,
 	// 2: a delivery rendered without its contact waits for it (crmnotify.Deferred as JSON).
-	`ALTER TABLE deliveries ADD COLUMN deferred TEXT NOT NULL DEFAULT '';`}
+	`ALTER TABLE deliveries ADD COLUMN deferred TEXT NOT NULL DEFAULT '';`,
+	// 3: durable read positions (the disposition history cursor).
+	`
+CREATE TABLE IF NOT EXISTS cursors (
+	name  TEXT PRIMARY KEY,
+	value INTEGER NOT NULL
+);`}
 
 func postgresMigrations(schema string) []string {
 	s := `"` + schema + `"`
@@ -343,7 +351,11 @@ CREATE TABLE IF NOT EXISTS ` + s + `.delivery_attempts (
 	response    text NOT NULL,
 	PRIMARY KEY (delivery_id, n)
 );`,
-		`ALTER TABLE ` + s + `.deliveries ADD COLUMN IF NOT EXISTS deferred text NOT NULL DEFAULT '';`}
+		`ALTER TABLE ` + s + `.deliveries ADD COLUMN IF NOT EXISTS deferred text NOT NULL DEFAULT '';`, `
+CREATE TABLE IF NOT EXISTS ` + s + `.cursors (
+	name  text PRIMARY KEY,
+	value bigint NOT NULL
+);`}
 }
 
 // migrate applies the steps not yet applied, recorded in delivery_schema_version. On

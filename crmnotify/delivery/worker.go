@@ -55,7 +55,7 @@ func (q *Queue) attempt(d *Delivery) {
 	if auth, err := q.authFor(ctx, d); err != nil {
 		attempts = []attemptResult{{Attempt: Attempt{At: q.clock.Now(), Error: err.Error()}, class: classRetry}}
 	} else {
-		attempts = q.sender.send(ctx, d, auth, q.secretFor(d.SiteID))
+		attempts = q.sender.send(ctx, d, auth, q.secretFor(d.SiteID), q.webhookKeysFor(d.SiteID))
 	}
 	if ctx.Err() != nil {
 		// Shutting down mid-attempt: the lease expires and an instance tries again.

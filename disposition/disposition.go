@@ -1,0 +1,192 @@
+// Package disposition reads the dispositions agents save, for OMniLeads' trigger 4
+// ("Calificación") sites: from the OMniLeads database (Source, a durable cursor on the
+// disposition history table) or, with the file catalog, from an HTTP post
+// (HTTPHandler). Each disposition is handed to a Handler (the dispatcher's
+// HandleDisposition), which renders and delivers or pops it.
+package disposition
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/rs/zerolog"
+
+	"github.com/omlcrm/oml-crm/crmnotify"
+)
+
+// Handler takes one disposition and returns the notification it became (the
+// dispatcher's HandleDisposition). An error wrapping crmnotify.ErrDispositionIgnored
+// means nothing was to be done; any other error stops the cursor at that disposition (it
+// is tried again at the next poll).
+type Handler func(ctx context.Context, ev crmnotify.DispositionEvent) (crmnotify.Notification, error)
+
+// CursorStore keeps the cursor durably (the delivery queue's database: shared by the
+// instances sharing a PostgreSQL outbox). AdvanceCursor never moves it back.
+type CursorStore interface {
+	Cursor(ctx context.Context, name string) (int64, bool, error)
+	AdvanceCursor(ctx context.Context, name string, value int64) error
+}
+
+// CursorName names the disposition history cursor in the CursorStore.
+const CursorName = "omnileads.historicalcalificacioncliente.history_id"
+
+// Options configure a Source.
+type Options struct {
+	Pool    *pgxpool.Pool // the OMniLeads database (read only)
+	Cursors CursorStore
+	Handle  Handler
+	// PollInterval is the pause between polls (1 s).
+	PollInterval time.Duration
+	// Settle is how old a history row must be before the cursor passes it (2 s): a
+	// save whose transaction commits after a later one's is still seen as long as it
+	// commits within Settle of its save.
+	Settle time.Duration
+	// Batch bounds the rows read per poll (500).
+	Batch  int
+	Logger zerolog.Logger
+}
+
+// Source polls ominicontacto_app_historicalcalificacioncliente past a durable cursor on
+// history_id (an index scan on its primary key). Every save of a disposition is a
+// history row (a creation "+", an edit "~"), so an edit is seen like a creation.
+//
+// What fires, as OMniLeads 2.6.3 itself does (views_calificacion_cliente.py
+// disparar_interaccion_sitio_externo): a save made from a call (the row has a callid:
+// the agent console saved it with the call's data) of an option with interaccion_crm,
+// whose campaign's site has trigger 4; a creation and each later edit made from the call
+// fire again (OMniLeads fires on each save of the disposition form), an edit made
+// elsewhere (the agent's report, the API: callid empty) does not, a deletion never.
+// Management-form options (tipo 1, "gestión") fire in OMniLeads when the management form
+// is saved, with its answers: the form's own history is not read, so those do not fire
+// here.
+//
+// Exactly once: a row's notification id derives from its history_id, so a row read again
+// (a crash between hand-off and cursor save, another instance polling too) is queued or
+// popped once. The cursor only passes rows that were handed off (or ignored).
+type Source struct {
+	o   Options
+	log zerolog.Logger
+}
+
+// NewSource checks the options.
+func NewSource(o Options) (*Source, error) {
+	if o.Pool == nil || o.Cursors == nil || o.Handle == nil {
+		return nil, errors.New("disposition: Source needs a database pool, a cursor store and a handler")
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.Settle <= 0 {
+		o.Settle = 2 * time.Second
+	}
+	if o.Batch <= 0 {
+		o.Batch = 500
+	}
+	return &Source{o: o, log: o.Logger.With().Str("component", "dispositions").Logger()}, nil
+}
+
+// Run polls until ctx ends. A failing poll is logged and retried at the next interval.
+func (s *Source) Run(ctx context.Context) error {
+	t := time.NewTicker(s.o.PollInterval)
+	defer t.Stop()
+	for {
+		for {
+			n, err := s.Poll(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				s.log.Warn().Err(err).Msg("poll dispositions (retried)")
+			}
+			if n < s.o.Batch {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+const historyQuery = `
+SELECT h.history_id, h.id, h.history_type, COALESCE(h.callid, ''), COALESCE(h.agente_id, 0),
+       COALESCE(h.contacto_id, 0), COALESCE(h.subcalificacion, ''), h.history_date,
+       o.nombre, o.interaccion_crm, o.tipo, o.campana_id
+FROM ominicontacto_app_historicalcalificacioncliente h
+JOIN ominicontacto_app_opcioncalificacion o ON o.id = h.opcion_calificacion_id
+WHERE h.history_id > $1 AND h.history_date < now() - make_interval(secs => $2)
+ORDER BY h.history_id
+LIMIT $3`
+
+// optionGestion is OpcionCalificacion.tipo GESTION (opens a management form).
+const optionGestion = 1
+
+// Poll reads and hands off the rows past the cursor (at most Batch) and advances the
+// cursor; it returns how many rows it read. A first poll ever starts at the newest row
+// (dispositions saved before oml-crm ran are not sent).
+func (s *Source) Poll(ctx context.Context) (int, error) {
+	cur, ok, err := s.o.Cursors.Cursor(ctx, CursorName)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		var maxID int64
+		if err := s.o.Pool.QueryRow(ctx, `SELECT COALESCE(MAX(history_id), 0) FROM ominicontacto_app_historicalcalificacioncliente`).Scan(&maxID); err != nil {
+			return 0, fmt.Errorf("read the newest disposition history row: %w", err)
+		}
+		if err := s.o.Cursors.AdvanceCursor(ctx, CursorName, maxID); err != nil {
+			return 0, err
+		}
+		s.log.Info().Int64("history_id", maxID).Msg("dispositions: cursor starts at the newest history row")
+		return 0, nil
+	}
+	rows, err := s.o.Pool.Query(ctx, historyQuery, cur, s.o.Settle.Seconds(), s.o.Batch)
+	if err != nil {
+		return 0, fmt.Errorf("read disposition history past %d: %w", cur, err)
+	}
+	type row struct {
+		hid                      int64
+		id, agent, contact, tipo int
+		campaign                 int
+		typ, callID, sub, name   string
+		at                       time.Time
+		fires                    bool
+	}
+	var list []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.hid, &r.id, &r.typ, &r.callID, &r.agent, &r.contact, &r.sub, &r.at,
+			&r.name, &r.fires, &r.tipo, &r.campaign); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("read disposition history: %w", err)
+		}
+		list = append(list, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("read disposition history: %w", err)
+	}
+	for _, r := range list {
+		if r.typ != "-" && r.callID != "" && r.fires && r.tipo != optionGestion {
+			ev := crmnotify.DispositionEvent{
+				Seq: strconv.FormatInt(r.hid, 10), CallID: r.callID, AgentID: r.agent, CampaignID: r.campaign,
+				ContactID: r.contact, At: r.at, FiresCRM: r.fires,
+				Disposition: crmnotify.Disposition{ID: r.id, Name: r.name, Subdisposition: r.sub},
+			}
+			if _, err := s.o.Handle(ctx, ev); err != nil && !errors.Is(err, crmnotify.ErrDispositionIgnored) {
+				return 0, fmt.Errorf("disposition %d (history %d, call %s): %w", r.id, r.hid, r.callID, err)
+			}
+		}
+		if err := s.o.Cursors.AdvanceCursor(ctx, CursorName, r.hid); err != nil {
+			return 0, err
+		}
+	}
+	return len(list), nil
+}
