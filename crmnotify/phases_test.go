@@ -83,7 +83,7 @@ func TestCallEndFamilyRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `{"call":"c1","answered":"true","start":"2026-11-24 10:00:00","answer":"2026-11-24 10:00:12","end":"2026-11-24 10:01:12",` +
-		`"wait_seconds":12,"talk_seconds":60,"agents":"2,1","hangup_by":"customer","hangup_cause":16,"hangup_cause_text":"Normal Clearing",` +
+		`"wait_seconds":"12","talk_seconds":"60","agents":"2,1","hangup_by":"customer","hangup_cause":"16","hangup_cause_text":"Normal Clearing",` +
 		`"transfers":"[{\"from\":2,\"to\":1,\"at\":\"2026-11-24 10:00:40\"}]","recording":"in-7.wav"}`
 	if string(req.Body) != want {
 		t.Errorf("body\n got %s\nwant %s", req.Body, want)
@@ -91,7 +91,7 @@ func TestCallEndFamilyRender(t *testing.T) {
 	// Named call_end parameters replace the defaults.
 	camp.Params = append(camp.Params, catalog.Param{Family: catalog.FamilyCallEnd, Source: "talk_seconds", Name: "talk"})
 	req, _ = Render(Input{Campaign: camp, Call: CallData{CallID: "c1"}, End: end})
-	if string(req.Body) != `{"call":"c1","talk":60}` {
+	if string(req.Body) != `{"call":"c1","talk":"60"}` {
 		t.Errorf("with a call_end parameter: %s", req.Body)
 	}
 	// Unanswered: wait runs to the end, talk is 0.

@@ -95,7 +95,7 @@ agents:
 	waitDelivered(t, crm, 1)
 	time.Sleep(50 * time.Millisecond)
 	bodies, _ := crm.got()
-	if len(bodies) != 1 || bodies[0]["dispName"] != "Venta" || bodies[0]["agent"] != float64(4) || bodies[0]["form"] != "eyJhIjogIsOxIn0" {
+	if len(bodies) != 1 || bodies[0]["dispName"] != "Venta" || bodies[0]["agent"] != "4" || bodies[0]["form"] != "eyJhIjogIsOxIn0" {
 		t.Errorf("CRM got %v, want one disposition of agent 4 with the form encoded", bodies)
 	}
 	if code, _ := post("", body); code != http.StatusUnauthorized {

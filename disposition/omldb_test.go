@@ -188,7 +188,7 @@ func TestDispositionCursorOnOMniLeadsHistory(t *testing.T) {
 	}
 	for i, sub := range []string{"Contado", "Cuotas"} {
 		b := bodies[i]
-		if b["dispName"] != "Venta" || b["sub"] != sub || b["form"] != "" || b["dispId"] != float64(11) {
+		if b["dispName"] != "Venta" || b["sub"] != sub || b["form"] != "" || b["dispId"] != "11" {
 			t.Errorf("delivery %d = %v: want disposition 11 Venta/%s", i, b, sub)
 		}
 	}
