@@ -50,6 +50,9 @@ type PopMessage struct {
 	ExpiresAt time.Time   `json:"expires_at"`
 	Replay    bool        `json:"replay,omitempty"` // re-sent on (re)connect
 	Opened    bool        `json:"opened,omitempty"` // already opened by this agent (replay only)
+	// FrameRefused: the embedded site is known to refuse framing (X-Frame-Options, CSP
+	// frame-ancestors); the client offers "Open CRM in a tab" instead of an iframe.
+	FrameRefused bool `json:"frame_refused,omitempty"`
 }
 
 // PopCampaign identifies the campaign of a pop.

@@ -12,6 +12,7 @@ import (
 	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/config"
 	"github.com/omlcrm/oml-crm/crmnotify"
+	"github.com/omlcrm/oml-crm/crmnotify/framing"
 )
 
 // Exit codes of `oml-crm check`.
@@ -25,13 +26,16 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	registerCatalogCommandFlags(fs)
+	probe := fs.Bool("probe", false, "also request each embedded site once (GET, 5s timeout, same-host redirects only) and report, per campaign, whether the CRM refuses to be framed (X-Frame-Options, CSP frame-ancestors)")
 	catalogSpec := fs.String("catalog", "", "catalog to check: file:PATH (YAML) or a postgres:// URL of the OMniLeads database (default: catalog.source of the configuration)")
 	fs.Usage = func() {
-		fmt.Fprintln(stdout, "usage: oml-crm check [--config F] [--catalog file:PATH | postgres-url]")
+		fmt.Fprintln(stdout, "usage: oml-crm check [--config F] [--catalog file:PATH | postgres-url] [--probe]")
 		fmt.Fprintln(stdout, "\nValidates the configuration (when --config is given), opens the catalog and checks the")
 		fmt.Fprintln(stdout, "CRM set-up of every active campaign whose interaction uses its external site: URL")
 		fmt.Fprintln(stdout, "placeholders, parameter sources, contact columns, site URL, method, format and target.")
-		fmt.Fprintln(stdout, "Sites fired at disposition time or as dynamic lists are listed as skipped.")
+		fmt.Fprintln(stdout, "Sites fired at disposition time or as dynamic lists are listed as skipped. It also")
+		fmt.Fprintln(stdout, "lists what OMniLeads would still fire itself beside oml-crm (docs/omnileads.md), and")
+		fmt.Fprintln(stdout, "with --probe whether each embedded CRM refuses to be framed in the agent console.")
 		fmt.Fprintln(stdout, "\nExit status: 0 all good, 1 problems found (printed on stdout), 2 the check could not run")
 		fmt.Fprintln(stdout, "(bad flags, invalid configuration, catalog unreadable or unreachable).")
 		fmt.Fprintln(stdout, "\nFlags:")
@@ -79,7 +83,12 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail("read campaigns: %v", err)
 	}
-	return reportCampaigns(stdout, campaigns)
+	code := reportCampaigns(stdout, campaigns)
+	reportOMniLeadsFiring(stdout, campaigns)
+	if *probe {
+		probeFraming(ctx, stdout, framing.NewClient(nil), campaigns)
+	}
+	return code
 }
 
 // reportCampaigns checks the campaigns that invoke a CRM on connect and prints the
