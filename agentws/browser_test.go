@@ -118,6 +118,12 @@ func (c *crmServer) none(t *testing.T) {
 // newBrowser starts a headless Chromium; popups=false keeps its pop-up blocker on.
 func newBrowser(t *testing.T, popups bool) context.Context {
 	t.Helper()
+	return newBrowserWindow(t, popups, 1100, 760)
+}
+
+// newBrowserWindow is newBrowser with a window of width×height CSS pixels.
+func newBrowserWindow(t *testing.T, popups bool, width, height int) context.Context {
+	t.Helper()
 	path := os.Getenv("OMLCRM_CHROMIUM")
 	if path == "" {
 		path = "/usr/bin/chromium"
@@ -136,7 +142,7 @@ func newBrowser(t *testing.T, popups bool) context.Context {
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1100, 760),
+		chromedp.WindowSize(width, height),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),

@@ -203,8 +203,7 @@
   }
 
   var PANEL_CSS = [
-    ":host{all:initial;position:fixed;top:0;right:0;bottom:0;z-index:2147483000;display:block;",
-    "font:14px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2430}",
+    ".panel,.tab{font:14px/1.4 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;color:#1d2430;text-align:left}",
     ".panel{position:absolute;top:0;right:0;bottom:0;display:flex;flex-direction:column;background:#f7f8fa;",
     "border-left:1px solid #d0d5dd;box-shadow:-4px 0 16px rgba(16,24,40,.12);box-sizing:border-box}",
     ".panel.collapsed{display:none}",
@@ -219,7 +218,7 @@
     ".cards{flex:1;overflow:auto;padding:10px}",
     ".empty{color:#667085;text-align:center;padding:32px 8px}",
     ".tab{position:absolute;right:0;top:40%;writing-mode:vertical-rl;border:1px solid #d0d5dd;border-right:0;",
-    "background:#1570ef;color:#fff;border-radius:8px 0 0 8px;padding:12px 6px;cursor:pointer;font:600 13px system-ui,sans-serif}",
+    "background:#1570ef;color:#fff;border-radius:8px 0 0 8px;padding:12px 6px;cursor:pointer;font-weight:600}",
     ".tab[hidden]{display:none}",
     ".omlcrm-pop{background:#fff;border:1px solid #e4e7ec;border-radius:10px;margin-bottom:10px;overflow:hidden}",
     ".omlcrm-pop.omlcrm-ended{opacity:.8}",
@@ -227,8 +226,8 @@
     ".omlcrm-call{color:#667085;font-size:12px}",
     ".omlcrm-badge{font-size:11px;padding:1px 7px;border-radius:999px;background:#eef4ff;color:#3538cd}",
     ".omlcrm-badge.warn{background:#fffaeb;color:#b54708}",
-    ".omlcrm-pin,.omlcrm-dismiss{border:0;background:none;cursor:pointer;color:#667085;font-size:16px;padding:0 4px}",
-    ".omlcrm-pin{margin-left:auto}.omlcrm-pin[aria-pressed=true]{color:#1570ef}",
+    ".omlcrm-pin,.omlcrm-dismiss{border:0;background:none;cursor:pointer;color:#667085;font-size:13px;padding:0 4px}",
+    ".omlcrm-pin{margin-left:auto}.omlcrm-pin[aria-pressed=true]{color:#1570ef;font-weight:700}",
     ".omlcrm-dismiss{font-size:20px}",
     ".omlcrm-actions{display:flex;align-items:center;gap:10px;padding:8px 10px;flex-wrap:wrap}",
     ".omlcrm-actions:empty{display:none}",
@@ -236,14 +235,18 @@
     "font-weight:600;text-decoration:none;cursor:pointer}",
     ".omlcrm-status{color:#667085;font-size:13px}",
     ".omlcrm-tablink{font-size:12px;color:#1570ef;margin-left:auto}",
-    ".omlcrm-iframe{display:block;width:100%;height:max(400px,calc(100vh - 170px));border:0;border-top:1px solid #e4e7ec;background:#fff}",
+    ".omlcrm-iframe{display:block;width:100%;height:max(400px,calc(100vh - 190px));border:0;border-top:1px solid #e4e7ec;background:#fff}",
     ".omlcrm-response{margin:0;padding:8px 10px;background:#f2f4f7;font-size:12px;white-space:pre-wrap;word-break:break-all}"
   ].join("");
 
   // newPanel builds the docked panel in a shadow root and returns its parts.
   function newPanel(onAllow) {
-    var host = el("div");
+    // A custom element: no page rule for div/section matches it, and inline !important
+    // declarations beat the page's own !important ones.
+    var host = el("oml-crm");
     host.id = "oml-crm-root";
+    host.setAttribute("style", "all:initial !important;position:fixed !important;top:0 !important;" +
+      "right:0 !important;bottom:0 !important;width:0 !important;z-index:2147483000 !important;display:block !important");
     doc.body.appendChild(host);
     var root = host.attachShadow({ mode: "open" });
     var style = el("style");
@@ -521,7 +524,7 @@
         badge.title = missing ? "Not known yet: " + missing : "Some values are not known yet";
         head.appendChild(badge);
       }
-      var pin = button("omlcrm-pin", "\ud83d\udccc", "Keep this card after the call ends");
+      var pin = button("omlcrm-pin", "Pin", "Keep this card after the call ends");
       pin.setAttribute("aria-pressed", "false");
       pin.addEventListener("click", function () {
         p.pinned = !p.pinned;
@@ -651,7 +654,14 @@
       }
       // A window outside the page: the named CRM window, navigated when it is open already
       // (no pop-up), opened otherwise (needs the agent's click unless pop-ups are allowed).
+      // A CRM meant to be embedded that refuses framing opens by itself only in a CRM window
+      // the agent allowed; otherwise it waits for the agent's click.
       var w = crmWindowOpen() ? crmWindow : null;
+      if (!w && !gesture && msg.target === "embedded") {
+        showButton(p, "button");
+        if (panel && !crmWindowOpen()) panel.allow.hidden = false;
+        return;
+      }
       if (req.method === "GET") {
         if (w) {
           try { w.location.href = target; } catch (e) { w = null; }
