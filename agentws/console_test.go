@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -137,6 +138,12 @@ func freePort(t *testing.T) int {
 // pointed at hubAddr) inside an OMniLeads-like server block; it returns the base URL.
 func startNginx(t *testing.T, include, hubAddr, appAddr string) string {
 	t.Helper()
+	return startNginxApp(t, include, hubAddr, appAddr, fmt.Sprintf("proxy_pass http://%s;\n      proxy_set_header Host $http_host;", appAddr))
+}
+
+// startNginxApp is startNginx with OMniLeads' own `location /` body given.
+func startNginxApp(t *testing.T, include, hubAddr, appAddr, appLocation string) string {
+	t.Helper()
 	bin := nginxBinary(t)
 	dir := t.TempDir()
 	src, err := os.ReadFile(filepath.Join(pgtest.ModuleRoot(t), "deploy", "nginx", include))
@@ -146,6 +153,13 @@ func startNginx(t *testing.T, include, hubAddr, appAddr string) string {
 	conf := strings.ReplaceAll(string(src), "127.0.0.1:8090", hubAddr)
 	if err := os.WriteFile(filepath.Join(dir, "oml-crm.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
+	}
+	// `include uwsgi_params` is relative to the configuration's directory, /etc/nginx in
+	// production: bring Debian's copy beside this one.
+	if params, err := os.ReadFile("/etc/nginx/uwsgi_params"); err == nil {
+		if err := os.WriteFile(filepath.Join(dir, "uwsgi_params"), params, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	port := freePort(t)
 	main := fmt.Sprintf(`daemon off;
@@ -167,13 +181,12 @@ http {
     # OMniLeads' WebRTC route: every URI containing "ws" goes to Kamailio.
     location ~* (ws) { return 418; }
     location / {
-      proxy_pass http://%[3]s;
-      proxy_set_header Host $http_host;
+      %[4]s
     }
     include %[1]s/oml-crm.conf;
   }
 }
-`, dir, port, appAddr)
+`, dir, port, appAddr, appLocation)
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -455,4 +468,122 @@ func readAll(t *testing.T, resp *http.Response) string {
 		}
 	}
 	return b.String()
+}
+
+// uwsgiApp is OMniLeads' production shape: the application behind uwsgi_pass. It answers
+// every request with page and records the uwsgi variables of each.
+type uwsgiApp struct {
+	ln   net.Listener
+	mu   sync.Mutex
+	vars []map[string]string
+}
+
+func newUwsgiApp(t *testing.T, page string) *uwsgiApp {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &uwsgiApp{ln: ln}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			a.serve(c, page)
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); <-done })
+	return a
+}
+
+// serve reads one uwsgi packet (modifier1, little-endian size, modifier2, then
+// length-prefixed key/value pairs) and writes an HTTP response.
+func (a *uwsgiApp) serve(c net.Conn, page string) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	head := make([]byte, 4)
+	if _, err := io.ReadFull(c, head); err != nil {
+		return
+	}
+	body := make([]byte, int(head[1])|int(head[2])<<8)
+	if _, err := io.ReadFull(c, body); err != nil {
+		return
+	}
+	vars := map[string]string{}
+	for len(body) >= 2 {
+		kl := int(body[0]) | int(body[1])<<8
+		if len(body) < 2+kl+2 {
+			break
+		}
+		k := string(body[2 : 2+kl])
+		body = body[2+kl:]
+		vl := int(body[0]) | int(body[1])<<8
+		if len(body) < 2+vl {
+			break
+		}
+		vars[k] = string(body[2 : 2+vl])
+		body = body[2+vl:]
+	}
+	a.mu.Lock()
+	a.vars = append(a.vars, vars)
+	a.mu.Unlock()
+	fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s", len(page), page)
+}
+
+func (a *uwsgiApp) last(path string) map[string]string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for i := len(a.vars) - 1; i >= 0; i-- {
+		if strings.HasPrefix(a.vars[i]["PATH_INFO"], path) {
+			return a.vars[i]
+		}
+	}
+	return nil
+}
+
+// TestConsoleThroughNginxUwsgi: the uwsgi variant of the include injects the client and
+// stops OMniLeads' own firing the same way.
+func TestConsoleThroughNginxUwsgi(t *testing.T) {
+	th := newTestHub(t, Options{})
+	app := newUwsgiApp(t, `<!DOCTYPE html><html><body><iframe id="dataView" name="crm"></iframe>`+
+		`<input class="hidden" value='{}' id="configuracionSitioExterno"></body></html>`)
+	addr := app.ln.Addr().String()
+	base := startNginxApp(t, "oml-crm-uwsgi.conf", strings.TrimPrefix(th.srv.URL, "http://"), addr,
+		"include uwsgi_params;\n      uwsgi_pass "+addr+";")
+
+	get := func(path string) string {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Header.Get("Content-Encoding") != "" {
+			t.Fatalf("GET %s: answered %s", path, resp.Header.Get("Content-Encoding"))
+		}
+		return readAll(t, resp)
+	}
+	if page := get("/consola/"); !strings.Contains(page, `<script src="/oml-crm/oml-crm.js" data-oml-crm="auto" defer></script></body>`) {
+		t.Errorf("console page through uwsgi: no client injected:\n%s", page)
+	}
+	if v := app.last("/consola/"); v == nil || v["HTTP_ACCEPT_ENCODING"] != "" {
+		t.Errorf("the app was asked for Accept-Encoding %q", v["HTTP_ACCEPT_ENCODING"])
+	}
+	callData := `{"id_campana":"4","telefono":"3515555555","id_contacto":"-1","call_id":"1732428519.57"}`
+	page := get("/agente/calificar_llamada/" + url.PathEscape(callData))
+	if strings.Contains(page, `id="configuracionSitioExterno"`) {
+		t.Error("OMniLeads' site configuration input still findable by its script")
+	}
+	v := app.last("/agente/calificar_llamada/")
+	var decoded map[string]any
+	if v == nil || json.Unmarshal([]byte(strings.TrimPrefix(v["PATH_INFO"], "/agente/calificar_llamada/")), &decoded) != nil ||
+		decoded["en_recepcion_de_llamada"] != false || decoded["call_id"] != "1732428519.57" {
+		t.Errorf("PATH_INFO the app got: %q", v["PATH_INFO"])
+	}
+	if page := get("/oml-crm/metrics"); strings.Contains(page, "omlcrm_") {
+		t.Error("/oml-crm/metrics reachable through the uwsgi include")
+	}
 }

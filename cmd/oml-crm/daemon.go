@@ -33,6 +33,7 @@ import (
 	"github.com/omlcrm/oml-crm/config"
 	"github.com/omlcrm/oml-crm/crmnotify"
 	"github.com/omlcrm/oml-crm/crmnotify/delivery"
+	"github.com/omlcrm/oml-crm/crmnotify/framing"
 	"github.com/omlcrm/oml-crm/health"
 )
 
@@ -175,6 +176,18 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	if err != nil {
 		return d, err
 	}
+	// Which embedded CRMs refuse framing: probed in the background, once per catalog
+	// refresh (catalog.cache_ttl), so pops carry frame_refused (crmnotify/framing).
+	frames := framing.NewCache(nil, cfg.Catalog.CacheTTL, d.log.With().Str("component", "framing").Logger())
+	hopts.Framing = frames
+	d.bg.Add(1)
+	go func() {
+		defer d.bg.Done()
+		if cs, err := d.catalog.Campaigns(bgCtx); err == nil {
+			frames.Warm(cs)
+		}
+		frames.Run(bgCtx)
+	}()
 	d.hub = newHubSlot()
 	if hopts.RedisURL == "" {
 		h, err := agentws.New(hopts)
