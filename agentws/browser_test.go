@@ -2,6 +2,7 @@ package agentws
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/omlcrm/oml-crm/catalog"
@@ -564,4 +566,188 @@ func TestBrowserPopupBlocked(t *testing.T) {
 		t.Fatalf("CRM got %s %s", r.Method, r.Path)
 	}
 	wantFields(t, r.Query)
+}
+
+// scriptedHub is a websocket server that sends the browser client exactly the messages a
+// test gives it, for protocol cases the hub itself does not produce (revisions, ringing
+// pops replaced, withdrawals), and records what the client sends back.
+type scriptedHub struct {
+	srv  *httptest.Server
+	out  chan any
+	got  chan map[string]any
+	page string
+}
+
+func newScriptedHub(t *testing.T, connectOpts string) *scriptedHub {
+	t.Helper()
+	h := &scriptedHub{out: make(chan any, 64), got: make(chan map[string]any, 64)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /oml-crm.js", serveAsset("oml-crm.js", "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /page", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>scripted</title><div id="crm"></div><script src="/oml-crm.js"></script>`+
+			`<script>window.client = OmlCrm.connect(%s);</script>`, connectOpts)
+	})
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx := r.Context()
+		go func() {
+			for {
+				_, b, err := ws.Read(ctx)
+				if err != nil {
+					return
+				}
+				var m map[string]any
+				if json.Unmarshal(b, &m) == nil && m["type"] != TypePing {
+					h.got <- m
+				}
+			}
+		}()
+		_ = ws.Write(ctx, websocket.MessageText, []byte(`{"type":"hello","agent_id":77,"server_version":"scripted"}`))
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-h.out:
+				b, _ := json.Marshal(m)
+				if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+					return
+				}
+			}
+		}
+	})
+	h.srv = httptest.NewServer(mux)
+	t.Cleanup(h.srv.Close)
+	h.page = h.srv.URL + "/page"
+	return h
+}
+
+// pop is a crm.pop message for the scripted hub.
+func scriptedPop(id, trigger, target, url string, extra map[string]any) map[string]any {
+	m := map[string]any{
+		"type": TypePop, "id": id, "call_id": "call-" + id, "trigger": trigger, "target": target,
+		"campaign": map[string]any{"id": 3, "name": "Soporte", "type": "inbound"},
+		"request":  map[string]any{"method": "GET", "url": url, "fields": [][2]string{}},
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+// TestBrowserProtocolUpdates drives the client through revisions, a ringing pop replaced
+// at connect, a withdrawal and the bound on cards.
+func TestBrowserProtocolUpdates(t *testing.T) {
+	crm := newCRMServer(t)
+	sh := newScriptedHub(t, `{url: location.origin.replace("http", "ws") + "/ws", container: "#crm", maxCards: 3, clearAfter: 0}`)
+	browser := newBrowser(t, true)
+	ctx, cancel := chromedp.NewContext(browser)
+	defer cancel()
+	if err := chromedp.Do(ctx); err != nil { // the tab; no timeout on its first run
+		t.Fatal(err)
+	}
+	run(t, ctx, chromedp.Navigate(sh.page))
+	waitJS(t, ctx, `window.client !== undefined`)
+	cards := func() string {
+		return evalJS[string](t, ctx, `Array.from(document.querySelectorAll(".omlcrm-pop")).map(function(c){return c.dataset.popId}).join(",")`)
+	}
+
+	// An incomplete pop, then its revision once the contact is read: the card is replaced.
+	sh.out <- scriptedPop("a", "agent", "embedded", crm.srv.URL+"/crm/a?rev=0", map[string]any{"incomplete": true, "missing": []string{"contact.nombre"}})
+	waitJS(t, ctx, popSel("a", ".omlcrm-incomplete")+` !== null`)
+	if title := evalJS[string](t, ctx, popSel("a", ".omlcrm-incomplete")+`.title`); !strings.Contains(title, "contact.nombre") {
+		t.Errorf("incomplete badge says %q", title)
+	}
+	sh.out <- scriptedPop("a", "agent", "embedded", crm.srv.URL+"/crm/a?rev=1", map[string]any{"rev": 1})
+	waitJS(t, ctx, `document.querySelector('.omlcrm-pop[data-pop-id="a"]').dataset.rev === "1"`)
+	if got := cards(); got != "a" {
+		t.Fatalf("cards %q after the revision, want one", got)
+	}
+	if evalJS[bool](t, ctx, popSel("a", ".omlcrm-incomplete")+` !== null`) {
+		t.Error("the revised card still says incomplete")
+	}
+	run(t, ctx, chromedp.Click(chromedp.CSS(`.omlcrm-pop[data-pop-id="a"] button.omlcrm-open`)))
+	if r := crm.next(t); r.Query.Get("rev") != "1" {
+		t.Errorf("the CRM got revision %q, want 1", r.Query.Get("rev"))
+	}
+	// Once opened, a later revision does not pull the CRM from under the agent.
+	sh.out <- scriptedPop("a", "agent", "embedded", crm.srv.URL+"/crm/a?rev=2", map[string]any{"rev": 2})
+	sh.out <- scriptedPop("r", "agent", "embedded", crm.srv.URL+"/crm/r", map[string]any{"phase": "ringing"})
+	waitJS(t, ctx, popSel("r", ".omlcrm-phase")+` !== null`)
+	if src := evalJS[string](t, ctx, popSel("a", "iframe")+`.src`); !strings.HasSuffix(src, "rev=1") {
+		t.Errorf("opened card's iframe now at %s", src)
+	}
+
+	// The connect pop replaces the ringing one in place.
+	sh.out <- scriptedPop("c", "agent", "embedded", crm.srv.URL+"/crm/c", map[string]any{"replaces": "r"})
+	waitJS(t, ctx, popSel("c", "header")+` !== null`)
+	if got := cards(); got != "c,a" {
+		t.Errorf("cards %q after the replacement, want c,a", got)
+	}
+
+	// Withdrawn: the card goes, and the client acks it.
+	sh.out <- map[string]any{"type": "pop.withdrawn", "id": "c", "reason": "answered_elsewhere"}
+	waitJS(t, ctx, popSel("c", "header")+` === null`)
+	for deadline := time.After(10 * time.Second); ; {
+		var m map[string]any
+		select {
+		case m = <-sh.got:
+		case <-deadline:
+			t.Fatal("no ack for the withdrawn pop")
+		}
+		if m["type"] == TypeAck && m["id"] == "c" {
+			break
+		}
+	}
+
+	// At most maxCards (3): the oldest go first.
+	for _, id := range []string{"d", "e", "f"} {
+		sh.out <- scriptedPop(id, "agent", "new_tab", crm.srv.URL+"/crm/"+id, nil)
+	}
+	waitJS(t, ctx, popSel("f", "header")+` !== null`)
+	if got := cards(); got != "f,e,d" {
+		t.Errorf("cards %q, want f,e,d (3 at most)", got)
+	}
+	crm.none(t)
+}
+
+// TestBrowserNamedCRMWindow: new-tab pops reuse one named window: the first opens it, the
+// next navigates it instead of opening another tab.
+func TestBrowserNamedCRMWindow(t *testing.T) {
+	crm := newCRMServer(t)
+	th := newTestHub(t, Options{})
+	browser := newBrowser(t, true)
+	ctx := page(t, browser, th, 51)
+	one := browserPop(crm, "call-w1", 51, catalog.TriggerAutomatic, catalog.TargetNewTab, "GET", "")
+	mustPop(t, th.Hub, one)
+	crm.next(t)
+	waitJS(t, ctx, popSel(one.ID, ".omlcrm-status")+`.textContent === "Opened in a new tab"`)
+	two := browserPop(crm, "call-w2", 51, catalog.TriggerAutomatic, catalog.TargetNewTab, "GET", "")
+	mustPop(t, th.Hub, two)
+	if r := crm.next(t); r.Path != "/crm/call-w2" {
+		t.Fatalf("CRM got %s", r.Path)
+	}
+	waitJS(t, ctx, popSel(two.ID, ".omlcrm-status")+`.textContent === "Opened in a new tab"`)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		targets, err := chromedp.Targets(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crmTabs []string
+		for _, tg := range targets {
+			if tg.Type == "page" && strings.HasPrefix(tg.URL, crm.srv.URL) {
+				crmTabs = append(crmTabs, tg.URL)
+			}
+		}
+		if len(crmTabs) == 1 && crmTabs[0] == two.Request.URL {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CRM tabs %v, want exactly one, at %s", crmTabs, two.Request.URL)
+		}
+	}
 }

@@ -191,8 +191,10 @@
     var w = null;
     try { w = global.open(url || "about:blank", CRM_WINDOW); } catch (e) { w = null; }
     if (!w) return null;
+    // The window keeps its opener: without it Chromium puts the CRM page in another
+    // browsing context group and this page loses its handle on the window (as with a CRM
+    // that sends Cross-Origin-Opener-Policy), so the next pop could not reuse it.
     try {
-      w.opener = null; // the CRM page cannot navigate the console
       if (!url || url === "about:blank") {
         w.document.title = "CRM";
         w.document.body.textContent = "oml-crm opens the CRM pages of your calls in this tab.";
