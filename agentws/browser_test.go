@@ -338,16 +338,22 @@ func TestBrowser(t *testing.T) {
 		if has := evalJS[bool](t, ctx, popSel(n.ID, "iframe")+` !== null || `+popSel(n.ID, ".omlcrm-open")+` !== null`); has {
 			t.Error("a new-tab pop left an iframe or a button in the page")
 		}
-		targets, err := chromedp.Targets(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		found := false
-		for _, tg := range targets {
-			found = found || (tg.Type == "page" && tg.URL == n.Request.URL)
-		}
-		if !found {
-			t.Errorf("no browser tab at %s", n.Request.URL)
+		// The new tab reports its URL once its navigation commits.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			targets, err := chromedp.Targets(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, tg := range targets {
+				found = found || (tg.Type == "page" && tg.URL == n.Request.URL)
+			}
+			if found {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no browser tab at %s", n.Request.URL)
+			}
 		}
 		opened++
 		waitOpened(t, th, opened)

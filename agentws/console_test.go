@@ -79,7 +79,7 @@ func newConsoleApp(t *testing.T, session string) *consoleApp {
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			w.Header().Set("X-Frame-Options", "SAMEORIGIN")
 			fmt.Fprint(w, consolePage)
-		case strings.HasPrefix(r.URL.Path, "/agente/calificar_llamada/"):
+		case strings.HasPrefix(r.URL.Path, "/agente/calificar_llamada"), strings.HasPrefix(r.URL.Path, "/formulario/"):
 			w.Header().Set("Content-Type", "text/html; charset=utf-8")
 			fmt.Fprint(w, `<!DOCTYPE html><html><body><div class="container">`+
 				`<input class="hidden" value='{"dispara_agente": true}' id="configuracionSitioExterno">`+
@@ -280,26 +280,38 @@ func TestConsoleThroughNginx(t *testing.T) {
 
 	t.Run("disposition form: OMniLeads' own CRM firing stopped", func(t *testing.T) {
 		callData := `{"id_campana":"4","telefono":"3515555555","id_contacto":"-1","call_id":"1732428519.57","agent_id":"1"}`
-		resp, err := http.Get(base + "/agente/calificar_llamada/" + url.PathEscape(callData))
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := new(strings.Builder)
-		_, _ = fmt.Fprint(body, readAll(t, resp))
-		raw := app.lastURI("/agente/calificar_llamada/")
-		got, err := url.PathUnescape(strings.TrimPrefix(raw, "/agente/calificar_llamada/"))
-		if err != nil {
-			t.Fatalf("app got %q: %v", raw, err)
-		}
-		var decoded map[string]any
-		if err := json.Unmarshal([]byte(got), &decoded); err != nil {
-			t.Fatalf("call data the app got is not JSON: %q: %v", got, err)
-		}
-		if v, ok := decoded["en_recepcion_de_llamada"]; !ok || v != false || decoded["call_id"] != "1732428519.57" {
-			t.Errorf("call data the app got: %v (want the original plus en_recepcion_de_llamada=false)", decoded)
-		}
-		if strings.Contains(body.String(), `id="configuracionSitioExterno"`) || !strings.Contains(body.String(), `id="configuracionSitioExterno-oml-crm"`) {
-			t.Errorf("OMniLeads' site configuration input still findable by its script: %s", body)
+		for _, tc := range []struct {
+			route   string
+			stopped bool
+		}{
+			{"/agente/calificar_llamada/", true},
+			{"/agente/calificar_llamada_con_contacto/1/", true},
+			{"/formulario/4/calificacion/1/update_calificacion/", true},
+			// The re-disposition page fires "disposition" sites: left to OMniLeads.
+			{"/formulario/4/calificacion/1/update_recalificacion/", false},
+		} {
+			resp, err := http.Get(base + tc.route + url.PathEscape(callData))
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(t, resp)
+			raw := app.lastURI(tc.route)
+			got, err := url.PathUnescape(strings.TrimPrefix(raw, tc.route))
+			if err != nil {
+				t.Fatalf("%s: app got %q: %v", tc.route, raw, err)
+			}
+			var decoded map[string]any
+			if err := json.Unmarshal([]byte(got), &decoded); err != nil {
+				t.Fatalf("%s: call data the app got is not JSON: %q: %v", tc.route, got, err)
+			}
+			v, ok := decoded["en_recepcion_de_llamada"]
+			if stopped := ok && v == false; stopped != tc.stopped || decoded["call_id"] != "1732428519.57" {
+				t.Errorf("%s: call data the app got: %v (want en_recepcion_de_llamada=false: %v)", tc.route, decoded, tc.stopped)
+			}
+			if renamed := strings.Contains(body, `id="configuracionSitioExterno-oml-crm"`); renamed != tc.stopped ||
+				(tc.stopped && strings.Contains(body, `id="configuracionSitioExterno"`)) {
+				t.Errorf("%s: OMniLeads' set-up input renamed: %v, want %v:\n%s", tc.route, renamed, tc.stopped, body)
+			}
 		}
 	})
 
