@@ -316,9 +316,11 @@ func TestConsoleThroughNginx(t *testing.T) {
 	})
 
 	browser := newBrowserWindow(t, false, 1440, 900)
+	closers := map[context.Context]context.CancelFunc{}
 	open := func() context.Context {
 		ctx, cancel := chromedp.NewContext(browser)
 		t.Cleanup(cancel)
+		closers[ctx] = cancel
 		if err := chromedp.Do(ctx); err != nil {
 			t.Fatalf("open a tab: %v", err)
 		}
@@ -461,9 +463,27 @@ func TestConsoleThroughNginx(t *testing.T) {
 				card(n.ID, ".omlcrm-status")+`.textContent === "Opened in another page")`)
 		}
 		if got := frames(tab) + frames(second); got != 1 {
-			t.Errorf("%d tabs opened the automatic pop, want 1", got)
+			t.Fatalf("%d tabs opened the automatic pop, want 1", got)
 		}
 		crm.none(t)
+
+		// The agent closes the tab that acted: the other one acts for the next pop.
+		leader, other := tab, second
+		if frames(second) == 1 {
+			leader, other = second, tab
+		}
+		closers[leader]()
+		for deadline := time.Now().Add(10 * time.Second); th.Connections() != 1; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections after closing a tab", th.Connections())
+			}
+		}
+		next := browserPop(crm, "1732428700.80", 1, catalog.TriggerAutomatic, catalog.TargetEmbedded, "GET", "")
+		mustPop(t, th.Hub, next)
+		if r := crm.next(t); r.Path != "/crm/1732428700.80" {
+			t.Fatalf("CRM got %s %s", r.Method, r.Path)
+		}
+		waitJS(t, other, card(next.ID, "iframe")+` !== null`)
 	})
 }
 
