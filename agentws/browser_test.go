@@ -695,19 +695,22 @@ func TestBrowserProtocolUpdates(t *testing.T) {
 		t.Errorf("cards %q after the replacement, want c,a", got)
 	}
 
-	// Withdrawn: the card goes, and the client acks it.
+	// Withdrawn: the card goes, and the client acks it (as it acked the replaced ringing pop).
 	sh.out <- map[string]any{"type": "pop.withdrawn", "id": "c", "reason": "answered_elsewhere"}
 	waitJS(t, ctx, popSel("c", "header")+` === null`)
-	for deadline := time.After(10 * time.Second); ; {
-		var m map[string]any
+	acked := map[any]bool{}
+	for deadline := time.After(10 * time.Second); !acked["c"]; {
 		select {
-		case m = <-sh.got:
+		case m := <-sh.got:
+			if m["type"] == TypeAck {
+				acked[m["id"]] = true
+			}
 		case <-deadline:
-			t.Fatal("no ack for the withdrawn pop")
+			t.Fatalf("acks %v, want the withdrawn pop's", acked)
 		}
-		if m["type"] == TypeAck && m["id"] == "c" {
-			break
-		}
+	}
+	if !acked["r"] {
+		t.Errorf("acks %v: the replaced ringing pop was not acked", acked)
 	}
 
 	// At most maxCards (3): the oldest go first.

@@ -436,11 +436,12 @@
         show(msg, replacing);
         return;
       }
+      // The earlier (ringing) pop is done with: acked, so a reload does not bring it back.
       var old = msg.replaces && pops[msg.replaces];
       var at = null;
       if (old) {
         if (old.card) at = old.card;
-        forget(old, false);
+        forget(old, true);
       }
       show(msg, at);
     }
@@ -494,7 +495,7 @@
 
     function callEnded(p) {
       p.ended = true;
-      if (!p.card) return;
+      if (!p.card) { forget(p, false); return; } // rendered by the page itself
       p.card.classList.add("omlcrm-ended");
       settle(p, p.opened ? "Call ended" : "Call ended before the CRM was opened");
       scheduleClear(p);
