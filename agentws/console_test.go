@@ -226,7 +226,7 @@ func framingCRM(t *testing.T, reqs chan<- string) *httptest.Server {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Frame-Options", "DENY")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if r.Header.Get("User-Agent") != "oml-crm-frame-probe" && r.URL.Path != "/favicon.ico" {
+		if r.Header.Get("User-Agent") != framing.UserAgent && r.URL.Path != "/favicon.ico" {
 			reqs <- r.URL.RequestURI()
 		}
 		fmt.Fprint(w, "<!DOCTYPE html><title>Locked CRM</title><h1>Locked CRM</h1>")

@@ -176,18 +176,21 @@ func startDaemon(ctx context.Context, o daemonOptions) (_ *daemon, err error) {
 	if err != nil {
 		return d, err
 	}
-	// Which embedded CRMs refuse framing: probed in the background, once per catalog
-	// refresh (catalog.cache_ttl), so pops carry frame_refused (crmnotify/framing).
-	frames := framing.NewCache(nil, cfg.Catalog.CacheTTL, d.log.With().Str("component", "framing").Logger())
-	hopts.Framing = frames
-	d.bg.Add(1)
-	go func() {
-		defer d.bg.Done()
-		if cs, err := d.catalog.Campaigns(bgCtx); err == nil {
-			frames.Warm(cs)
-		}
-		frames.Run(bgCtx)
-	}()
+	// Which embedded CRMs refuse framing: probed in the background (every site at start,
+	// a new site URL at its first pop, each again after agentws.frame_probe_interval), so
+	// pops carry frame_refused (crmnotify/framing).
+	if every := cfg.AgentWS.FrameProbeInterval; every > 0 {
+		frames := framing.NewCache(nil, every, d.log.With().Str("component", "framing").Logger())
+		hopts.Framing = frames
+		d.bg.Add(1)
+		go func() {
+			defer d.bg.Done()
+			if cs, err := d.catalog.Campaigns(bgCtx); err == nil {
+				frames.Warm(cs)
+			}
+			frames.Run(bgCtx)
+		}()
+	}
 	d.hub = newHubSlot()
 	if hopts.RedisURL == "" {
 		h, err := agentws.New(hopts)

@@ -50,6 +50,9 @@ type Result struct {
 	Reason  string  // the header that decided, or why the verdict is unknown
 }
 
+// UserAgent is the User-Agent of probe requests: a CRM's logs show them under this name.
+const UserAgent = "oml-crm-frame-probe"
+
 // ProbeTimeout bounds one probe (connect, redirects, headers).
 const ProbeTimeout = 5 * time.Second
 
@@ -114,7 +117,7 @@ func Probe(ctx context.Context, client *http.Client, target string) Result {
 	req.Header.Set("Sec-Fetch-Dest", "iframe")
 	req.Header.Set("Sec-Fetch-Mode", "navigate")
 	req.Header.Set("Accept", "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8")
-	req.Header.Set("User-Agent", "oml-crm-frame-probe")
+	req.Header.Set("User-Agent", UserAgent)
 	resp, err := client.Do(req)
 	if err != nil {
 		var ue *url.Error
