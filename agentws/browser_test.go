@@ -594,6 +594,10 @@ func newScriptedHub(t *testing.T, connectOpts string) *scriptedHub {
 		fmt.Fprintf(w, `<!doctype html><title>scripted</title><div id="crm"></div><script src="/oml-crm.js"></script>`+
 			`<script>window.client = OmlCrm.connect(%s);</script>`, connectOpts)
 	})
+	mux.HandleFunc("GET /auto", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><title>console</title><p>console</p><script src="/oml-crm.js" data-oml-crm="auto" defer></script>`)
+	})
 	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
 		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
 		if err != nil {
@@ -757,6 +761,67 @@ func TestBrowserNamedCRMWindow(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("CRM tabs %v, want exactly one, at %s", crmTabs, two.Request.URL)
+		}
+	}
+}
+
+// TestBrowserAllowCRMTabs: in the injected panel, the agent's click on "Allow CRM tabs"
+// opens the CRM window; an automatic pop of a CRM that refuses framing then opens in that
+// window by itself, and the next one navigates the same window.
+func TestBrowserAllowCRMTabs(t *testing.T) {
+	crm := newCRMServer(t)
+	sh := newScriptedHub(t, `{}`)
+	browser := newBrowser(t, true)
+	ctx, cancel := chromedp.NewContext(browser)
+	defer cancel()
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, chromedp.Navigate(sh.srv.URL+"/auto"))
+	root := `document.getElementById("oml-crm-root").shadowRoot`
+	waitJS(t, ctx, `document.getElementById("oml-crm-root") !== null && `+root+`.querySelector(".state.open") !== null`)
+	allow := root + `.querySelector("button.allow")`
+	if evalJS[bool](t, ctx, allow+`.hidden`) {
+		t.Fatal("no Allow CRM tabs prompt at load")
+	}
+	// A real mouse click (a user gesture) in the middle of the button.
+	var at struct{ X, Y float64 }
+	if err := json.Unmarshal([]byte(evalJS[string](t, ctx, `JSON.stringify((function(){var r=`+allow+
+		`.getBoundingClientRect();return {X:r.left+r.width/2,Y:r.top+r.height/2};})())`)), &at); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, chromedp.MouseClickXY(at.X, at.Y))
+	waitJS(t, ctx, allow+`.hidden`)
+
+	card := func(id, rest string) string {
+		return root + `.querySelector('.omlcrm-pop[data-pop-id="` + id + `"] ` + rest + `')`
+	}
+	for _, id := range []string{"x1", "x2"} {
+		sh.out <- scriptedPop(id, "automatic", "embedded", crm.srv.URL+"/crm/"+id, map[string]any{"frame_refused": true})
+		if r := crm.next(t); r.Path != "/crm/"+id {
+			t.Fatalf("CRM got %s", r.Path)
+		}
+		waitJS(t, ctx, card(id, ".omlcrm-status")+` !== null && `+card(id, ".omlcrm-status")+`.textContent === "Opened in a new tab"`)
+		if evalJS[bool](t, ctx, card(id, "iframe")+` !== null`) {
+			t.Errorf("%s: an iframe for a CRM that refuses framing", id)
+		}
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		targets, err := chromedp.Targets(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crmTabs []string
+		for _, tg := range targets {
+			if tg.Type == "page" && strings.HasPrefix(tg.URL, crm.srv.URL) {
+				crmTabs = append(crmTabs, tg.URL)
+			}
+		}
+		if len(crmTabs) == 1 && crmTabs[0] == crm.srv.URL+"/crm/x2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CRM windows %v, want one, at /crm/x2", crmTabs)
 		}
 	}
 }

@@ -216,7 +216,9 @@
     ".bar .sp{flex:1}",
     "button,a.omlcrm-open,a.omlcrm-tablink{font:inherit}",
     ".tool{border:1px solid #d0d5dd;background:#fff;border-radius:6px;padding:3px 9px;cursor:pointer;color:#344054}",
-    ".allow{border:0;background:#1570ef;color:#fff;border-radius:6px;padding:4px 10px;cursor:pointer}",
+    ".allow{position:absolute;right:0;top:calc(40% - 44px);white-space:nowrap;border:0;background:#1570ef;color:#fff;",
+    "border-radius:8px 0 0 8px;padding:6px 10px;cursor:pointer;font:600 13px system-ui,sans-serif}",
+    ".allow[hidden]{display:none}.panel:not(.collapsed)~.allow{top:8px;right:52px;border-radius:6px}",
     ".cards{flex:1;overflow:auto;padding:10px}",
     ".empty{color:#667085;text-align:center;padding:32px 8px}",
     ".tab{position:absolute;right:0;top:40%;writing-mode:vertical-rl;border:1px solid #d0d5dd;border-right:0;",
@@ -264,10 +266,11 @@
     var state = el("span", "state connecting", "connecting…");
     bar.appendChild(state);
     bar.appendChild(el("span", "sp"));
+    // The prompt lives beside the panel, not in it: it must show while the panel is
+    // collapsed too (at console load).
     var allow = button("allow", "Allow CRM tabs", "Opens the window where CRM pages open in a new tab");
     allow.hidden = true;
     allow.addEventListener("click", function () { onAllow(allow); });
-    bar.appendChild(allow);
     var collapse = button("tool collapse", "\u25b8", "Hide the CRM panel");
     bar.appendChild(collapse);
     var cards = el("div", "cards");
@@ -280,6 +283,7 @@
     panel.appendChild(cards);
     var tab = button("tab", "CRM", "Show the CRM panel");
     root.appendChild(panel);
+    root.appendChild(allow);
     root.appendChild(tab);
 
     function show(open) {
