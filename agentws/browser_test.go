@@ -806,6 +806,20 @@ func TestBrowserAllowCRMTabs(t *testing.T) {
 			t.Errorf("%s: an iframe for a CRM that refuses framing", id)
 		}
 	}
+	// A form POST embedded from the panel: the generated form lives in the shadow root and
+	// still submits into the card's iframe.
+	post := scriptedPop("x3", "automatic", "embedded", crm.srv.URL+"/crm/x3", nil)
+	post["request"] = map[string]any{"method": "POST", "url": crm.srv.URL + "/crm/x3",
+		"content_type": "application/x-www-form-urlencoded", "fields": [][2]string{{"idClient", "321321321"}, {"name", "Zoë & co"}}}
+	sh.out <- post
+	if r := crm.next(t); r.Method != "POST" || r.Path != "/crm/x3" || r.Form.Get("name") != "Zoë & co" || r.Form.Get("idClient") != "321321321" {
+		t.Errorf("CRM got %s %s %v", r.Method, r.Path, r.Form)
+	}
+	waitJS(t, ctx, card("x3", "iframe")+` !== null`)
+	if n := evalJS[int](t, ctx, `document.querySelectorAll("form").length + `+root+`.querySelectorAll("form").length`); n != 0 {
+		t.Errorf("%d generated forms left", n)
+	}
+
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		targets, err := chromedp.Targets(ctx)
 		if err != nil {
