@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -806,6 +807,31 @@ func TestBrowserAllowCRMTabs(t *testing.T) {
 			t.Errorf("%s: an iframe for a CRM that refuses framing", id)
 		}
 	}
+	// The agent widens the panel by dragging its left edge, collapses it, and brings it back.
+	center := func(sel string) (float64, float64) {
+		var r struct{ X, Y float64 }
+		if err := json.Unmarshal([]byte(evalJS[string](t, ctx, `JSON.stringify((function(){var r=`+sel+
+			`.getBoundingClientRect();return {X:r.left+r.width/2,Y:r.top+r.height/2};})())`)), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.X, r.Y
+	}
+	panelWidth := func() float64 { return evalJS[float64](t, ctx, root+`.querySelector(".panel").getBoundingClientRect().width`) }
+	before := panelWidth()
+	gx, gy := center(root + `.querySelector(".grip")`)
+	held := func(p *input.DispatchMouseEventParams) { p.Button, p.Buttons, p.ClickCount = input.MouseButtonLeft, 1, 1 }
+	run(t, ctx, chromedp.MouseEvent(chromedp.MousePressed, gx, gy, held),
+		chromedp.MouseEvent(chromedp.MouseMoved, gx-80, gy, held),
+		chromedp.MouseEvent(chromedp.MouseMoved, gx-150, gy, held),
+		chromedp.MouseEvent(chromedp.MouseReleased, gx-150, gy, held))
+	if after := panelWidth(); after < before+100 {
+		t.Errorf("panel %.0f px wide after dragging its edge 150 px left, was %.0f", after, before)
+	}
+	run(t, ctx, chromedp.MouseClickXY(center(root+`.querySelector(".collapse")`)))
+	waitJS(t, ctx, root+`.querySelector(".panel").classList.contains("collapsed") && !`+root+`.querySelector(".tab").hidden`)
+	run(t, ctx, chromedp.MouseClickXY(center(root+`.querySelector(".tab")`)))
+	waitJS(t, ctx, `!`+root+`.querySelector(".panel").classList.contains("collapsed")`)
+
 	// A form POST embedded from the panel: the generated form lives in the shadow root and
 	// still submits into the card's iframe.
 	post := scriptedPop("x3", "automatic", "embedded", crm.srv.URL+"/crm/x3", nil)

@@ -295,7 +295,7 @@
     // Drag the left edge to resize, within the window.
     grip.addEventListener("pointerdown", function (ev) {
       ev.preventDefault();
-      grip.setPointerCapture(ev.pointerId);
+      try { grip.setPointerCapture(ev.pointerId); } catch (e) { /* not an active pointer */ }
       function move(e) {
         var w = Math.max(320, Math.min(global.innerWidth - 20, global.innerWidth - e.clientX));
         panel.style.width = w + "px";
