@@ -816,10 +816,14 @@ func TestBrowserAllowCRMTabs(t *testing.T) {
 		}
 		return r.X, r.Y
 	}
-	panelWidth := func() float64 { return evalJS[float64](t, ctx, root+`.querySelector(".panel").getBoundingClientRect().width`) }
+	panelWidth := func() float64 {
+		return evalJS[float64](t, ctx, root+`.querySelector(".panel").getBoundingClientRect().width`)
+	}
 	before := panelWidth()
 	gx, gy := center(root + `.querySelector(".grip")`)
-	held := func(p *input.DispatchMouseEventParams) { p.Button, p.Buttons, p.ClickCount = input.MouseButtonLeft, 1, 1 }
+	held := func(p *input.DispatchMouseEventParams) {
+		p.Button, p.Buttons, p.ClickCount = input.MouseButtonLeft, 1, 1
+	}
 	run(t, ctx, chromedp.MouseEvent(chromedp.MousePressed, gx, gy, held),
 		chromedp.MouseEvent(chromedp.MouseMoved, gx-80, gy, held),
 		chromedp.MouseEvent(chromedp.MouseMoved, gx-150, gy, held),
