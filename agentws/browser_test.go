@@ -2,6 +2,7 @@ package agentws
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -15,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/omlcrm/oml-crm/catalog"
@@ -118,6 +121,12 @@ func (c *crmServer) none(t *testing.T) {
 // newBrowser starts a headless Chromium; popups=false keeps its pop-up blocker on.
 func newBrowser(t *testing.T, popups bool) context.Context {
 	t.Helper()
+	return newBrowserWindow(t, popups, 1100, 760)
+}
+
+// newBrowserWindow is newBrowser with a window of width×height CSS pixels.
+func newBrowserWindow(t *testing.T, popups bool, width, height int) context.Context {
+	t.Helper()
 	path := os.Getenv("OMLCRM_CHROMIUM")
 	if path == "" {
 		path = "/usr/bin/chromium"
@@ -136,7 +145,7 @@ func newBrowser(t *testing.T, popups bool) context.Context {
 		chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck,
 		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1100, 760),
+		chromedp.WindowSize(width, height),
 		chromedp.Flag("disable-background-networking", true),
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
@@ -330,16 +339,22 @@ func TestBrowser(t *testing.T) {
 		if has := evalJS[bool](t, ctx, popSel(n.ID, "iframe")+` !== null || `+popSel(n.ID, ".omlcrm-open")+` !== null`); has {
 			t.Error("a new-tab pop left an iframe or a button in the page")
 		}
-		targets, err := chromedp.Targets(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		found := false
-		for _, tg := range targets {
-			found = found || (tg.Type == "page" && tg.URL == n.Request.URL)
-		}
-		if !found {
-			t.Errorf("no browser tab at %s", n.Request.URL)
+		// The new tab reports its URL once its navigation commits.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			targets, err := chromedp.Targets(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, tg := range targets {
+				found = found || (tg.Type == "page" && tg.URL == n.Request.URL)
+			}
+			if found {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no browser tab at %s", n.Request.URL)
+			}
 		}
 		opened++
 		waitOpened(t, th, opened)
@@ -558,4 +573,299 @@ func TestBrowserPopupBlocked(t *testing.T) {
 		t.Fatalf("CRM got %s %s", r.Method, r.Path)
 	}
 	wantFields(t, r.Query)
+}
+
+// scriptedHub is a websocket server that sends the browser client exactly the messages a
+// test gives it, for protocol cases the hub itself does not produce (revisions, ringing
+// pops replaced, withdrawals), and records what the client sends back.
+type scriptedHub struct {
+	srv  *httptest.Server
+	out  chan any
+	got  chan map[string]any
+	page string
+}
+
+func newScriptedHub(t *testing.T, connectOpts string) *scriptedHub {
+	t.Helper()
+	h := &scriptedHub{out: make(chan any, 64), got: make(chan map[string]any, 64)}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /oml-crm.js", serveAsset("oml-crm.js", "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /page", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprintf(w, `<!doctype html><title>scripted</title><div id="crm"></div><script src="/oml-crm.js"></script>`+
+			`<script>window.client = OmlCrm.connect(%s);</script>`, connectOpts)
+	})
+	mux.HandleFunc("GET /auto", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, `<!doctype html><title>console</title><p>console</p><script src="/oml-crm.js" data-oml-crm="auto" defer></script>`)
+	})
+	mux.HandleFunc("GET /ws", func(w http.ResponseWriter, r *http.Request) {
+		ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{Subprotocols: []string{Subprotocol}})
+		if err != nil {
+			return
+		}
+		defer ws.CloseNow()
+		ctx := r.Context()
+		go func() {
+			for {
+				_, b, err := ws.Read(ctx)
+				if err != nil {
+					return
+				}
+				var m map[string]any
+				if json.Unmarshal(b, &m) == nil && m["type"] != TypePing {
+					h.got <- m
+				}
+			}
+		}()
+		_ = ws.Write(ctx, websocket.MessageText, []byte(`{"type":"hello","agent_id":77,"server_version":"scripted"}`))
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-h.out:
+				b, _ := json.Marshal(m)
+				if err := ws.Write(ctx, websocket.MessageText, b); err != nil {
+					return
+				}
+			}
+		}
+	})
+	h.srv = httptest.NewServer(mux)
+	t.Cleanup(h.srv.Close)
+	h.page = h.srv.URL + "/page"
+	return h
+}
+
+// pop is a crm.pop message for the scripted hub.
+func scriptedPop(id, trigger, target, url string, extra map[string]any) map[string]any {
+	m := map[string]any{
+		"type": TypePop, "id": id, "call_id": "call-" + id, "trigger": trigger, "target": target,
+		"campaign": map[string]any{"id": 3, "name": "Soporte", "type": "inbound"},
+		"request":  map[string]any{"method": "GET", "url": url, "fields": [][2]string{}},
+	}
+	for k, v := range extra {
+		m[k] = v
+	}
+	return m
+}
+
+// TestBrowserProtocolUpdates drives the client through revisions, a ringing pop replaced
+// at connect, a withdrawal and the bound on cards.
+func TestBrowserProtocolUpdates(t *testing.T) {
+	crm := newCRMServer(t)
+	sh := newScriptedHub(t, `{url: location.origin.replace("http", "ws") + "/ws", container: "#crm", maxCards: 3, clearAfter: 0}`)
+	browser := newBrowser(t, true)
+	ctx, cancel := chromedp.NewContext(browser)
+	defer cancel()
+	if err := chromedp.Do(ctx); err != nil { // the tab; no timeout on its first run
+		t.Fatal(err)
+	}
+	run(t, ctx, chromedp.Navigate(sh.page))
+	waitJS(t, ctx, `window.client !== undefined`)
+	cards := func() string {
+		return evalJS[string](t, ctx, `Array.from(document.querySelectorAll(".omlcrm-pop")).map(function(c){return c.dataset.popId}).join(",")`)
+	}
+
+	// An incomplete pop, then its revision once the contact is read: the card is replaced.
+	sh.out <- scriptedPop("a", "agent", "embedded", crm.srv.URL+"/crm/a?rev=0", map[string]any{"incomplete": true, "missing": []string{"contact.nombre"}})
+	waitJS(t, ctx, popSel("a", ".omlcrm-incomplete")+` !== null`)
+	if title := evalJS[string](t, ctx, popSel("a", ".omlcrm-incomplete")+`.title`); !strings.Contains(title, "contact.nombre") {
+		t.Errorf("incomplete badge says %q", title)
+	}
+	sh.out <- scriptedPop("a", "agent", "embedded", crm.srv.URL+"/crm/a?rev=1", map[string]any{"rev": 1})
+	waitJS(t, ctx, `document.querySelector('.omlcrm-pop[data-pop-id="a"]').dataset.rev === "1"`)
+	if got := cards(); got != "a" {
+		t.Fatalf("cards %q after the revision, want one", got)
+	}
+	if evalJS[bool](t, ctx, popSel("a", ".omlcrm-incomplete")+` !== null`) {
+		t.Error("the revised card still says incomplete")
+	}
+	run(t, ctx, chromedp.Click(chromedp.CSS(`.omlcrm-pop[data-pop-id="a"] button.omlcrm-open`)))
+	if r := crm.next(t); r.Query.Get("rev") != "1" {
+		t.Errorf("the CRM got revision %q, want 1", r.Query.Get("rev"))
+	}
+	// Once opened, a later revision does not pull the CRM from under the agent.
+	sh.out <- scriptedPop("a", "agent", "embedded", crm.srv.URL+"/crm/a?rev=2", map[string]any{"rev": 2})
+	sh.out <- scriptedPop("r", "agent", "embedded", crm.srv.URL+"/crm/r", map[string]any{"phase": "ringing"})
+	waitJS(t, ctx, popSel("r", ".omlcrm-phase")+` !== null`)
+	if src := evalJS[string](t, ctx, popSel("a", "iframe")+`.src`); !strings.HasSuffix(src, "rev=1") {
+		t.Errorf("opened card's iframe now at %s", src)
+	}
+
+	// The connect pop replaces the ringing one in place.
+	sh.out <- scriptedPop("c", "agent", "embedded", crm.srv.URL+"/crm/c", map[string]any{"replaces": "r"})
+	waitJS(t, ctx, popSel("c", "header")+` !== null`)
+	if got := cards(); got != "c,a" {
+		t.Errorf("cards %q after the replacement, want c,a", got)
+	}
+
+	// Withdrawn: the card goes, and the client acks it (as it acked the replaced ringing pop).
+	sh.out <- map[string]any{"type": "pop.withdrawn", "id": "c", "reason": "answered_elsewhere"}
+	waitJS(t, ctx, popSel("c", "header")+` === null`)
+	acked := map[any]bool{}
+	for deadline := time.After(10 * time.Second); !acked["c"]; {
+		select {
+		case m := <-sh.got:
+			if m["type"] == TypeAck {
+				acked[m["id"]] = true
+			}
+		case <-deadline:
+			t.Fatalf("acks %v, want the withdrawn pop's", acked)
+		}
+	}
+	if !acked["r"] {
+		t.Errorf("acks %v: the replaced ringing pop was not acked", acked)
+	}
+
+	// At most maxCards (3): the oldest go first.
+	for _, id := range []string{"d", "e", "f"} {
+		sh.out <- scriptedPop(id, "agent", "new_tab", crm.srv.URL+"/crm/"+id, nil)
+	}
+	waitJS(t, ctx, popSel("f", "header")+` !== null`)
+	if got := cards(); got != "f,e,d" {
+		t.Errorf("cards %q, want f,e,d (3 at most)", got)
+	}
+	crm.none(t)
+}
+
+// TestBrowserNamedCRMWindow: new-tab pops reuse one named window: the first opens it, the
+// next navigates it instead of opening another tab.
+func TestBrowserNamedCRMWindow(t *testing.T) {
+	crm := newCRMServer(t)
+	th := newTestHub(t, Options{})
+	browser := newBrowser(t, true)
+	ctx := page(t, browser, th, 51)
+	one := browserPop(crm, "call-w1", 51, catalog.TriggerAutomatic, catalog.TargetNewTab, "GET", "")
+	mustPop(t, th.Hub, one)
+	crm.next(t)
+	waitJS(t, ctx, popSel(one.ID, ".omlcrm-status")+`.textContent === "Opened in a new tab"`)
+	two := browserPop(crm, "call-w2", 51, catalog.TriggerAutomatic, catalog.TargetNewTab, "GET", "")
+	mustPop(t, th.Hub, two)
+	if r := crm.next(t); r.Path != "/crm/call-w2" {
+		t.Fatalf("CRM got %s", r.Path)
+	}
+	waitJS(t, ctx, popSel(two.ID, ".omlcrm-status")+`.textContent === "Opened in a new tab"`)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		targets, err := chromedp.Targets(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crmTabs []string
+		for _, tg := range targets {
+			if tg.Type == "page" && strings.HasPrefix(tg.URL, crm.srv.URL) {
+				crmTabs = append(crmTabs, tg.URL)
+			}
+		}
+		if len(crmTabs) == 1 && crmTabs[0] == two.Request.URL {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CRM tabs %v, want exactly one, at %s", crmTabs, two.Request.URL)
+		}
+	}
+}
+
+// TestBrowserAllowCRMTabs: in the injected panel, the agent's click on "Allow CRM tabs"
+// opens the CRM window; an automatic pop of a CRM that refuses framing then opens in that
+// window by itself, and the next one navigates the same window.
+func TestBrowserAllowCRMTabs(t *testing.T) {
+	crm := newCRMServer(t)
+	sh := newScriptedHub(t, `{}`)
+	browser := newBrowser(t, true)
+	ctx, cancel := chromedp.NewContext(browser)
+	defer cancel()
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, chromedp.Navigate(sh.srv.URL+"/auto"))
+	root := `document.getElementById("oml-crm-root").shadowRoot`
+	waitJS(t, ctx, `document.getElementById("oml-crm-root") !== null && `+root+`.querySelector(".state.open") !== null`)
+	allow := root + `.querySelector("button.allow")`
+	if evalJS[bool](t, ctx, allow+`.hidden`) {
+		t.Fatal("no Allow CRM tabs prompt at load")
+	}
+	// A real mouse click (a user gesture) in the middle of the button.
+	var at struct{ X, Y float64 }
+	if err := json.Unmarshal([]byte(evalJS[string](t, ctx, `JSON.stringify((function(){var r=`+allow+
+		`.getBoundingClientRect();return {X:r.left+r.width/2,Y:r.top+r.height/2};})())`)), &at); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, chromedp.MouseClickXY(at.X, at.Y))
+	waitJS(t, ctx, allow+`.hidden`)
+
+	card := func(id, rest string) string {
+		return root + `.querySelector('.omlcrm-pop[data-pop-id="` + id + `"] ` + rest + `')`
+	}
+	for _, id := range []string{"x1", "x2"} {
+		sh.out <- scriptedPop(id, "automatic", "embedded", crm.srv.URL+"/crm/"+id, map[string]any{"frame_refused": true})
+		if r := crm.next(t); r.Path != "/crm/"+id {
+			t.Fatalf("CRM got %s", r.Path)
+		}
+		waitJS(t, ctx, card(id, ".omlcrm-status")+` !== null && `+card(id, ".omlcrm-status")+`.textContent === "Opened in a new tab"`)
+		if evalJS[bool](t, ctx, card(id, "iframe")+` !== null`) {
+			t.Errorf("%s: an iframe for a CRM that refuses framing", id)
+		}
+	}
+	// The agent widens the panel by dragging its left edge, collapses it, and brings it back.
+	center := func(sel string) (float64, float64) {
+		var r struct{ X, Y float64 }
+		if err := json.Unmarshal([]byte(evalJS[string](t, ctx, `JSON.stringify((function(){var r=`+sel+
+			`.getBoundingClientRect();return {X:r.left+r.width/2,Y:r.top+r.height/2};})())`)), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r.X, r.Y
+	}
+	panelWidth := func() float64 {
+		return evalJS[float64](t, ctx, root+`.querySelector(".panel").getBoundingClientRect().width`)
+	}
+	before := panelWidth()
+	gx, gy := center(root + `.querySelector(".grip")`)
+	held := func(p *input.DispatchMouseEventParams) {
+		p.Button, p.Buttons, p.ClickCount = input.MouseButtonLeft, 1, 1
+	}
+	run(t, ctx, chromedp.MouseEvent(chromedp.MousePressed, gx, gy, held),
+		chromedp.MouseEvent(chromedp.MouseMoved, gx-80, gy, held),
+		chromedp.MouseEvent(chromedp.MouseMoved, gx-150, gy, held),
+		chromedp.MouseEvent(chromedp.MouseReleased, gx-150, gy, held))
+	if after := panelWidth(); after < before+100 {
+		t.Errorf("panel %.0f px wide after dragging its edge 150 px left, was %.0f", after, before)
+	}
+	run(t, ctx, chromedp.MouseClickXY(center(root+`.querySelector(".collapse")`)))
+	waitJS(t, ctx, root+`.querySelector(".panel").classList.contains("collapsed") && !`+root+`.querySelector(".tab").hidden`)
+	run(t, ctx, chromedp.MouseClickXY(center(root+`.querySelector(".tab")`)))
+	waitJS(t, ctx, `!`+root+`.querySelector(".panel").classList.contains("collapsed")`)
+
+	// A form POST embedded from the panel: the generated form lives in the shadow root and
+	// still submits into the card's iframe.
+	post := scriptedPop("x3", "automatic", "embedded", crm.srv.URL+"/crm/x3", nil)
+	post["request"] = map[string]any{"method": "POST", "url": crm.srv.URL + "/crm/x3",
+		"content_type": "application/x-www-form-urlencoded", "fields": [][2]string{{"idClient", "321321321"}, {"name", "Zoë & co"}}}
+	sh.out <- post
+	if r := crm.next(t); r.Method != "POST" || r.Path != "/crm/x3" || r.Form.Get("name") != "Zoë & co" || r.Form.Get("idClient") != "321321321" {
+		t.Errorf("CRM got %s %s %v", r.Method, r.Path, r.Form)
+	}
+	waitJS(t, ctx, card("x3", "iframe")+` !== null`)
+	if n := evalJS[int](t, ctx, `document.querySelectorAll("form").length + `+root+`.querySelectorAll("form").length`); n != 0 {
+		t.Errorf("%d generated forms left", n)
+	}
+
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		targets, err := chromedp.Targets(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var crmTabs []string
+		for _, tg := range targets {
+			if tg.Type == "page" && strings.HasPrefix(tg.URL, crm.srv.URL) {
+				crmTabs = append(crmTabs, tg.URL)
+			}
+		}
+		if len(crmTabs) == 1 && crmTabs[0] == crm.srv.URL+"/crm/x2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("CRM windows %v, want one, at /crm/x2", crmTabs)
+		}
+	}
 }

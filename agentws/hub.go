@@ -27,6 +27,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/rs/zerolog"
 
+	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/crmnotify"
 	"github.com/omlcrm/oml-crm/internal/lograte"
 )
@@ -97,6 +98,10 @@ type Options struct {
 	RedisURL    string
 	RedisPrefix string // key and channel prefix (default "omlcrm:")
 
+	// Framing, when set, tells whether an embedded site refuses to be framed (see
+	// crmnotify/framing); its answer becomes the pop's frame_refused.
+	Framing FramePolicy
+
 	Version    string // sent in hello
 	Logger     zerolog.Logger
 	Registerer prometheus.Registerer // nil: metrics are not registered
@@ -161,6 +166,11 @@ func (o *Options) validate() error {
 		return fmt.Errorf("agentws.max_frame %d is too small (minimum 256 bytes)", o.MaxFrame)
 	}
 	return nil
+}
+
+// FramePolicy knows which CRM sites refuse to be framed. FrameRefused must not block.
+type FramePolicy interface {
+	FrameRefused(site *catalog.Site) bool
 }
 
 // Hub is the agent websocket server. It is safe for concurrent use.
@@ -369,6 +379,9 @@ func (h *Hub) Pop(ctx context.Context, n crmnotify.Notification) error {
 	msg, err := buildPop(n, expires)
 	if err != nil {
 		return err
+	}
+	if h.opts.Framing != nil && msg.Target == catalog.TargetEmbedded.String() {
+		msg.FrameRefused = h.opts.Framing.FrameRefused(n.Site)
 	}
 	if !now.Before(expires) {
 		h.metrics.popsDropped.WithLabelValues("expired").Inc()

@@ -64,6 +64,9 @@ type PopMessage struct {
 	Phase string `json:"phase,omitempty"`
 	// Replaces is the id of the ringing pop this pop supersedes (the client swaps the card).
 	Replaces string `json:"replaces,omitempty"`
+	// FrameRefused: the embedded site is known to refuse framing (X-Frame-Options, CSP
+	// frame-ancestors); the client offers "Open CRM in a tab" instead of an iframe.
+	FrameRefused bool `json:"frame_refused,omitempty"`
 }
 
 // PopCampaign identifies the campaign of a pop.

@@ -289,6 +289,10 @@ type AgentWS struct {
 	// IdleTimeout is agentws.idle_timeout (60s): a connection silent for this long is
 	// closed; must exceed agentws.ping_interval.
 	IdleTimeout time.Duration `mapstructure:"idle_timeout" json:"idle_timeout"`
+	// FrameProbeInterval is agentws.frame_probe_interval (1h): how often the daemon
+	// requests each embedded site (one GET) to learn whether it refuses framing, so pops
+	// carry frame_refused; 0 turns probing off.
+	FrameProbeInterval time.Duration `mapstructure:"frame_probe_interval" json:"frame_probe_interval"`
 }
 
 // Cluster configures multi-instance operation.
@@ -367,6 +371,8 @@ func Default() *Config {
 			MaxFrame:       64 << 10,
 			PingInterval:   20 * time.Second,
 			IdleTimeout:    60 * time.Second,
+
+			FrameProbeInterval: time.Hour,
 		},
 		Cluster: Cluster{RedisPrefix: "omlcrm:"},
 	}

@@ -240,6 +240,7 @@ func TestValidateEveryProblemAtOnce(t *testing.T) {
 	cfg.AgentWS.TokenSecret = "tok-short"
 	cfg.AgentWS.IdleTimeout = 10 * time.Second
 	cfg.AgentWS.MaxFrame = 10
+	cfg.AgentWS.FrameProbeInterval = -time.Minute
 	cfg.AgentWS.AllowedOrigins = []string{"https://ok.example.com", "https://bad.example.com/path"}
 	cfg.Cluster.RedisURL = "http://r:redis-password-value@x"
 	cfg.Cluster.RedisPrefix = "oml crm*"
@@ -271,6 +272,7 @@ func TestValidateEveryProblemAtOnce(t *testing.T) {
 		"agentws.token_secret: too short: at least 16 bytes",
 		"agentws.max_frame: 10 is too small",
 		"agentws.idle_timeout: must be longer than agentws.ping_interval",
+		"agentws.frame_probe_interval: must be 0 (off) or positive, got -1m0s",
 		`agentws.allowed_origins: entry 1 "https://bad.example.com/path"`,
 		`cluster.redis_url: scheme "http" is not one of redis|rediss|unix`,
 		`cluster.redis_prefix: "oml crm*" must not hold spaces`,
@@ -279,8 +281,8 @@ func TestValidateEveryProblemAtOnce(t *testing.T) {
 			t.Errorf("Validate lacks %q", w)
 		}
 	}
-	if len(ps) != 24 {
-		t.Errorf("got %d problems, want 24:\n%v", len(ps), err)
+	if len(ps) != 25 {
+		t.Errorf("got %d problems, want 25:\n%v", len(ps), err)
 	}
 	for _, secret := range []string{"ami-secret-value", "db-password-value", "redis-password-value", "short-sig", "tok-short"} {
 		if strings.Contains(err.Error(), secret) {
@@ -391,13 +393,13 @@ func TestByteSize(t *testing.T) {
 
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
-	if len(keys) != 73 {
+	if len(keys) != 74 {
 		t.Errorf("only %d keys: %v", len(keys), keys)
 	}
 	for _, k := range []string{"asterisk.ami.secret", "delivery.sites", "agentws.django_secret_key", "cluster.redis_url", "cluster.redis_prefix", "calls.lazy_var_timeout",
 		"delivery.sqlite_synchronous", "delivery.instance_id", "delivery.poll_interval", "delivery.min_backoff",
 		"delivery.max_backoff", "delivery.retention", "delivery.connect_timeout",
-		"asterisk.ami.tls_ca", "asterisk.ami.tls_server_name", "asterisk.ami.tls_insecure_skip_verify"} {
+		"asterisk.ami.tls_ca", "asterisk.ami.tls_server_name", "asterisk.ami.tls_insecure_skip_verify", "agentws.frame_probe_interval"} {
 		found := false
 		for _, have := range keys {
 			found = found || have == k

@@ -251,6 +251,9 @@ func (c *Config) Validate() error {
 	if a.IdleTimeout > 0 && a.PingInterval > 0 && a.IdleTimeout <= a.PingInterval {
 		v.add("agentws.idle_timeout", "must be longer than agentws.ping_interval, or live clients get cut")
 	}
+	if a.FrameProbeInterval < 0 {
+		v.addf("agentws.frame_probe_interval", "must be 0 (off) or positive, got %s", a.FrameProbeInterval)
+	}
 
 	if c.Cluster.RedisURL != "" {
 		v.url("cluster.redis_url", string(c.Cluster.RedisURL), true, "redis", "rediss", "unix")

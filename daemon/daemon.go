@@ -34,6 +34,7 @@ import (
 	"github.com/omlcrm/oml-crm/config"
 	"github.com/omlcrm/oml-crm/crmnotify"
 	"github.com/omlcrm/oml-crm/crmnotify/delivery"
+	"github.com/omlcrm/oml-crm/crmnotify/framing"
 	"github.com/omlcrm/oml-crm/health"
 	"github.com/omlcrm/oml-crm/internal/backoff"
 	"github.com/omlcrm/oml-crm/internal/lograte"
@@ -189,6 +190,21 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	hopts, err := d.hubOptions(cfg)
 	if err != nil {
 		return d, err
+	}
+	// Which embedded CRMs refuse framing: probed in the background (every site at start,
+	// a new site URL at its first pop, each again after agentws.frame_probe_interval), so
+	// pops carry frame_refused (crmnotify/framing).
+	if every := cfg.AgentWS.FrameProbeInterval; every > 0 {
+		frames := framing.NewCache(nil, every, d.log.With().Str("component", "framing").Logger())
+		hopts.Framing = frames
+		d.bg.Add(1)
+		go func() {
+			defer d.bg.Done()
+			if cs, err := d.catalog.Campaigns(bgCtx); err == nil {
+				frames.Warm(cs)
+			}
+			frames.Run(bgCtx)
+		}()
 	}
 	d.hub = newHubSlot()
 	if hopts.RedisURL == "" {

@@ -333,7 +333,9 @@ func playCall(ctx context.Context, asterisk *amitest.Server, c *callsim.Call, st
 }
 
 // simulatedAgent keeps an agent page connected to /ws (reconnecting if dropped) and
-// acks and opens every pop, as the browser client does.
+// records every pop it receives. It never acks or opens one: a person may have the agent's
+// demo page open, and its "Open CRM" button must stay theirs to click (an ack or opened
+// from here would settle the card in that page, as another tab of the agent would).
 func simulatedAgent(ctx context.Context, base string, agentID int, token string, rep *demoReport, hellos chan<- int) {
 	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/ws"
 	first := true
@@ -369,12 +371,6 @@ func simulatedAgent(ctx context.Context, base string, agentID int, token string,
 				}
 			case agentws.TypePop:
 				rep.popReceived(m.ID, agentID)
-				for _, typ := range []string{agentws.TypeAck, agentws.TypeOpened} {
-					msg, _ := json.Marshal(map[string]string{"type": typ, "id": m.ID})
-					if err := conn.Write(ctx, websocket.MessageText, msg); err != nil {
-						break
-					}
-				}
 			}
 		}
 		conn.CloseNow()

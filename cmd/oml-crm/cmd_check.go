@@ -15,6 +15,7 @@ import (
 	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/config"
 	"github.com/omlcrm/oml-crm/crmnotify"
+	"github.com/omlcrm/oml-crm/crmnotify/framing"
 )
 
 // Exit codes of `oml-crm check`.
@@ -28,9 +29,10 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := pflag.NewFlagSet("check", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	registerCatalogCommandFlags(fs)
+	probe := fs.Bool("probe", false, "also request each embedded site once (GET, 5s timeout, same-host redirects only) and report, per campaign, whether the CRM refuses to be framed (X-Frame-Options, CSP frame-ancestors)")
 	catalogSpec := fs.String("catalog", "", "catalog to check: file:PATH (YAML) or a postgres:// URL of the OMniLeads database (default: catalog.source of the configuration)")
 	fs.Usage = func() {
-		fmt.Fprintln(stdout, "usage: oml-crm check [--config F] [--catalog file:PATH | postgres-url]")
+		fmt.Fprintln(stdout, "usage: oml-crm check [--config F] [--catalog file:PATH | postgres-url] [--probe]")
 		fmt.Fprintln(stdout, "\nValidates the configuration (when --config is given), opens the catalog and checks the")
 		fmt.Fprintln(stdout, "CRM set-up of every active campaign whose interaction uses its external site: URL")
 		fmt.Fprintln(stdout, "placeholders, parameter sources, contact columns, site URL (http or https), method,")
@@ -38,6 +40,8 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stdout, "contact databases whose rows cannot be rebuilt column by column and, with")
 		fmt.Fprintln(stdout, "agentws.auth=django-session, checks the database grants agent logins need.")
 		fmt.Fprintln(stdout, "Sites fired at disposition time or as dynamic lists are listed as skipped.")
+		fmt.Fprintln(stdout, "It also lists what OMniLeads would still fire itself beside oml-crm (docs/omnileads.md),")
+		fmt.Fprintln(stdout, "and with --probe whether each embedded CRM refuses to be framed in the agent console.")
 		fmt.Fprintln(stdout, "\nExit status: 0 all good, 1 problems found (printed on stdout), 2 the check could not run")
 		fmt.Fprintln(stdout, "(bad flags, invalid configuration, catalog unreadable or unreachable).")
 		fmt.Fprintln(stdout, "\nFlags:")
@@ -101,7 +105,12 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail("%v", err)
 	}
-	return reportCampaigns(stdout, campaigns, append(other, dbProblems...))
+	code := reportCampaigns(stdout, campaigns, append(other, dbProblems...))
+	reportOMniLeadsFiring(stdout, campaigns)
+	if *probe {
+		probeFraming(ctx, stdout, framing.NewClient(nil), campaigns)
+	}
+	return code
 }
 
 // checkSessionGrants runs the django-session queries against database.url: a missing
