@@ -23,6 +23,8 @@ type lazyJob struct {
 	fetchedCall string   // call id read lazily
 
 	wantVars, wantAgent bool
+
+	roles *roleRead // non-nil: this job only reads a pair's campaign type (roles.go)
 }
 
 // plan decides what the job has to read.
@@ -69,24 +71,41 @@ func (j *lazyJob) missingDialplan() []string {
 
 // run performs the reads (no lock held), then hands the Connected back to its call.
 func (j *lazyJob) run(ctx context.Context) {
+	if j.roles != nil {
+		j.roles.run(ctx, j)
+		return
+	}
 	ctx, cancel := context.WithTimeout(ctx, j.t.lazyTimeout)
 	defer cancel()
 	c := &j.p.c
+	all := j.allVars(ctx)
 	get := func(ch ChannelRef, names ...string) string {
-		for _, n := range names {
-			if ctx.Err() != nil {
-				return ""
-			}
-			j.t.m.lazyReads.Inc()
-			v, err := j.t.vars.Getvar(ctx, ch, n)
-			if err != nil {
-				if !errors.Is(err, context.Canceled) {
-					j.t.m.lazyErrors.Inc()
+		if vars, ok := all(ch); ok {
+			// Every variable of the channel under its real name: match like the
+			// live path does, case-insensitively.
+			for _, n := range names {
+				if v := findVar(vars, n); v != "" {
+					return v
 				}
-				continue
 			}
-			if v != "" {
-				return v
+			return ""
+		}
+		for _, n := range names {
+			for _, spelling := range j.t.spellings(n) {
+				if ctx.Err() != nil {
+					return ""
+				}
+				j.t.m.lazyReads.Inc()
+				v, err := j.t.vars.Getvar(ctx, ch, spelling)
+				if err != nil {
+					if !errors.Is(err, context.Canceled) {
+						j.t.m.lazyErrors.Inc()
+					}
+					continue
+				}
+				if v != "" {
+					return v
+				}
 			}
 		}
 		return ""
@@ -96,7 +115,14 @@ func (j *lazyJob) run(ctx context.Context) {
 			j.fetchedCall = get(j.cust, varCallID, varUniqueID)
 		}
 		if c.CampaignID == 0 {
-			c.CampaignID, _ = strconv.Atoi(get(j.cust, varCampID))
+			camp := get(j.cust, varCampTransfer) // a campaign transfer wins, as on the live path
+			if camp == "" {
+				camp = get(j.agent, varCampTransfer)
+			}
+			if camp == "" {
+				camp = get(j.cust, varCampID)
+			}
+			c.CampaignID, _ = strconv.Atoi(camp)
 		}
 		if c.CampaignType == 0 {
 			c.CampaignType, _ = strconv.Atoi(get(j.cust, varCampType, varCallTypeID))
@@ -116,6 +142,7 @@ func (j *lazyJob) run(ctx context.Context) {
 		if j.custom == "" {
 			j.custom = get(j.cust, varCustomVarList)
 		}
+		j.addDialplan(all)
 		for _, n := range j.missingDialplan() {
 			if v := get(j.cust, n); v != "" {
 				if c.Dialplan == nil {
@@ -148,6 +175,10 @@ func (j *lazyJob) run(ctx context.Context) {
 
 // completeLocked marks the Connected ready and flushes its call. Lock held.
 func (j *lazyJob) completeLocked() {
+	if j.roles != nil {
+		j.roles.doneLocked(j.t)
+		return
+	}
 	if j.fetchedCall != "" {
 		j.p.c.CallID = j.fetchedCall
 		j.callIDOK = true

@@ -2,6 +2,8 @@ package calls
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +18,11 @@ func (t *Tracker) HandleAMI(m *ami.Message) {
 	t.mu.Lock()
 	ev := &t.amiScratch
 	if t.eventFromAMI(m, ev) {
+		n := t.varSets.connects
 		t.handleLocked(ev)
+		if t.varSets.connects != n {
+			t.checkVarSets(ev.At)
+		}
 	}
 	ev.Vars, ev.PeerVars = ev.Vars[:0], ev.PeerVars[:0]
 	t.mu.Unlock()
@@ -29,6 +35,7 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 	case "Newchannel":
 		kind = KindChannel
 	case "VarSet":
+		t.varSets.seen = true
 		name, _ := stripInherit(headerValue(m, "Variable"))
 		if !t.interesting(name) {
 			return false // most VarSets (LOCAL(ARGn), BRIDGEPEER...) stop here
@@ -89,6 +96,9 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 		}
 	}
 	ev.Vars, ev.PeerVars = vars, peerVars
+	if kind == KindVar {
+		ev.Value = unescapeAMI(ev.Value) // VarSet's Value is C-escaped; Getvar's and ARI's are not
+	}
 	if kind == KindDialAnswer && (status != "ANSWER" || ev.Channel.ID == "") {
 		// Not answered, or the Originate's own dial (no Channel): not a connect.
 		return false
@@ -177,12 +187,55 @@ type AMIGetvar interface {
 }
 
 // AMIVarReader reads variables lazily with the AMI Getvar action (by channel name).
-func AMIVarReader(c AMIGetvar) VarReader { return amiVars{c} }
+// When c also has Status (AMIStatuser), the reader is a ChannelVarReader: variables are
+// then matched case-insensitively, whatever the dialplan's spelling.
+func AMIVarReader(c AMIGetvar) VarReader {
+	if s, ok := c.(AMIStatuser); ok {
+		return amiStatusVars{amiVars{c}, s}
+	}
+	return amiVars{c}
+}
 
 type amiVars struct{ c AMIGetvar }
 
 func (a amiVars) Getvar(ctx context.Context, ch ChannelRef, name string) (string, error) {
 	return a.c.Getvar(ctx, ch.Name, name)
+}
+
+// AMIStatuser is what the AMI reader needs to read every variable of a channel at once
+// (*ami.Client has it). With it, AMIVarReader returns a ChannelVarReader.
+type AMIStatuser interface {
+	Status(ctx context.Context, channel string, allVariables bool) ([]*ami.Message, error)
+}
+
+type amiStatusVars struct {
+	amiVars
+	s AMIStatuser
+}
+
+// ChannelVars reads the channel's variables with Status / AllVariables: one
+// `Variable: NAME=value` header each, under the name the dialplan set.
+func (a amiStatusVars) ChannelVars(ctx context.Context, ch ChannelRef) ([]Var, error) {
+	if ch.Name == "" {
+		return nil, errors.New("calls: reading a channel's variables with Status: the channel has no name")
+	}
+	list, err := a.s.Status(ctx, ch.Name, true)
+	if err != nil {
+		return nil, err
+	}
+	var vars []Var
+	for _, m := range list {
+		if m.Event() != "Status" || m.Get("Channel") != ch.Name {
+			continue
+		}
+		for _, h := range m.Headers {
+			if h.Key == "Variable" {
+				vars = appendVar(vars, h.Value)
+			}
+		}
+		return vars, nil
+	}
+	return nil, fmt.Errorf("calls: Status listed no channel %s", ch.Name)
 }
 
 // AMIChannelLister is what AMILister needs of an AMI client (*ami.Client has it).

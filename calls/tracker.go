@@ -193,6 +193,10 @@ type Tracker struct {
 	seq      uint64              // channels created so far
 	tomb     map[string]struct{} // channels hung up since Mark (nil: no resync under way)
 	resyncs  int
+	spelled  map[string]string // upper-case name → the dialplan's spelling (allvars.go)
+	varSets  varSetWatch       // readclass.go
+	// roleReads: pairs whose campaign type is being read (false) or was (true) (roles.go)
+	roleReads map[string]bool
 
 	amiScratch, ariScratch Event // adapters fill these under mu: no allocation per event
 
@@ -564,6 +568,7 @@ func (t *Tracker) setVar(ch *channel, rawName, value string) {
 		name = key
 	} else {
 		name = strings.Clone(name)
+		t.noteSpelling(key, name)
 	}
 	value = strings.Clone(value)
 	ch.vars = append(ch.vars, varEntry{key: key, name: name, value: value, inherited: inherited})
@@ -852,6 +857,9 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 	if !ok {
 		return
 	}
+	if t.rolesUnsure(a, b) && t.deferRoles(a, b, at) {
+		return // roles.go: the campaign type is read first
+	}
 	callID := t.lookup(cust, agent, varCallID, varUniqueID)
 	callIDKnown := callID != ""
 	if !callIDKnown {
@@ -862,6 +870,7 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 	if t.emitted.seenOrAdd(callID, agentID, ext, agent.id, at) {
 		return
 	}
+	t.varSets.connects++
 	c := Connected{
 		CallID:          callID,
 		LinkedID:        cust.grp.origin,

@@ -837,6 +837,10 @@ func (s *sourceRef) Getvar(ctx context.Context, channel, variable string) (strin
 	return s.ami.Getvar(ctx, channel, variable)
 }
 
+func (s *sourceRef) Status(ctx context.Context, channel string, allVariables bool) ([]*ami.Message, error) {
+	return s.ami.Status(ctx, channel, allVariables)
+}
+
 func (s *sourceRef) CoreShowChannels(ctx context.Context) ([]*ami.Message, error) {
 	return s.ami.CoreShowChannels(ctx)
 }

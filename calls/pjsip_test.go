@@ -1,0 +1,267 @@
+package calls_test
+
+import (
+	"context"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/omlcrm/oml-crm/ami"
+	"github.com/omlcrm/oml-crm/ami/amitest"
+	"github.com/omlcrm/oml-crm/calls"
+	"github.com/omlcrm/oml-crm/internal/logtest"
+	"github.com/rs/zerolog"
+)
+
+// replayMode says how a recording reaches the tracker through a fake.
+type replayMode int
+
+const (
+	modeLive      replayMode = iota // every event, as recorded
+	modeNoVarSet                    // no VarSet (an AMI user without the dialplan class): values only readable on demand
+	modeRestarted                   // the daemon starts after the first connect: the call is recovered by a resync
+)
+
+func (m replayMode) String() string {
+	return [...]string{"live", "no-varset", "restarted"}[m]
+}
+
+// amiRef lets the tracker's reader and lister reach a client created after it.
+type amiRef struct{ c atomic.Pointer[ami.Client] }
+
+func (r *amiRef) client() (*ami.Client, error) {
+	if c := r.c.Load(); c != nil {
+		return c, nil
+	}
+	return nil, ami.ErrNotConnected
+}
+
+func (r *amiRef) Getvar(ctx context.Context, ch, name string) (string, error) {
+	c, err := r.client()
+	if err != nil {
+		return "", err
+	}
+	return c.Getvar(ctx, ch, name)
+}
+
+func (r *amiRef) Status(ctx context.Context, ch string, all bool) ([]*ami.Message, error) {
+	c, err := r.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.Status(ctx, ch, all)
+}
+
+func (r *amiRef) CoreShowChannels(ctx context.Context) ([]*ami.Message, error) {
+	c, err := r.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.CoreShowChannels(ctx)
+}
+
+// endsCall: events after which a fake may no longer list the connected channels. The
+// replay waits before them until the tracker has handled everything sent so far and
+// finished its reads (as a real call stays up a while after the connect).
+func endsCall(ev string) bool {
+	switch ev {
+	case "BridgeLeave", "HangupRequest", "SoftHangupRequest", "Hangup", "AgentComplete", "BlindTransfer", "AttendedTransfer":
+		return true
+	}
+	return false
+}
+
+// replayAMI replays a recording through amitest (tracking its channels as Asterisk
+// holds them) and the real AMI client into a tracker, and returns its facts and log.
+func replayAMI(t *testing.T, file string, mode replayMode, opts calls.Options) ([]calls.Connected, []calls.Ended, string) {
+	t.Helper()
+	path := sharedFile(t, file)
+	msgs := readAMI(t, path)
+	split := -1 // index of the replayable event after which the daemon starts
+	if mode == modeRestarted {
+		enters, i := 0, 0
+		for _, m := range msgs {
+			if !isReplayed(m) {
+				continue
+			}
+			if m.Event() == "BridgeEnter" {
+				if enters++; enters == 2 {
+					split = i
+					break
+				}
+			}
+			i++
+		}
+		if split < 0 {
+			t.Fatalf("%s: no connect to restart after", file)
+		}
+	}
+	srv := amitest.NewServer(t)
+	ref := &amiRef{}
+	var logs logtest.Buffer
+	opts.Logger = zerolog.New(&logs)
+	opts.VarReader, opts.Lister = calls.AMIVarReader(ref), calls.AMILister(ref)
+	if opts.Resolver == nil {
+		opts.Resolver = extResolver{}
+	}
+	opts.LazyVarTimeout = 10 * time.Second
+	tr, rec := startTracker(t, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	cl, err := ami.Dial(ctx, ami.Config{
+		Address: srv.Addr(), Username: srv.Username(), Secret: srv.Secret(), Handler: tr.HandleAMI,
+		OnState: func(s ami.State, _ error) {
+			if s == ami.StateConnected {
+				tr.RequestResync()
+			}
+		},
+		ReconnectMin: 5 * time.Millisecond, ReconnectMax: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	ref.c.Store(cl)
+	if err := srv.WaitLogins(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	tr.RequestResync() // the one asked at login may have found no client yet
+	waitFor(t, "first resync", func() bool { return tr.Stats().Resyncs >= 1 })
+	barrier := func() {
+		if err := cl.Ping(ctx); err != nil { // answered after every event sent before it
+			t.Errorf("ping: %v", err)
+		}
+		settle(t, tr)
+	}
+	idx, logins := -1, 1
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, err = srv.ReplayWith(f, amitest.ReplayOptions{
+		Track: true,
+		Before: func(m *ami.Message) {
+			idx++
+			if idx == split+1 && split >= 0 {
+				// The daemon (re)starts now: a new session, then a resync.
+				n := tr.Stats().Resyncs
+				srv.DropSessions()
+				logins++
+				if err := srv.WaitLogins(ctx, logins); err != nil {
+					t.Error(err)
+				}
+				waitFor(t, "resync after the restart", func() bool { return tr.Stats().Resyncs > n })
+				settle(t, tr)
+			}
+			if idx > split && endsCall(m.Event()) {
+				barrier()
+			}
+		},
+		Skip: func(m *ami.Message) bool {
+			return idx <= split || mode == modeNoVarSet && m.Event() == "VarSet"
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	barrier()
+	waitFor(t, "the call to end", func() bool { return tr.Stats().Calls == 0 })
+	got, ended := rec.facts(t)
+	return got, ended, logs.String()
+}
+
+// isReplayed mirrors amitest's choice of the events it replays.
+func isReplayed(m *ami.Message) bool {
+	if len(m.Headers) == 0 || m.Headers[0].Key != "Event" {
+		return false
+	}
+	if _, ok := m.Lookup("ActionID"); ok {
+		return false
+	}
+	ev := m.Event()
+	return ev != "FullyBooted" && ev != "SuccessfulAuth"
+}
+
+func pjsipDialplan(origen, ticket string) map[string]string {
+	return map[string]string{"OmlcrmOrigen": origen, "Omlcrmticket": ticket}
+}
+
+// TestAMIWithoutVarSetReadsRealNames: a real PJSIP call whose VarSet events never arrive
+// (AMI user without the dialplan class). The catalog spells the dialplan's OmlcrmOrigen
+// "Omlcrmorigen"; Asterisk's Getvar is case-sensitive, so the value must come from
+// Status/AllVariables, matched case-insensitively. The missing class is warned about.
+func TestAMIWithoutVarSetReadsRealNames(t *testing.T) {
+	got, ended, logs := replayAMI(t, "pjsip/inbound.ami", modeNoVarSet,
+		calls.Options{DialplanVars: []string{"Omlcrmorigen", "Omlcrmticket"}})
+	if len(got) != 1 || len(ended) != 1 {
+		t.Fatalf("%d Connected, %d Ended; want 1, 1", len(got), len(ended))
+	}
+	checkConnected(t, got[0], want{"1796287433.2", "1796287433.2", 1, "PJSIP/1001-00000003", "PJSIP/trunk-00000002",
+		7, 3, "4149014", "321321321", "in-7-20261203-4149014-1796287433.2.wav", pjsipDialplan("web ñ & más", "T-42")})
+	if v, _ := got[0].DialplanValue("Omlcrmorigen"); v != "web ñ & más" {
+		t.Errorf("Omlcrmorigen = %q", v)
+	}
+	if strings.Count(logs, "dialplan read class") != 1 {
+		t.Errorf("want one warning about the dialplan read class, log:\n%s", logs)
+	}
+}
+
+// pjsipCase is one set-3 recording and the connects it must give, in order.
+type pjsipCase struct {
+	file string
+	want []want
+}
+
+func pjsipIn(call, agentCh, custCh string, agent, camp int, ticket, origen string) want {
+	return want{call, call, agent, agentCh, custCh, camp, 3, "4149014", "321321321",
+		"in-7-20261203-4149014-" + call + ".wav", pjsipDialplan(origen, ticket)}
+}
+
+const webOrigen = "web ñ & más"
+
+var pjsipCases = []pjsipCase{
+	{"pjsip/inbound", []want{pjsipIn("1796287433.2", "PJSIP/1001-00000003", "PJSIP/trunk-00000002", 1, 7, "T-42", webOrigen)}},
+	{"pjsip/c2c", []want{{"1796287447.4", "1796287447.4", 2, "PJSIP/1002-00000004", "PJSIP/trunk-00000005", 115, 4, "4149014", "321321321",
+		"prev-115-20261203-2-4149014-1796287447.4.wav", pjsipDialplan("click ñ & más", "T-C2C")}}},
+	{"pjsip/c2c-noagent", []want{{"1796287496.11", "1796287496.11", 2, "PJSIP/1002-0000000b", "PJSIP/trunk-0000000c", 11, 1, "4149014", "-1",
+		"mc-11-20261203-4149014-1796287496.11.wav", pjsipDialplan("click ñ & más", "T-C2C")}}},
+	{"pjsip/transfer", []want{
+		pjsipIn("1796287461.6", "PJSIP/1003-00000007", "PJSIP/trunk-00000006", 3, 7, "T-43", webOrigen),
+		pjsipIn("1796287461.6", "PJSIP/1102-00000008", "PJSIP/trunk-00000006", 102, 9, "T-43", webOrigen)}},
+	{"pjsip/abandon", nil},
+	{"pjsip/extras/agent-hangup", []want{pjsipIn("1796287969.36", "PJSIP/1004-00000025", "PJSIP/trunk-00000024", 4, 7, "T-45", webOrigen)}},
+	{"pjsip/extras/ext-only", []want{pjsipIn("1796287981.38", "PJSIP/1005-00000027", "PJSIP/trunk-00000026", 5, 7, "T-44 #1", "50% + ñ;x=1&y=2/ok?")}},
+	{"pjsip/extras/refer", []want{
+		pjsipIn("1796287996.40", "PJSIP/1006-00000029", "PJSIP/trunk-00000028", 6, 7, "T-46", webOrigen),
+		pjsipIn("1796287996.40", "PJSIP/1102-0000002a", "PJSIP/trunk-00000028", 102, 9, "T-46", webOrigen)}},
+	// Values with \ ' " ?: AMI's VarSet escapes them, Getvar and ARI do not.
+	{"pjsip/extras/quote", []want{pjsipIn("1796288080.43", "PJSIP/1001-0000002c", "PJSIP/trunk-0000002b", 1, 7, `C:\tmp\T-48`, `O'Brien "VIP" ok?`)}},
+	{"pjsip/extras/late", []want{pjsipIn("1796287938.34", "PJSIP/1001-00000023", "PJSIP/trunk-00000022", 1, 7, "T-47", webOrigen)}},
+}
+
+// TestPJSIPOverAMI replays every set-3 recording through amitest and the AMI client:
+// live, without VarSet events, and with the daemon started after the first connect.
+func TestPJSIPOverAMI(t *testing.T) {
+	for _, c := range pjsipCases {
+		for _, mode := range []replayMode{modeLive, modeNoVarSet, modeRestarted} {
+			if mode == modeRestarted && len(c.want) == 0 {
+				continue
+			}
+			t.Run(c.file+"/"+mode.String(), func(t *testing.T) {
+				got, ended, logs := replayAMI(t, c.file+".ami", mode, calls.Options{DialplanVars: []string{"Omlcrmorigen", "Omlcrmticket"}})
+				if len(got) != len(c.want) {
+					t.Fatalf("%d Connected, want %d: %+v\nlog:\n%s", len(got), len(c.want), got, logs)
+				}
+				for i := range got {
+					checkConnected(t, got[i], c.want[i])
+				}
+				if len(ended) != 1 {
+					t.Errorf("%d Ended, want 1", len(ended))
+				}
+			})
+		}
+	}
+}
