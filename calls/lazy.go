@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // lazyJob completes one Connected whose variables were not all known at connect time.
@@ -24,7 +25,9 @@ type lazyJob struct {
 
 	wantVars, wantAgent bool
 
-	roles *roleRead // non-nil: this job only reads a pair's campaign type (roles.go)
+	guessed bool      // roles were guessed: the campaign type was unknown (roles.go)
+	swapped bool      // checkRoles swapped them
+	at      time.Time // of the connect
 }
 
 // plan decides what the job has to read.
@@ -39,6 +42,9 @@ func (j *lazyJob) plan() {
 	}
 	if c.AgentID == 0 && j.ext != "" && j.t.resolver != nil {
 		j.wantAgent = true
+	}
+	if j.guessed && j.t.vars != nil {
+		j.wantVars = true
 	}
 }
 
@@ -71,10 +77,6 @@ func (j *lazyJob) missingDialplan() []string {
 
 // run performs the reads (no lock held), then hands the Connected back to its call.
 func (j *lazyJob) run(ctx context.Context) {
-	if j.roles != nil {
-		j.roles.run(ctx, j)
-		return
-	}
 	ctx, cancel := context.WithTimeout(ctx, j.t.lazyTimeout)
 	defer cancel()
 	c := &j.p.c
@@ -109,6 +111,9 @@ func (j *lazyJob) run(ctx context.Context) {
 			}
 		}
 		return ""
+	}
+	if j.guessed && j.t.vars != nil {
+		j.swapped = j.checkRoles(ctx, get)
 	}
 	if j.wantVars {
 		if !j.callIDOK {
@@ -175,16 +180,15 @@ func (j *lazyJob) run(ctx context.Context) {
 
 // completeLocked marks the Connected ready and flushes its call. Lock held.
 func (j *lazyJob) completeLocked() {
-	if j.roles != nil {
-		j.roles.doneLocked(j.t)
-		return
-	}
 	if j.fetchedCall != "" {
 		j.p.c.CallID = j.fetchedCall
 		j.callIDOK = true
 		if g := j.p.grp; !g.callIDFromVar {
 			j.t.setCallID(g, j.fetchedCall)
 		}
+	}
+	if j.swapped {
+		j.dedupeSwapped()
 	}
 	j.finish()
 	j.p.ready = true

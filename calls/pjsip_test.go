@@ -239,6 +239,13 @@ var pjsipCases = []pjsipCase{
 		pjsipIn("1796287996.40", "PJSIP/1102-0000002a", "PJSIP/trunk-00000028", 102, 9, "T-46", webOrigen)}},
 	// Values with \ ' " ?: AMI's VarSet escapes them, Getvar and ARI do not.
 	{"pjsip/extras/quote", []want{pjsipIn("1796288080.43", "PJSIP/1001-0000002c", "PJSIP/trunk-0000002b", 1, 7, `C:\tmp\T-48`, `O'Brien "VIP" ok?`)}},
+	// Attended transfer: agent 102 is popped when the customer reaches them (through
+	// the Local pair of the consultation), not when they answer the consultation; an
+	// abandoned transfer pops no one else.
+	{"pjsip/extras/atxfer", []want{
+		pjsipIn("1796288242.49", "PJSIP/1003-00000032", "PJSIP/trunk-00000031", 3, 7, "T-49", webOrigen),
+		pjsipIn("1796288242.49", "PJSIP/1102-00000033", "PJSIP/trunk-00000031", 102, 7, "T-49", webOrigen)}},
+	{"pjsip/extras/atxfer-abort", []want{pjsipIn("1796288290.54", "PJSIP/1003-00000035", "PJSIP/trunk-00000034", 3, 7, "T-50", webOrigen)}},
 	{"pjsip/extras/late", []want{pjsipIn("1796287938.34", "PJSIP/1001-00000023", "PJSIP/trunk-00000022", 1, 7, "T-47", webOrigen)}},
 }
 

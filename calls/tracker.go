@@ -156,6 +156,7 @@ type bridge struct {
 type pending struct {
 	c     Connected
 	ready bool
+	drop  bool // the lazy reads found it a duplicate (roles.go)
 	grp   *group
 }
 
@@ -195,8 +196,6 @@ type Tracker struct {
 	resyncs  int
 	spelled  map[string]string // upper-case name → the dialplan's spelling (allvars.go)
 	varSets  varSetWatch       // readclass.go
-	// roleReads: pairs whose campaign type is being read (false) or was (true) (roles.go)
-	roleReads map[string]bool
 
 	amiScratch, ariScratch Event // adapters fill these under mu: no allocation per event
 
@@ -627,6 +626,7 @@ func (t *Tracker) enterBridge(ch *channel, id string, at time.Time) {
 			t.tryConnect(ch, other, at)
 		}
 	}
+	t.reexamineSibling(ch, at)
 }
 
 func (t *Tracker) leaveBridge(ch *channel) {
@@ -697,6 +697,9 @@ func (t *Tracker) flush(g *group) {
 		g.outbox[0] = nil
 		g.outbox = g.outbox[1:]
 		t.npending--
+		if p.drop {
+			continue
+		}
 		t.m.connected.Inc()
 		t.out.Connected(p.c)
 	}
@@ -857,8 +860,9 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 	if !ok {
 		return
 	}
-	if t.rolesUnsure(a, b) && t.deferRoles(a, b, at) {
-		return // roles.go: the campaign type is read first
+	guessed := t.rolesUnsure(a, b) // roles.go: checked by the lazy reads
+	if cust = t.behindLocal(cust); cust == nil {
+		return // an agent consulting another (roles.go)
 	}
 	callID := t.lookup(cust, agent, varCallID, varUniqueID)
 	callIDKnown := callID != ""
@@ -909,6 +913,8 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 		recOff:   notRecorded(t.lookup(cust, agent, varCampRec)),
 		callIDOK: callIDKnown,
 		dpVars:   *t.dialplanVars.Load(),
+		guessed:  guessed,
+		at:       at,
 	}
 	p := &pending{c: c, grp: cust.grp}
 	cust.grp.outbox = append(cust.grp.outbox, p)
