@@ -18,14 +18,15 @@ type ChannelVarReader interface {
 	ChannelVars(ctx context.Context, ch ChannelRef) ([]Var, error)
 }
 
-// findVar returns the value of name in vars, ignoring case and the "_"/"__" prefix.
-func findVar(vars []Var, name string) string {
+// findVar returns the value of name in vars, ignoring case and the "_"/"__" prefix,
+// and the name as found (without the prefix).
+func findVar(vars []Var, name string) (value, real string) {
 	for _, v := range vars {
 		if n, _ := stripInherit(v.Name); strings.EqualFold(n, name) {
-			return v.Value
+			return v.Value, n
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // allVars returns a per-job cache of ChannelVars: ok is false when the reader has no
@@ -120,19 +121,49 @@ func (t *Tracker) noteSpelling(key, name string) {
 	t.spelled[key] = strings.Clone(name)
 }
 
-// spellings returns the names to try, in order, for a case-sensitive read of name:
-// name itself, the spelling seen in the dialplan's own VarSets, then upper case.
+// spellings returns the names to try, in order, for a case-sensitive read of name (AMI
+// Getvar when Status is not available, ARI's variable endpoint, which has nothing like
+// AllVariables): name itself, the spelling seen in the dialplan's own VarSets, upper case,
+// then the usual capitalisations: "Omlcrmorigen" also tries "OmlcrmOrigen" (the prefix as
+// configured, then the rest capitalised), "Omlcrmorigen" and "omlcrmorigen".
 func (t *Tracker) spellings(name string) []string {
 	out := []string{name}
+	add := func(n string) {
+		for _, o := range out {
+			if o == n {
+				return
+			}
+		}
+		out = append(out, n)
+	}
 	key := upperASCII(name)
 	t.mu.Lock()
 	seen := t.spelled[key]
 	t.mu.Unlock()
-	if seen != "" && seen != name {
-		out = append(out, seen)
+	if seen != "" {
+		add(seen)
 	}
-	if key != name && key != seen {
-		out = append(out, key)
+	add(key)
+	if !strings.HasPrefix(key, "OML") || t.isDialplanName(name, nil) {
+		lower := strings.ToLower(name)
+		for _, p := range t.prefixes {
+			if hasPrefixFold(name, p) && len(name) > len(p) {
+				rest := name[len(p):]
+				add(p + capitalise(rest))
+				add(p + strings.ToUpper(rest))
+				add(p + strings.ToLower(rest))
+			}
+		}
+		add(capitalise(name))
+		add(lower)
 	}
 	return out
+}
+
+// capitalise: first letter upper case, the rest lower case.
+func capitalise(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + strings.ToLower(s[1:])
 }

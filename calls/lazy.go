@@ -81,12 +81,14 @@ func (j *lazyJob) run(ctx context.Context) {
 	defer cancel()
 	c := &j.p.c
 	all := j.allVars(ctx)
+	var spelled string // the name under which get found its value
 	get := func(ch ChannelRef, names ...string) string {
 		if vars, ok := all(ch); ok {
 			// Every variable of the channel under its real name: match like the
 			// live path does, case-insensitively.
 			for _, n := range names {
-				if v := findVar(vars, n); v != "" {
+				if v, real := findVar(vars, n); v != "" {
+					spelled = real
 					return v
 				}
 			}
@@ -106,6 +108,7 @@ func (j *lazyJob) run(ctx context.Context) {
 					continue
 				}
 				if v != "" {
+					spelled = spelling
 					return v
 				}
 			}
@@ -153,7 +156,7 @@ func (j *lazyJob) run(ctx context.Context) {
 				if c.Dialplan == nil {
 					c.Dialplan = make(map[string]string)
 				}
-				c.Dialplan[n] = v
+				c.Dialplan[spelled] = v // the dialplan's spelling, as a live connect has it
 			}
 		}
 	}

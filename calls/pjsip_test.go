@@ -2,6 +2,8 @@ package calls_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/omlcrm/oml-crm/ami"
 	"github.com/omlcrm/oml-crm/ami/amitest"
+	"github.com/omlcrm/oml-crm/ari"
+	"github.com/omlcrm/oml-crm/ari/aritest"
 	"github.com/omlcrm/oml-crm/calls"
 	"github.com/omlcrm/oml-crm/internal/logtest"
 	"github.com/rs/zerolog"
@@ -259,6 +263,184 @@ func TestPJSIPOverAMI(t *testing.T) {
 			}
 			t.Run(c.file+"/"+mode.String(), func(t *testing.T) {
 				got, ended, logs := replayAMI(t, c.file+".ami", mode, calls.Options{DialplanVars: []string{"Omlcrmorigen", "Omlcrmticket"}})
+				if len(got) != len(c.want) {
+					t.Fatalf("%d Connected, want %d: %+v\nlog:\n%s", len(got), len(c.want), got, logs)
+				}
+				for i := range got {
+					checkConnected(t, got[i], c.want[i])
+				}
+				if len(ended) != 1 {
+					t.Errorf("%d Ended, want 1", len(ended))
+				}
+			})
+		}
+	}
+}
+
+// ariRef lets the tracker's reader and lister reach a client created after it.
+type ariRef struct{ c atomic.Pointer[ari.Client] }
+
+func (r *ariRef) client() (*ari.Client, error) {
+	if c := r.c.Load(); c != nil {
+		return c, nil
+	}
+	return nil, errors.New("no ARI client yet")
+}
+
+func (r *ariRef) Variable(ctx context.Context, id, name string) (string, error) {
+	c, err := r.client()
+	if err != nil {
+		return "", err
+	}
+	return c.Variable(ctx, id, name)
+}
+
+func (r *ariRef) Channels(ctx context.Context) ([]ari.Channel, error) {
+	c, err := r.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.Channels(ctx)
+}
+
+func (r *ariRef) Bridges(ctx context.Context) ([]ari.Bridge, error) {
+	c, err := r.client()
+	if err != nil {
+		return nil, err
+	}
+	return c.Bridges(ctx)
+}
+
+func ariEndsCall(typ string) bool {
+	switch typ {
+	case "ChannelLeftBridge", "ChannelHangupRequest", "ChannelDestroyed", "StasisEnd":
+		return true
+	}
+	return false
+}
+
+// replayARI is replayAMI over aritest and the ARI client (modeNoVarSet drops
+// ChannelVarset events).
+func replayARI(t *testing.T, file string, mode replayMode, opts calls.Options) ([]calls.Connected, []calls.Ended, string) {
+	t.Helper()
+	path := sharedFile(t, file)
+	split := -1
+	if mode == modeRestarted {
+		enters := 0
+		for i, ev := range readARI(t, path) {
+			if _, ok := ev.(*ari.ChannelEnteredBridge); ok {
+				if enters++; enters == 2 {
+					split = i
+					break
+				}
+			}
+		}
+		if split < 0 {
+			t.Fatalf("%s: no connect to restart after", file)
+		}
+	}
+	srv := aritest.NewServer(t, aritest.Options{Username: "omlcrm", Password: "s3cret"})
+	ref := &ariRef{}
+	var logs logtest.Buffer
+	opts.Logger = zerolog.New(&logs)
+	opts.VarReader, opts.Lister = calls.ARIVarReader(ref), calls.ARILister(ref)
+	if opts.Resolver == nil {
+		opts.Resolver = extResolver{}
+	}
+	opts.LazyVarTimeout = 10 * time.Second
+	// The tracker's clock (a resync's time) follows the recording's, so a call's
+	// oldest channel stays the one Asterisk created first.
+	var clock atomic.Pointer[time.Time]
+	clock.Store(&time.Time{})
+	opts.Now = func() time.Time { return *clock.Load() }
+	tr, rec := startTracker(t, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	var handled atomic.Int64
+	cl, err := ari.Dial(ctx, ari.Config{
+		URL: srv.URL(), Username: "omlcrm", Password: "s3cret", App: "omlcrm", SubscribeAll: true,
+		Handler: func(e ari.Event) { tr.HandleARI(e); handled.Add(1) },
+		OnState: func(s ari.State, _ error) {
+			if s == ari.StateConnected {
+				tr.RequestResync()
+			}
+		},
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 20 * time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	ref.c.Store(cl)
+	if err := srv.WaitClients(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	tr.RequestResync()
+	waitFor(t, "first resync", func() bool { return tr.Stats().Resyncs >= 1 })
+	var sent int64
+	barrier := func() {
+		waitFor(t, "the client to hand over every event sent", func() bool { return handled.Load() == sent })
+		settle(t, tr)
+	}
+	idx := -1
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	_, err = srv.ReplayWith(ctx, f, aritest.ReplayOptions{
+		Track: true,
+		Before: func(typ string, line []byte) {
+			idx++
+			var ev struct {
+				Timestamp string `json:"timestamp"`
+			}
+			if json.Unmarshal(line, &ev) == nil {
+				if at, err := ari.ParseTime(ev.Timestamp); err == nil {
+					clock.Store(&at)
+				}
+			}
+			if idx == split+1 && split >= 0 {
+				n := tr.Stats().Resyncs
+				srv.DropClients()
+				if err := srv.WaitClients(ctx, 1); err != nil {
+					t.Error(err)
+				}
+				waitFor(t, "resync after the restart", func() bool { return tr.Stats().Resyncs > n })
+				settle(t, tr)
+			}
+			if idx > split && ariEndsCall(typ) {
+				barrier()
+			}
+		},
+		Skip: func(typ string, _ []byte) bool {
+			skip := idx <= split || mode == modeNoVarSet && typ == "ChannelVarset"
+			if !skip {
+				sent++
+			}
+			return skip
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	barrier()
+	waitFor(t, "the call to end", func() bool { return tr.Stats().Calls == 0 })
+	got, ended := rec.facts(t)
+	return got, ended, logs.String()
+}
+
+// TestPJSIPOverARI replays every set-3 recording through aritest and the ARI client:
+// live, and with the daemon started after the first connect (recovered from GET
+// /channels and GET /bridges, values read on demand).
+func TestPJSIPOverARI(t *testing.T) {
+	for _, c := range pjsipCases {
+		for _, mode := range []replayMode{modeLive, modeRestarted} {
+			if mode == modeRestarted && len(c.want) == 0 {
+				continue
+			}
+			t.Run(c.file+"/"+mode.String(), func(t *testing.T) {
+				got, ended, logs := replayARI(t, c.file+".ari.jsonl", mode, calls.Options{DialplanVars: []string{"Omlcrmorigen", "Omlcrmticket"}})
 				if len(got) != len(c.want) {
 					t.Fatalf("%d Connected, want %d: %+v\nlog:\n%s", len(got), len(c.want), got, logs)
 				}

@@ -1119,6 +1119,9 @@ func (t *Tracker) ApplySnapshot(mark uint64, snapshot []SnapshotChannel) {
 		}
 		if caller != nil && callee != nil && caller != callee {
 			caller.dialPeer, callee.dialCaller = callee.id, caller.id
+			if caller.linked == "" || callee.linked == "" {
+				t.merge(caller.grp, callee.grp) // ARI: no Linkedid; the dial ties them, as live
+			}
 		}
 		for _, ch := range members {
 			if ch.bridge == nil || ch.bridge.id != id {

@@ -853,6 +853,10 @@ func (s *sourceRef) Channels(ctx context.Context) ([]ari.Channel, error) {
 	return s.ari.Channels(ctx)
 }
 
+func (s *sourceRef) Bridges(ctx context.Context) ([]ari.Bridge, error) {
+	return s.ari.Bridges(ctx)
+}
+
 // extensionResolver resolves an agent's SIP extension through the catalog.
 type extensionResolver struct{ cat catalog.Catalog }
 
