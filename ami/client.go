@@ -9,7 +9,7 @@
 // `Asterisk Call Manager/x.y.z` banner, logs in (with the Events mask), reports
 // StateConnected through OnState, sends the configured Filter rules, and then reads
 // messages until the connection fails. It then reports StateDisconnected (with the cause),
-// waits an exponential backoff with jitter (100 ms … 10 s) and connects again, until the
+// waits an exponential backoff with jitter (100 ms … 800 ms) and connects again, until the
 // Dial context ends or Close is called. A failed first connection attempt is reported
 // through OnState(StateDisconnected, err) as well, so a consumer learns why nothing arrives;
 // later failed attempts are only logged. WaitConnected blocks until the session is up.
@@ -88,7 +88,10 @@ const (
 	DefaultStallTimeout   = 5 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultReconnectMin   = 100 * time.Millisecond
-	DefaultReconnectMax   = 10 * time.Second
+	// DefaultReconnectMax is short so the client is back within a second of Asterisk
+	// accepting logins again, however long it was down (a refused connect on loopback
+	// costs nothing; the jitter keeps daemons out of step).
+	DefaultReconnectMax = 800 * time.Millisecond
 )
 
 // maxPending bounds the actions awaiting a response on one session.
@@ -127,7 +130,7 @@ type Config struct {
 	StallTimeout   time.Duration // wait for any data after that Ping before reconnecting (5 s)
 	ConnectTimeout time.Duration // TCP + TLS + banner + login (10 s)
 	ReconnectMin   time.Duration // first reconnect delay (100 ms); doubles per failure, with jitter
-	ReconnectMax   time.Duration // reconnect delay cap (10 s)
+	ReconnectMax   time.Duration // reconnect delay cap (800 ms)
 
 	MaxLine    int // longest line, without its line ending (64 KiB)
 	MaxMessage int // largest message (1 MiB)
