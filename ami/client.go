@@ -32,8 +32,11 @@
 //
 // # Failure
 //
-// A line longer than MaxLine, a message larger than MaxMessage or with more than
-// MaxHeaders headers, a bad banner, a failed login, a write error, and a stall (no data for
+// A message with a line longer than MaxLine, larger than MaxMessage or with more than
+// MaxHeaders headers is discarded whole (up to MaxSkip bytes) without losing the
+// session when nobody needs it: an event outside EventNames or one SkipOversized
+// accepts (counted in omlcrm_ami_oversized_skipped_total), or an action's reply (that
+// action fails). Any other such message, a bad banner, a failed login, a write error, and a stall (no data for
 // PingInterval, then no answer to a Ping within StallTimeout) all end the session, are
 // logged with the offending size or reason, and lead to a reconnect. Actions in flight fail
 // with an error wrapping ErrDisconnected; actions issued while disconnected fail at once
@@ -41,6 +44,7 @@
 package ami
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	crand "crypto/rand"
@@ -94,6 +98,9 @@ const (
 	DefaultReconnectMax = 800 * time.Millisecond
 )
 
+// DefaultMaxSkip is Config.MaxSkip's default.
+const DefaultMaxSkip = 64 << 20
+
 // maxPending bounds the actions awaiting a response on one session.
 const maxPending = 4096
 
@@ -135,6 +142,15 @@ type Config struct {
 	MaxLine    int // longest line, without its line ending (64 KiB)
 	MaxMessage int // largest message (1 MiB)
 	MaxHeaders int // most headers per message (1024)
+	// MaxSkip bounds the bytes discarded to skip one message that breaks a limit (64 MiB;
+	// negative: never skip, every such message ends the session).
+	MaxSkip int64
+	// SkipOversized reports whether an event that broke a limit may be dropped without
+	// ending the session, given its name and, for VarSet, the variable (as far as they
+	// were readable; "" otherwise). Events outside EventNames are always dropped; an
+	// action's oversized reply fails that action only. Nil: every other oversized event
+	// ends the session (the reconnect's resync then recovers what it carried).
+	SkipOversized func(event, variable string) bool
 
 	Logger  zerolog.Logger // zero value: no logging
 	Metrics *Metrics       // nil: no metrics
@@ -242,7 +258,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg:      cfg,
 		log:      cfg.Logger.With().Str("component", "ami").Str("address", cfg.Address).Logger(),
-		lim:      Limits{MaxLine: cfg.MaxLine, MaxMessage: cfg.MaxMessage, MaxHeaders: cfg.MaxHeaders}.withDefaults(),
+		lim:      Limits{MaxLine: cfg.MaxLine, MaxMessage: cfg.MaxMessage, MaxHeaders: cfg.MaxHeaders, MaxSkip: max(cmp.Or(cfg.MaxSkip, DefaultMaxSkip), 0)}.withDefaults(),
 		idPrefix: randomPrefix(),
 		done:     make(chan struct{}),
 		changed:  make(chan struct{}),
@@ -613,12 +629,55 @@ func (c *Client) readLoop(s *session) error {
 	for {
 		kept, err := s.rd.ReadMessageFiltered(&m, keep)
 		if err != nil {
+			var oe *OversizeError
+			if errors.As(err, &oe) && c.skipOversized(s, oe) {
+				continue
+			}
 			return err
 		}
 		if kept {
 			c.dispatch(s, &m, counters)
 		}
 	}
+}
+
+// skipOversized decides about a message the Reader discarded for breaking a limit:
+// true goes on with the session. An action's reply (or list item) fails that action;
+// an event nobody reads is counted and forgotten; any other event ends the session.
+func (c *Client) skipOversized(s *session, oe *OversizeError) bool {
+	if oe.ActionID != "" && (oe.Response || s.lists > 0) && c.failAction(s, oe.ActionID, oe) {
+		c.log.Warn().Err(oe).Msg("an action's reply broke asterisk.ami limits; that action failed, the session goes on")
+		return true
+	}
+	if oe.Response || oe.Event == "" {
+		return false
+	}
+	_, wanted := c.wanted[oe.Event]
+	if c.wanted != nil && !wanted || c.cfg.SkipOversized != nil && c.cfg.SkipOversized(oe.Event, oe.Variable) {
+		c.cfg.Metrics.skippedOversized()
+		c.log.Warn().Err(oe).Msg("skipped an oversized AMI event the call tracker does not need (asterisk.ami.max_line / max_message); the session goes on")
+		return true
+	}
+	c.log.Error().Err(oe).Msg("an AMI event the call tracker needs broke asterisk.ami.max_line / max_message: reconnecting (the resync recovers calls in progress)")
+	return false
+}
+
+// failAction ends a pending action with err; false if none is pending under id.
+func (c *Client) failAction(s *session, id string, err error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pending[id]
+	if p == nil {
+		return false
+	}
+	delete(s.pending, id)
+	if p.list != nil {
+		s.lists--
+	}
+	if !p.abandoned {
+		p.ch <- result{err: err}
+	}
+	return true
 }
 
 func (c *Client) dispatch(s *session, m *Message, counters *eventCounters) {

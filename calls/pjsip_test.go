@@ -16,6 +16,7 @@ import (
 	"github.com/omlcrm/oml-crm/ari/aritest"
 	"github.com/omlcrm/oml-crm/calls"
 	"github.com/omlcrm/oml-crm/internal/logtest"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 )
 
@@ -81,6 +82,21 @@ func endsCall(ev string) bool {
 // holds them) and the real AMI client into a tracker, and returns its facts and log.
 func replayAMI(t *testing.T, file string, mode replayMode, opts calls.Options) ([]calls.Connected, []calls.Ended, string) {
 	t.Helper()
+	got, ended, logs, _ := replayAMIWith(t, file, mode, opts, amiExtra{})
+	return got, ended, logs
+}
+
+// amiExtra adds to replayAMIWith: a hook before each replayed event, the client's
+// metrics and SkipOversized.
+type amiExtra struct {
+	before        func(srv *amitest.Server, m *ami.Message)
+	metrics       *ami.Metrics
+	skipOversized bool // wire the tracker's SkipOversizedAMI
+}
+
+// replayAMIWith is replayAMI with extras; it also returns the server's login count.
+func replayAMIWith(t *testing.T, file string, mode replayMode, opts calls.Options, x amiExtra) ([]calls.Connected, []calls.Ended, string, int) {
+	t.Helper()
 	path := sharedFile(t, file)
 	msgs := readAMI(t, path)
 	split := -1 // index of the replayable event after which the daemon starts
@@ -114,6 +130,10 @@ func replayAMI(t *testing.T, file string, mode replayMode, opts calls.Options) (
 	tr, rec := startTracker(t, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
+	var skipFn func(event, variable string) bool
+	if x.skipOversized {
+		skipFn = tr.SkipOversizedAMI
+	}
 	cl, err := ami.Dial(ctx, ami.Config{
 		Address: srv.Addr(), Username: srv.Username(), Secret: srv.Secret(), Handler: tr.HandleAMI,
 		OnState: func(s ami.State, _ error) {
@@ -122,6 +142,8 @@ func replayAMI(t *testing.T, file string, mode replayMode, opts calls.Options) (
 			}
 		},
 		ReconnectMin: 5 * time.Millisecond, ReconnectMax: 20 * time.Millisecond,
+		Metrics:       x.metrics,
+		SkipOversized: skipFn,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +185,9 @@ func replayAMI(t *testing.T, file string, mode replayMode, opts calls.Options) (
 			if idx > split && endsCall(m.Event()) {
 				barrier()
 			}
+			if x.before != nil {
+				x.before(srv, m)
+			}
 		},
 		Skip: func(m *ami.Message) bool {
 			return idx <= split || mode == modeNoVarSet && m.Event() == "VarSet"
@@ -174,7 +199,7 @@ func replayAMI(t *testing.T, file string, mode replayMode, opts calls.Options) (
 	barrier()
 	waitFor(t, "the call to end", func() bool { return tr.Stats().Calls == 0 })
 	got, ended := rec.facts(t)
-	return got, ended, logs.String()
+	return got, ended, logs.String(), srv.Logins()
 }
 
 // isReplayed mirrors amitest's choice of the events it replays.
@@ -453,4 +478,57 @@ func TestPJSIPOverARI(t *testing.T) {
 			})
 		}
 	}
+}
+
+// TestAMIOversizedVarSetKeepsSession: a VarSet line over 64 KiB of a variable nobody
+// reads, in the middle of a real call, is skipped without dropping the session (no
+// second login), counted, and the call is popped with every value.
+func TestAMIOversizedVarSetKeepsSession(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := ami.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := false
+	big := func(srv *amitest.Server, msg *ami.Message) {
+		if sent || msg.Event() != "AgentConnect" {
+			return
+		}
+		sent = true
+		ev := "Event: VarSet\r\nPrivilege: dialplan,all\r\nChannel: PJSIP/trunk-00000002\r\nUniqueid: 1796287433.2\r\n" +
+			"Linkedid: 1796287433.2\r\nVariable: __SIPBLOB\r\nValue: " + strings.Repeat("x", 100<<10) + "\r\n\r\n"
+		if err := srv.Send([]byte(ev)); err != nil {
+			t.Error(err)
+		}
+	}
+	got, _, logs, logins := replayAMIWith(t, "pjsip/inbound.ami", modeLive, calls.Options{}, amiExtra{before: big, metrics: m, skipOversized: true})
+	if logins != 1 {
+		t.Errorf("%d logins: the oversized VarSet dropped the session\n%s", logins, logs)
+	}
+	if len(got) != 1 {
+		t.Fatalf("%d Connected, want 1", len(got))
+	}
+	checkConnected(t, got[0], pjsipCases[0].want[0])
+	if n := counterValue(t, reg, "omlcrm_ami_oversized_skipped_total"); n != 1 {
+		t.Errorf("omlcrm_ami_oversized_skipped_total = %v, want 1", n)
+	}
+}
+
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			var sum float64
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

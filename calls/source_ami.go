@@ -114,6 +114,21 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 	return true
 }
 
+// SkipOversizedAMI reports whether an AMI event too large for the client's limits can
+// be dropped without losing anything the tracker needs (ami.Config.SkipOversized): any
+// event HandleAMI ignores, and a VarSet of a variable it does not keep. A VarSet whose
+// variable could not be read is not droppable. It is safe for concurrent use.
+func (t *Tracker) SkipOversizedAMI(event, variable string) bool {
+	switch event {
+	case "Newchannel", "DialEnd", "AgentConnect", "BridgeEnter", "BridgeLeave", "Hangup":
+		return false
+	case "VarSet":
+		name, _ := stripInherit(variable)
+		return name != "" && !t.interesting(name)
+	}
+	return true
+}
+
 // headerValue is Message.Get for the hot path: Asterisk spells its header names one
 // way, so an exact comparison (length first) finds them; it falls back to Get.
 func headerValue(m *ami.Message, key string) string {

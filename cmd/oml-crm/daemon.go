@@ -446,6 +446,9 @@ func (d *daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 			OnState:       func(s ami.State, err error) { d.sourceState(s == ami.StateConnected, err) },
 			ActionTimeout: cfg.AMI.ActionTimeout,
 			PingInterval:  cfg.AMI.PingInterval,
+			MaxLine:       int(cfg.AMI.MaxLine),
+			MaxMessage:    int(cfg.AMI.MaxMessage),
+			SkipOversized: d.tracker.SkipOversizedAMI,
 			Logger:        log,
 			Metrics:       m,
 		})
