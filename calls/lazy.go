@@ -161,6 +161,7 @@ func (j *lazyJob) run(ctx context.Context) {
 		}
 	}
 	if j.wantAgent && c.AgentID == 0 {
+		var resolveErr error
 		if j.t.vars != nil {
 			c.AgentID, _ = strconv.Atoi(get(j.agent, varAgentID))
 		}
@@ -169,11 +170,19 @@ func (j *lazyJob) run(ctx context.Context) {
 			id, err := j.t.resolver.AgentByExtension(ctx, j.ext)
 			if err != nil {
 				j.t.m.lazyErrors.Inc()
-				j.t.log.Warn().Err(err).Str("extension", j.ext).Str("channel", j.agent.Name).
-					Msg("calls: resolving the agent of a connect by its extension")
+				resolveErr = err
 			} else if id > 0 {
 				c.AgentID = id
 			}
+		}
+		if c.AgentID == 0 && ctx.Err() == nil {
+			// AMI and ARI must agree on a call: say why this one has no agent (over ARI
+			// there is never a queue MemberName to take the agent id from).
+			j.t.log.Warn().Str("call_id", c.CallID).Str("channel", j.agent.Name).Str("extension", j.ext).
+				AnErr("resolve_error", resolveErr).
+				Msg("calls: the agent of a connect is unknown: no OMLAGENTID on the agent's channel, no queue MemberName " +
+					"holding an agent id (ARI never carries one) and no catalog agent with that SIP extension; set OMLAGENTID " +
+					"on the agent leg (queue pre-dial handler) or the agent's SIP extension in OMniLeads")
 		}
 	}
 	j.t.mu.Lock()

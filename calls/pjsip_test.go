@@ -532,3 +532,30 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// noAgents is a catalog that knows no agent.
+type noAgents struct{}
+
+func (noAgents) AgentByExtension(_ context.Context, ext string) (int, error) {
+	return 0, errors.New("agent with SIP extension " + ext + ": not found")
+}
+
+// TestAgentNotInCatalog: the same real call (agent 1 on PJSIP/1001, queue MemberName
+// "1_agent1", no OMLAGENTID) with an agent the catalog does not know. AMI takes the id
+// from the MemberName; ARI has no MemberName, so the connect has no agent, and the log
+// says why, naming the channel and extension.
+func TestAgentNotInCatalog(t *testing.T) {
+	got, _, _ := replayAMI(t, "pjsip/inbound.ami", modeLive, calls.Options{Resolver: noAgents{}})
+	if len(got) != 1 || got[0].AgentID != 1 {
+		t.Fatalf("AMI: %+v, want one connect of agent 1", got)
+	}
+	got, _, logs := replayARI(t, "pjsip/inbound.ari.jsonl", modeLive, calls.Options{Resolver: noAgents{}})
+	if len(got) != 1 || got[0].AgentID != 0 {
+		t.Fatalf("ARI: %+v, want one connect without agent", got)
+	}
+	for _, w := range []string{"the agent of a connect is unknown", `"extension":"1001"`, `"channel":"PJSIP/1001-00000003"`, "ARI never carries one", "1796287433.2"} {
+		if !strings.Contains(logs, w) {
+			t.Errorf("ARI log lacks %q:\n%s", w, logs)
+		}
+	}
+}
