@@ -25,9 +25,10 @@ type lazyJob struct {
 
 	wantVars, wantAgent bool
 
-	guessed bool      // roles were guessed: the campaign type was unknown (roles.go)
-	swapped bool      // checkRoles swapped them
-	at      time.Time // of the connect
+	waitRead bool      // a recovered queue call: CallWaitDuration from QEHOLDTIME or missing
+	guessed  bool      // roles were guessed: the campaign type was unknown (roles.go)
+	swapped  bool      // checkRoles swapped them
+	at       time.Time // of the connect
 }
 
 // plan decides what the job has to read.
@@ -43,7 +44,7 @@ func (j *lazyJob) plan() {
 	if c.AgentID == 0 && j.ext != "" && j.t.resolver != nil {
 		j.wantAgent = true
 	}
-	if j.guessed && j.t.vars != nil {
+	if (j.guessed || j.waitRead) && j.t.vars != nil {
 		j.wantVars = true
 	}
 }
@@ -150,6 +151,15 @@ func (j *lazyJob) run(ctx context.Context) {
 		if j.custom == "" {
 			j.custom = get(j.cust, varCustomVarList)
 		}
+		if j.waitRead {
+			hold := get(j.cust, varQueueHold)
+			if hold == "" {
+				hold = get(j.agent, varQueueHold)
+			}
+			if n, err := strconv.Atoi(hold); err == nil && n >= 0 {
+				c.CallWaitDuration, j.waitRead = time.Duration(n)*time.Second, false
+			}
+		}
 		j.addDialplan(all)
 		for _, n := range j.missingDialplan() {
 			if v := get(j.cust, n); v != "" {
@@ -231,6 +241,9 @@ func (j *lazyJob) finish() {
 	}
 	if c.RecordingFile == "" && !j.recOff {
 		miss = append(miss, FieldRecordingFile)
+	}
+	if j.waitRead {
+		miss = append(miss, FieldCallWaitDuration)
 	}
 	for _, n := range j.missingDialplan() {
 		miss = append(miss, FieldDialplanPrefix+n)

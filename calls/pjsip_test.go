@@ -291,6 +291,7 @@ func TestPJSIPOverAMI(t *testing.T) {
 				if len(got) != len(c.want) {
 					t.Fatalf("%d Connected, want %d: %+v\nlog:\n%s", len(got), len(c.want), got, logs)
 				}
+				checkRecoveredWait(t, c.file, mode, got)
 				for i := range got {
 					checkConnected(t, got[i], c.want[i])
 				}
@@ -469,6 +470,7 @@ func TestPJSIPOverARI(t *testing.T) {
 				if len(got) != len(c.want) {
 					t.Fatalf("%d Connected, want %d: %+v\nlog:\n%s", len(got), len(c.want), got, logs)
 				}
+				checkRecoveredWait(t, c.file, mode, got)
 				for i := range got {
 					checkConnected(t, got[i], c.want[i])
 				}
@@ -557,5 +559,27 @@ func TestAgentNotInCatalog(t *testing.T) {
 		if !strings.Contains(logs, w) {
 			t.Errorf("ARI log lacks %q:\n%s", w, logs)
 		}
+	}
+}
+
+// checkRecoveredWait: a queue call's first connect recovered by a resync has no
+// AgentConnect HoldTime (and these recordings have no QEHOLDTIME): its wait is named
+// missing, not made up. A click-to-call's wait is the call's age, as live. It clears
+// that entry so the rest of the connect is checked as usual.
+func checkRecoveredWait(t *testing.T, file string, mode replayMode, got []calls.Connected) {
+	t.Helper()
+	if mode != modeRestarted || len(got) == 0 {
+		return
+	}
+	queue := !strings.HasPrefix(file, "pjsip/c2c")
+	m := got[0].Missing
+	switch {
+	case queue && (len(m) != 1 || m[0] != calls.FieldCallWaitDuration || got[0].CallWaitDuration != 0):
+		t.Errorf("recovered queue connect: Missing %v, wait %s; want [CallWaitDuration], 0", m, got[0].CallWaitDuration)
+	case !queue && got[0].CallWaitDuration <= 0:
+		t.Errorf("recovered click-to-call: wait %s, want the call's age", got[0].CallWaitDuration)
+	}
+	if queue {
+		got[0].Missing = nil
 	}
 }

@@ -174,6 +174,7 @@ func parseAMITimestamp(s string) time.Time {
 // SnapshotFromAMI turns a CoreShowChannels reply (the CoreShowChannel events; other
 // messages are skipped) into a Resync snapshot.
 func SnapshotFromAMI(list []*ami.Message) []SnapshotChannel {
+	now := time.Now()
 	out := make([]SnapshotChannel, 0, len(list))
 	for _, m := range list {
 		if m.Event() != "CoreShowChannel" {
@@ -183,6 +184,9 @@ func SnapshotFromAMI(list []*ami.Message) []SnapshotChannel {
 			ChannelRef: ChannelRef{ID: m.Get("Uniqueid"), Name: m.Get("Channel"), LinkedID: m.Get("Linkedid")},
 			Bridge:     m.Get("BridgeId"),
 			App:        m.Get("Application"),
+		}
+		if d, ok := parseHMS(m.Get("Duration")); ok {
+			s.Created = now.Add(-d)
 		}
 		for _, h := range m.Headers {
 			if strings.HasPrefix(h.Key, "ChanVariable") {
@@ -194,6 +198,24 @@ func SnapshotFromAMI(list []*ami.Message) []SnapshotChannel {
 		}
 	}
 	return out
+}
+
+// parseHMS parses CoreShowChannel's Duration ("01:02:03").
+func parseHMS(v string) (time.Duration, bool) {
+	h, rest, ok1 := strings.Cut(v, ":")
+	m, sec, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 {
+		return 0, false
+	}
+	var n [3]int
+	for i, part := range [...]string{h, m, sec} {
+		x, err := strconv.Atoi(part)
+		if err != nil || x < 0 {
+			return 0, false
+		}
+		n[i] = x
+	}
+	return time.Duration(n[0])*time.Hour + time.Duration(n[1])*time.Minute + time.Duration(n[2])*time.Second, true
 }
 
 // AMIGetvar is what AMIVarReader needs of an AMI client (*ami.Client has it).

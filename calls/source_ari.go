@@ -108,6 +108,9 @@ func SnapshotFromARI(chs []ari.Channel, bridges []ari.Bridge) []SnapshotChannel 
 	for i := range chs {
 		c := &chs[i]
 		s := SnapshotChannel{ChannelRef: ariRef(c), App: c.Dialplan.AppName, Bridge: in[c.ID]}
+		if at, err := c.Created(); err == nil {
+			s.Created = at
+		}
 		s.Vars = appendVarMap(nil, c.ChannelVars)
 		out = append(out, s)
 	}

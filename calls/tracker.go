@@ -196,6 +196,8 @@ type Tracker struct {
 	resyncs  int
 	spelled  map[string]string // upper-case name → the dialplan's spelling (allvars.go)
 	varSets  varSetWatch       // readclass.go
+	// resyncing: ApplySnapshot is examining bridged pairs (connects are recovered ones)
+	resyncing bool
 
 	amiScratch, ariScratch Event // adapters fill these under mu: no allocation per event
 
@@ -895,9 +897,13 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 	c.CampaignID, _ = strconv.Atoi(camp)
 	c.CampaignType, _ = strconv.Atoi(t.lookup(cust, agent, varCampType, varCallTypeID))
 	c.RecordingFile = recordingFile(t.lookup(cust, agent, varCampRecFile, varRecFile), t.lookup(cust, agent, varMixMonitor))
+	// A queue call recovered by a resync has no AgentConnect HoldTime: the lazy reads
+	// look for QEHOLDTIME, else name the wait missing (roles.go).
+	waitUnknown := t.resyncing && !agent.hasHold && agent.role == roleAgent
 	switch {
 	case agent.hasHold:
 		c.CallWaitDuration = agent.holdTime
+	case waitUnknown:
 	case at.After(cust.grp.start):
 		c.CallWaitDuration = at.Sub(cust.grp.start)
 	}
@@ -915,6 +921,7 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 		dpVars:   *t.dialplanVars.Load(),
 		guessed:  guessed,
 		at:       at,
+		waitRead: waitUnknown,
 	}
 	p := &pending{c: c, grp: cust.grp}
 	cust.grp.outbox = append(cust.grp.outbox, p)
@@ -1085,7 +1092,11 @@ func (t *Tracker) ApplySnapshot(mark uint64, snapshot []SnapshotChannel) {
 	apps := make(map[*channel]string, len(snapshot))
 	for i := range snapshot {
 		s := &snapshot[i]
-		ch := t.ensure(s.ChannelRef, at)
+		created := at
+		if !s.Created.IsZero() && s.Created.Before(at) {
+			created = s.Created // the call's start, so a recovered wait is measured as live
+		}
+		ch := t.ensure(s.ChannelRef, created)
 		if ch == nil {
 			continue
 		}
@@ -1097,6 +1108,8 @@ func (t *Tracker) ApplySnapshot(mark uint64, snapshot []SnapshotChannel) {
 			t.leaveBridge(ch)
 		}
 	}
+	t.resyncing = true
+	defer func() { t.resyncing = false }()
 	for id, members := range byBridge {
 		// The application a channel runs tells caller from callee: Queue dials
 		// AppQueue members (agents); Dial dials AppDial channels.
