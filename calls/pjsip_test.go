@@ -27,10 +27,11 @@ const (
 	modeLive      replayMode = iota // every event, as recorded
 	modeNoVarSet                    // no VarSet (an AMI user without the dialplan class): values only readable on demand
 	modeRestarted                   // the daemon starts after the first connect: the call is recovered by a resync
+	modeDropped                     // the connection drops after the first connect: the resync must not repeat it
 )
 
 func (m replayMode) String() string {
-	return [...]string{"live", "no-varset", "restarted"}[m]
+	return [...]string{"live", "no-varset", "restarted", "dropped"}[m]
 }
 
 // amiRef lets the tracker's reader and lister reach a client created after it.
@@ -100,7 +101,7 @@ func replayAMIWith(t *testing.T, file string, mode replayMode, opts calls.Option
 	path := sharedFile(t, file)
 	msgs := readAMI(t, path)
 	split := -1 // index of the replayable event after which the daemon starts
-	if mode == modeRestarted {
+	if mode == modeRestarted || mode == modeDropped {
 		enters, i := 0, 0
 		for _, m := range msgs {
 			if !isReplayed(m) {
@@ -173,6 +174,9 @@ func replayAMIWith(t *testing.T, file string, mode replayMode, opts calls.Option
 			idx++
 			if idx == split+1 && split >= 0 {
 				// The daemon (re)starts now: a new session, then a resync.
+				if mode == modeDropped {
+					barrier() // the connect was seen live before the drop
+				}
 				n := tr.Stats().Resyncs
 				srv.DropSessions()
 				logins++
@@ -190,7 +194,7 @@ func replayAMIWith(t *testing.T, file string, mode replayMode, opts calls.Option
 			}
 		},
 		Skip: func(m *ami.Message) bool {
-			return idx <= split || mode == modeNoVarSet && m.Event() == "VarSet"
+			return idx <= split && mode == modeRestarted || mode == modeNoVarSet && m.Event() == "VarSet"
 		},
 	})
 	if err != nil {
@@ -282,8 +286,8 @@ var pjsipCases = []pjsipCase{
 // live, without VarSet events, and with the daemon started after the first connect.
 func TestPJSIPOverAMI(t *testing.T) {
 	for _, c := range pjsipCases {
-		for _, mode := range []replayMode{modeLive, modeNoVarSet, modeRestarted} {
-			if mode == modeRestarted && len(c.want) == 0 {
+		for _, mode := range []replayMode{modeLive, modeNoVarSet, modeRestarted, modeDropped} {
+			if mode >= modeRestarted && len(c.want) == 0 {
 				continue
 			}
 			t.Run(c.file+"/"+mode.String(), func(t *testing.T) {
@@ -351,7 +355,7 @@ func replayARI(t *testing.T, file string, mode replayMode, opts calls.Options) (
 	t.Helper()
 	path := sharedFile(t, file)
 	split := -1
-	if mode == modeRestarted {
+	if mode == modeRestarted || mode == modeDropped {
 		enters := 0
 		for i, ev := range readARI(t, path) {
 			if _, ok := ev.(*ari.ChannelEnteredBridge); ok {
@@ -427,6 +431,9 @@ func replayARI(t *testing.T, file string, mode replayMode, opts calls.Options) (
 				}
 			}
 			if idx == split+1 && split >= 0 {
+				if mode == modeDropped {
+					barrier() // the connect was seen live before the drop
+				}
 				n := tr.Stats().Resyncs
 				srv.DropClients()
 				if err := srv.WaitClients(ctx, 1); err != nil {
@@ -440,7 +447,7 @@ func replayARI(t *testing.T, file string, mode replayMode, opts calls.Options) (
 			}
 		},
 		Skip: func(typ string, _ []byte) bool {
-			skip := idx <= split || mode == modeNoVarSet && typ == "ChannelVarset"
+			skip := idx <= split && mode == modeRestarted || mode == modeNoVarSet && typ == "ChannelVarset"
 			if !skip {
 				sent++
 			}
@@ -461,8 +468,8 @@ func replayARI(t *testing.T, file string, mode replayMode, opts calls.Options) (
 // /channels and GET /bridges, values read on demand).
 func TestPJSIPOverARI(t *testing.T) {
 	for _, c := range pjsipCases {
-		for _, mode := range []replayMode{modeLive, modeRestarted} {
-			if mode == modeRestarted && len(c.want) == 0 {
+		for _, mode := range []replayMode{modeLive, modeRestarted, modeDropped} {
+			if mode >= modeRestarted && len(c.want) == 0 {
 				continue
 			}
 			t.Run(c.file+"/"+mode.String(), func(t *testing.T) {
