@@ -898,7 +898,7 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 	c.CampaignType, _ = strconv.Atoi(t.lookup(cust, agent, varCampType, varCallTypeID))
 	c.RecordingFile = recordingFile(t.lookup(cust, agent, varCampRecFile, varRecFile), t.lookup(cust, agent, varMixMonitor))
 	// A queue call recovered by a resync has no AgentConnect HoldTime: the lazy reads
-	// look for QEHOLDTIME, else name the wait missing (roles.go).
+	// look for QEHOLDTIME, else name the wait missing (lazy.go).
 	waitUnknown := t.resyncing && !agent.hasHold && agent.role == roleAgent
 	switch {
 	case agent.hasHold:

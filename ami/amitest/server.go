@@ -2,7 +2,9 @@
 // tests, the demo and the load test. It speaks the protocol as Asterisk 22 does (banner
 // `Asterisk Call Manager/11.0.0`, CRLF, the same response texts as the recordings under
 // ../shared/testdata/ami), answers the actions oml-crm uses, streams recorded or
-// hand-written events byte for byte, and misbehaves on demand.
+// hand-written events byte for byte (ReplayWith's Track also keeps the recording's
+// channels live for the actions, as Asterisk holds them at each point), and misbehaves
+// on demand.
 //
 // Answered actions: Challenge (MD5), Login (plain or MD5 key; a bad login gets
 // `Response: Error` / `Message: Authentication failed` and the socket is closed, as

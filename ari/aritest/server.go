@@ -1,7 +1,9 @@
 // Package aritest is an in-process fake Asterisk ARI server on 127.0.0.1 for tests, demos and
 // load tests: the /ari/events websocket (fed by Send or by replaying a recorded .jsonl stream
-// byte for byte), the REST calls the daemon uses, served from settable state with Asterisk's
-// own error bodies, and misbehaviour on demand (drop the connection mid-stream, garbage,
+// byte for byte), the REST calls the daemon uses (channels, a channel, its variables —
+// case-sensitive names, as Asterisk's —, bridges and a bridge), served from settable state
+// or, with ReplayWith's Track, from the replayed recording as Asterisk holds it at each
+// point, with Asterisk's own error bodies, and misbehaviour on demand (drop the connection mid-stream, garbage,
 // oversize messages, unanswered pings, restart on the same port, changed credentials).
 package aritest
 
