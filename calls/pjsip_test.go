@@ -295,7 +295,7 @@ func TestPJSIPOverAMI(t *testing.T) {
 				if len(got) != len(c.want) {
 					t.Fatalf("%d Connected, want %d: %+v\nlog:\n%s", len(got), len(c.want), got, logs)
 				}
-				checkRecoveredWait(t, c.file, mode, got)
+				checkRecoveredWait(t, c.file, mode, got, logs)
 				for i := range got {
 					checkConnected(t, got[i], c.want[i])
 				}
@@ -477,7 +477,7 @@ func TestPJSIPOverARI(t *testing.T) {
 				if len(got) != len(c.want) {
 					t.Fatalf("%d Connected, want %d: %+v\nlog:\n%s", len(got), len(c.want), got, logs)
 				}
-				checkRecoveredWait(t, c.file, mode, got)
+				checkRecoveredWait(t, c.file, mode, got, logs)
 				for i := range got {
 					checkConnected(t, got[i], c.want[i])
 				}
@@ -573,10 +573,13 @@ func TestAgentNotInCatalog(t *testing.T) {
 // AgentConnect HoldTime (and these recordings have no QEHOLDTIME): its wait is named
 // missing, not made up. A click-to-call's wait is the call's age, as live. It clears
 // that entry so the rest of the connect is checked as usual.
-func checkRecoveredWait(t *testing.T, file string, mode replayMode, got []calls.Connected) {
+func checkRecoveredWait(t *testing.T, file string, mode replayMode, got []calls.Connected, logs string) {
 	t.Helper()
 	if mode != modeRestarted || len(got) == 0 {
 		return
+	}
+	if !strings.Contains(logs, `"connects":1,"message":"calls: resync: recovered connects made while the event stream was down"`) {
+		t.Errorf("the recovery is not logged:\n%s", logs)
 	}
 	queue := !strings.HasPrefix(file, "pjsip/c2c")
 	m := got[0].Missing

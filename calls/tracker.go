@@ -1109,7 +1109,13 @@ func (t *Tracker) ApplySnapshot(mark uint64, snapshot []SnapshotChannel) {
 		}
 	}
 	t.resyncing = true
-	defer func() { t.resyncing = false }()
+	recovered := t.varSets.connects
+	defer func() {
+		t.resyncing = false
+		if n := t.varSets.connects - recovered; n > 0 {
+			t.log.Info().Uint64("connects", n).Msg("calls: resync: recovered connects made while the event stream was down")
+		}
+	}()
 	for id, members := range byBridge {
 		// The application a channel runs tells caller from callee: Queue dials
 		// AppQueue members (agents); Dial dials AppDial channels.
