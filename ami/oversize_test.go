@@ -1,11 +1,15 @@
 package ami
 
 import (
+	"context"
 	"errors"
 	"io"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // TestReaderSkipsOversized: with MaxSkip, a message over a limit (one long line, too
@@ -83,5 +87,70 @@ func TestReaderSkipBounded(t *testing.T) {
 	var oe *OversizeError
 	if !errors.As(err, &le) || errors.As(err, &oe) {
 		t.Fatalf("err = %v, want a bare LimitError", err)
+	}
+}
+
+// TestClientOversizedReplyFailsOnlyItsAction: an action whose reply (a list item) breaks
+// the line limit fails with the OversizeError; the session goes on (the next action is
+// answered on the same connection, no reconnect).
+func TestClientOversizedReplyFailsOnlyItsAction(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer nc.Close()
+				_, _ = io.WriteString(nc, "Asterisk Call Manager/11.0.0\r\n")
+				rd := NewReader(nc, Limits{})
+				var m Message
+				for rd.ReadMessage(&m) == nil {
+					id := m.Get("ActionID")
+					var out string
+					switch m.Get("Action") {
+					case "Login":
+						out = "Response: Success\r\nActionID: " + id + "\r\nMessage: Authentication accepted\r\n\r\n"
+					case "Status":
+						out = "Response: Success\r\nActionID: " + id + "\r\nEventList: start\r\nMessage: Channel status will follow\r\n\r\n" +
+							"Event: Status\r\nPrivilege: Call\r\nChannel: PJSIP/1-1\r\nVariable: BLOB=" + strings.Repeat("b", 100<<10) + "\r\nActionID: " + id + "\r\n\r\n" +
+							"Event: StatusComplete\r\nActionID: " + id + "\r\nEventList: Complete\r\nListItems: 1\r\nItems: 1\r\n\r\n"
+					default:
+						out = "Response: Success\r\nActionID: " + id + "\r\nPing: Pong\r\n\r\n"
+					}
+					if _, err := io.WriteString(nc, out); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, Config{Address: ln.Addr().String(), Username: "u", Secret: "s", EventNames: []string{"Newchannel"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Status(ctx, "PJSIP/1-1", true)
+	var oe *OversizeError
+	if !errors.As(err, &oe) || oe.Event != "Status" {
+		t.Fatalf("Status: %v, want an OversizeError", err)
+	}
+	if err := c.Ping(ctx); err != nil {
+		t.Fatalf("Ping after the oversized reply: %v", err)
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Errorf("%d connections, want 1 (no reconnect)", n)
 	}
 }
