@@ -198,12 +198,16 @@ type Response struct {
 
 // Client is a running AMI session loop. Its methods are safe for concurrent use.
 type Client struct {
-	cfg      Config
-	log      zerolog.Logger
-	lim      Limits
-	wanted   map[string]struct{} // nil: all events
-	idPrefix string
-	seq      atomic.Uint64
+	cfg    Config
+	log    zerolog.Logger
+	lim    Limits
+	wanted map[string]struct{} // nil: all events
+
+	// oversized events skipped since skipLogged (the reading goroutine only)
+	skipped    int
+	skipLogged time.Time
+	idPrefix   string
+	seq        atomic.Uint64
 
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -655,7 +659,13 @@ func (c *Client) skipOversized(s *session, oe *OversizeError) bool {
 	_, wanted := c.wanted[oe.Event]
 	if c.wanted != nil && !wanted || c.cfg.SkipOversized != nil && c.cfg.SkipOversized(oe.Event, oe.Variable) {
 		c.cfg.Metrics.skippedOversized()
-		c.log.Warn().Err(oe).Msg("skipped an oversized AMI event the call tracker does not need (asterisk.ami.max_line / max_message); the session goes on")
+		// At most one line a minute: a dialplan loop can make every event oversized.
+		c.skipped++
+		if now := time.Now(); now.Sub(c.skipLogged) >= time.Minute {
+			c.log.Warn().Err(oe).Int("skipped", c.skipped).
+				Msg("skipped oversized AMI events the call tracker does not need (asterisk.ami.max_line / max_message); the session goes on")
+			c.skipLogged, c.skipped = now, 0
+		}
 		return true
 	}
 	c.log.Error().Err(oe).Msg("an AMI event the call tracker needs broke asterisk.ami.max_line / max_message: reconnecting (the resync recovers calls in progress)")
