@@ -195,7 +195,7 @@ type Tracker struct {
 	tomb     map[string]struct{} // channels hung up since Mark (nil: no resync under way)
 	resyncs  int
 	spelled  map[string]string // upper-case name → the dialplan's spelling (allvars.go)
-	varSets  varSetWatch       // readclass.go
+	varSets  varSetWatch       // diagnostics.go
 	// resyncing: ApplySnapshot is examining bridged pairs (connects are recovered ones)
 	resyncing bool
 
@@ -703,6 +703,7 @@ func (t *Tracker) flush(g *group) {
 			continue
 		}
 		t.m.connected.Inc()
+		t.logConnect(&p.c)
 		t.out.Connected(p.c)
 	}
 	if len(g.outbox) == 0 {

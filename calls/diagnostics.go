@@ -1,9 +1,6 @@
 package calls
 
-import (
-	"strings"
-	"time"
-)
+import "time"
 
 // noVarSetWarnEvery rate-limits the warning that no VarSet event ever arrived.
 const noVarSetWarnEvery = time.Hour
@@ -32,45 +29,13 @@ func (t *Tracker) checkVarSets(at time.Time) {
 		"the system class for Status/Getvar")
 }
 
-// unescapeAMI undoes the C escaping AMI applies to VarSet's Value (ast_escape_c:
-// backslash, quotes, '?' and control characters), so values arrive exactly as the
-// dialplan set them, as Getvar and ARI report them. Unknown sequences are kept.
-func unescapeAMI(s string) string {
-	i := strings.IndexByte(s, '\\')
-	if i < 0 {
-		return s
+// logConnect logs an emitted connect: at debug level always, at info level when some
+// values are still missing (named, so the dialplan or the catalog can be fixed).
+func (t *Tracker) logConnect(c *Connected) {
+	ev := t.log.Debug()
+	if len(c.Missing) > 0 {
+		ev = t.log.Info()
 	}
-	var b strings.Builder
-	b.Grow(len(s))
-	b.WriteString(s[:i])
-	for ; i < len(s); i++ {
-		c := s[i]
-		if c != '\\' || i+1 == len(s) {
-			b.WriteByte(c)
-			continue
-		}
-		i++
-		switch n := s[i]; n {
-		case '\\', '\'', '"', '?':
-			b.WriteByte(n)
-		case 'a':
-			b.WriteByte('\a')
-		case 'b':
-			b.WriteByte('\b')
-		case 'f':
-			b.WriteByte('\f')
-		case 'n':
-			b.WriteByte('\n')
-		case 'r':
-			b.WriteByte('\r')
-		case 't':
-			b.WriteByte('\t')
-		case 'v':
-			b.WriteByte('\v')
-		default:
-			b.WriteByte('\\')
-			b.WriteByte(n)
-		}
-	}
-	return b.String()
+	ev.Str("call_id", c.CallID).Int("campaign_id", c.CampaignID).Int("agent_id", c.AgentID).
+		Str("agent_channel", c.AgentChannel).Strs("missing", c.Missing).Msg("calls: connect")
 }
