@@ -98,6 +98,9 @@ const (
 	DefaultReconnectMax = 800 * time.Millisecond
 )
 
+// failedLogEvery spaces the connection failures logged above debug level.
+const failedLogEvery = 30 * time.Second
+
 // DefaultMaxSkip is Config.MaxSkip's default.
 const DefaultMaxSkip = 64 << 20
 
@@ -366,6 +369,7 @@ func (c *Client) setState(s State, err error) {
 func (c *Client) run(ctx context.Context) {
 	defer close(c.done)
 	failures := 0
+	var logged time.Time // last failed attempt logged above debug level
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			c.cfg.Metrics.reconnect()
@@ -378,10 +382,17 @@ func (c *Client) run(ctx context.Context) {
 			if time.Since(up) >= c.cfg.ReconnectMax {
 				failures = 0 // a long healthy session: reconnect fast
 			}
+			logged = time.Time{}
 		case c.closed(ctx):
 		default:
 			c.cfg.Metrics.sessionError(errorKind(err))
-			c.log.Error().Err(err).Int("attempt", attempt+1).Msg("cannot connect to Asterisk")
+			// Retries come every second at most: during an outage log the first failure
+			// and then one every failedLogEvery, the others at debug level.
+			ev := c.log.Debug()
+			if now := time.Now(); logged.IsZero() || now.Sub(logged) >= failedLogEvery {
+				ev, logged = c.log.Error(), now
+			}
+			ev.Err(err).Int("attempt", attempt+1).Msg("cannot connect to Asterisk")
 			if attempt == 0 {
 				c.reportInitialFailure(err)
 			}
@@ -391,8 +402,12 @@ func (c *Client) run(ctx context.Context) {
 			return
 		}
 		delay := backoff(failures, c.cfg.ReconnectMin, c.cfg.ReconnectMax)
+		ev := c.log.Debug()
+		if failures == 0 {
+			ev = c.log.Info()
+		}
 		failures++
-		c.log.Info().Dur("delay", delay).Msg("reconnecting to Asterisk")
+		ev.Dur("delay", delay).Msg("reconnecting to Asterisk")
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():

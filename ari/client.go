@@ -168,11 +168,15 @@ func (c *Client) setState(up bool, err error) {
 	}
 }
 
+// failedLogEvery spaces the failed connects logged above debug level.
+const failedLogEvery = 30 * time.Second
+
 // run owns the events loop: connect, read until the connection fails, wait, repeat.
 func (c *Client) run(ctx context.Context) {
 	defer close(c.done)
 	delay := c.cfg.MinBackoff
 	var buf bytes.Buffer
+	var logged time.Time // last failed connect logged above debug level
 	for {
 		start := time.Now()
 		wasUp, err := c.session(ctx, &buf)
@@ -190,11 +194,17 @@ func (c *Client) run(ctx context.Context) {
 		delay = min(delay*2, c.cfg.MaxBackoff)
 		c.setState(false, err)
 		if wasUp {
+			logged = time.Time{}
 			c.log.Warn().Err(err).Dur("connected_for", time.Since(start)).Dur("retry_in", wait).Msg("ARI events websocket lost; reconnecting")
 		} else {
-			ev := c.log.Warn()
-			if errors.Is(err, ErrUnauthorized) {
-				ev = c.log.Error() // a configuration problem: say it loudly
+			// Retries come every second at most: during an outage log the first failure
+			// and then one every failedLogEvery, the others at debug level.
+			ev := c.log.Debug()
+			if now := time.Now(); logged.IsZero() || now.Sub(logged) >= failedLogEvery {
+				ev, logged = c.log.Warn(), now
+				if errors.Is(err, ErrUnauthorized) {
+					ev = c.log.Error() // a configuration problem: say it loudly
+				}
 			}
 			ev.Err(err).Dur("retry_in", wait).Msg("ARI events websocket connect failed")
 		}
