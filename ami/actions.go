@@ -85,6 +85,26 @@ func (c *Client) Getvar(ctx context.Context, channel, variable string) (string, 
 	return resp.Get("Value"), nil
 }
 
+// Status lists channels with the Status action: one Status event per channel (every
+// channel when channel is ""). With allVariables each event carries one
+// `Variable: NAME=value` header per channel variable, under the name the dialplan set
+// (Getvar, unlike it, matches names case-sensitively). A missing channel is an
+// *ActionError with Message "No such channel".
+func (c *Client) Status(ctx context.Context, channel string, allVariables bool) ([]*Message, error) {
+	h := make([]Header, 0, 2)
+	if channel != "" {
+		h = append(h, Header{"Channel", channel})
+	}
+	if allVariables {
+		h = append(h, Header{"AllVariables", "true"})
+	}
+	resp, err := c.Action(ctx, "Status", h...)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Events, nil
+}
+
 // CoreShowChannels lists the live channels: one CoreShowChannel event per channel.
 func (c *Client) CoreShowChannels(ctx context.Context) ([]*Message, error) {
 	resp, err := c.Action(ctx, "CoreShowChannels")

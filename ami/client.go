@@ -9,7 +9,7 @@
 // `Asterisk Call Manager/x.y.z` banner, logs in (with the Events mask), reports
 // StateConnected through OnState, sends the configured Filter rules, and then reads
 // messages until the connection fails. It then reports StateDisconnected (with the cause),
-// waits an exponential backoff with jitter (100 ms … 10 s) and connects again, until the
+// waits an exponential backoff with jitter (100 ms … 800 ms) and connects again, until the
 // Dial context ends or Close is called. A failed first connection attempt is reported
 // through OnState(StateDisconnected, err) as well, so a consumer learns why nothing arrives;
 // later failed attempts are only logged. WaitConnected blocks until the session is up.
@@ -32,8 +32,11 @@
 //
 // # Failure
 //
-// A line longer than MaxLine, a message larger than MaxMessage or with more than
-// MaxHeaders headers, a bad banner, a failed login, a write error, and a stall (no data for
+// A message with a line longer than MaxLine, larger than MaxMessage or with more than
+// MaxHeaders headers is discarded whole (up to MaxSkip bytes) without losing the
+// session when nobody needs it: an event outside EventNames or one SkipOversized
+// accepts (counted in omlcrm_ami_oversized_skipped_total), or an action's reply (that
+// action fails). Any other such message, a bad banner, a failed login, a write error, and a stall (no data for
 // PingInterval, then no answer to a Ping within StallTimeout) all end the session, are
 // logged with the offending size or reason, and lead to a reconnect. Actions in flight fail
 // with an error wrapping ErrDisconnected; actions issued while disconnected fail at once
@@ -41,6 +44,7 @@
 package ami
 
 import (
+	"cmp"
 	"context"
 	"crypto/md5"
 	crand "crypto/rand"
@@ -60,7 +64,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/internal/backoff"
-	"github.com/omlcrm/oml-crm/internal/lograte"
 )
 
 // State is the client's connection state, reported through Config.OnState.
@@ -90,8 +93,17 @@ const (
 	DefaultStallTimeout   = 5 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultReconnectMin   = 100 * time.Millisecond
-	DefaultReconnectMax   = 10 * time.Second
+	// DefaultReconnectMax is short so the client is back within a second of Asterisk
+	// accepting logins again, however long it was down (a refused connect on loopback
+	// costs nothing; the jitter keeps daemons out of step).
+	DefaultReconnectMax = 800 * time.Millisecond
 )
+
+// failedLogEvery spaces the connection failures logged above debug level.
+const failedLogEvery = 30 * time.Second
+
+// DefaultMaxSkip is Config.MaxSkip's default.
+const DefaultMaxSkip = 64 << 20
 
 // maxPending bounds the actions awaiting a response on one session.
 const maxPending = 4096
@@ -129,11 +141,20 @@ type Config struct {
 	StallTimeout   time.Duration // wait for any data after that Ping before reconnecting (5 s)
 	ConnectTimeout time.Duration // TCP + TLS + banner + login (10 s)
 	ReconnectMin   time.Duration // first reconnect delay (100 ms); doubles per failure, with jitter
-	ReconnectMax   time.Duration // reconnect delay cap (10 s)
+	ReconnectMax   time.Duration // reconnect delay cap (800 ms)
 
 	MaxLine    int // longest line, without its line ending (64 KiB)
 	MaxMessage int // largest message (1 MiB)
 	MaxHeaders int // most headers per message (1024)
+	// MaxSkip bounds the bytes discarded to skip one message that breaks a limit (64 MiB;
+	// negative: never skip, every such message ends the session).
+	MaxSkip int64
+	// SkipOversized reports whether an event that broke a limit may be dropped without
+	// ending the session, given its name and, for VarSet, the variable (as far as they
+	// were readable; "" otherwise). Events outside EventNames are always dropped; an
+	// action's oversized reply fails that action only. Nil: every other oversized event
+	// ends the session (the reconnect's resync then recovers what it carried).
+	SkipOversized func(event, variable string) bool
 
 	Logger  zerolog.Logger // zero value: no logging
 	Metrics *Metrics       // nil: no metrics
@@ -183,11 +204,14 @@ type Response struct {
 type Client struct {
 	cfg      Config
 	log      zerolog.Logger
-	repeats  *lograte.Limiter // the same connect failure (a refused login) once a minute
 	lim      Limits
 	wanted   map[string]struct{} // nil: all events
 	idPrefix string
 	seq      atomic.Uint64
+
+	// oversized events skipped since skipLogged (the reading goroutine only)
+	skipped    int
+	skipLogged time.Time
 
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -242,8 +266,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg:      cfg,
 		log:      cfg.Logger.With().Str("component", "ami").Str("address", cfg.Address).Logger(),
-		repeats:  lograte.New(time.Minute, 16),
-		lim:      Limits{MaxLine: cfg.MaxLine, MaxMessage: cfg.MaxMessage, MaxHeaders: cfg.MaxHeaders}.withDefaults(),
+		lim:      Limits{MaxLine: cfg.MaxLine, MaxMessage: cfg.MaxMessage, MaxHeaders: cfg.MaxHeaders, MaxSkip: max(cmp.Or(cfg.MaxSkip, DefaultMaxSkip), 0)}.withDefaults(),
 		idPrefix: randomPrefix(),
 		done:     make(chan struct{}),
 		changed:  make(chan struct{}),
@@ -347,6 +370,8 @@ func (c *Client) setState(s State, err error) {
 func (c *Client) run(ctx context.Context) {
 	defer close(c.done)
 	retry := backoff.New(backoff.Policy{Min: c.cfg.ReconnectMin, Max: c.cfg.ReconnectMax})
+	var logged time.Time // last failed attempt logged above debug level
+	announced := false   // the reconnect after a healthy session was logged at info
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			c.cfg.Metrics.reconnect()
@@ -359,10 +384,17 @@ func (c *Client) run(ctx context.Context) {
 			if time.Since(up) >= c.cfg.ReconnectMax {
 				retry.Reset() // a long healthy session: reconnect fast
 			}
+			logged, announced = time.Time{}, false
 		case c.closed(ctx):
 		default:
 			c.cfg.Metrics.sessionError(errorKind(err))
-			c.repeats.Event(c.log.Error(), err.Error()).Err(err).Int("attempt", attempt+1).Msg("cannot connect to Asterisk")
+			// Retries come every second at most: during an outage log the first failure
+			// and then one every failedLogEvery, the others at debug level.
+			ev := c.log.Debug()
+			if now := time.Now(); logged.IsZero() || now.Sub(logged) >= failedLogEvery {
+				ev, logged = c.log.Error(), now
+			}
+			ev.Err(err).Int("attempt", attempt+1).Msg("cannot connect to Asterisk")
 			if attempt == 0 {
 				c.reportInitialFailure(err)
 			}
@@ -372,7 +404,11 @@ func (c *Client) run(ctx context.Context) {
 			return
 		}
 		delay := retry.Next()
-		c.repeats.Event(c.log.Info(), "reconnecting").Dur("retry_in_ms", delay).Msg("reconnecting to Asterisk")
+		ev := c.log.Debug()
+		if !announced {
+			ev, announced = c.log.Info(), true
+		}
+		ev.Dur("retry_in_ms", delay).Msg("reconnecting to Asterisk")
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -602,12 +638,61 @@ func (c *Client) readLoop(s *session) error {
 	for {
 		kept, err := s.rd.ReadMessageFiltered(&m, keep)
 		if err != nil {
+			var oe *OversizeError
+			if errors.As(err, &oe) && c.skipOversized(s, oe) {
+				continue
+			}
 			return err
 		}
 		if kept {
 			c.dispatch(s, &m, counters)
 		}
 	}
+}
+
+// skipOversized decides about a message the Reader discarded for breaking a limit:
+// true goes on with the session. An action's reply (or list item) fails that action;
+// an event nobody reads is counted and forgotten; any other event ends the session.
+func (c *Client) skipOversized(s *session, oe *OversizeError) bool {
+	if oe.ActionID != "" && (oe.Response || s.lists > 0) && c.failAction(s, oe.ActionID, oe) {
+		c.log.Warn().Err(oe).Msg("an action's reply broke asterisk.ami limits; that action failed, the session goes on")
+		return true
+	}
+	if oe.Response || oe.Event == "" {
+		return false
+	}
+	_, wanted := c.wanted[oe.Event]
+	if c.wanted != nil && !wanted || c.cfg.SkipOversized != nil && c.cfg.SkipOversized(oe.Event, oe.Variable) {
+		c.cfg.Metrics.skippedOversized()
+		// At most one line a minute: a dialplan loop can make every event oversized.
+		c.skipped++
+		if now := time.Now(); now.Sub(c.skipLogged) >= time.Minute {
+			c.log.Warn().Err(oe).Int("skipped", c.skipped).
+				Msg("skipped oversized AMI events the call tracker does not need (asterisk.ami.max_line / max_message); the session goes on")
+			c.skipLogged, c.skipped = now, 0
+		}
+		return true
+	}
+	c.log.Error().Err(oe).Msg("an AMI event the call tracker needs broke asterisk.ami.max_line / max_message: reconnecting (the resync recovers calls in progress)")
+	return false
+}
+
+// failAction ends a pending action with err; false if none is pending under id.
+func (c *Client) failAction(s *session, id string, err error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pending[id]
+	if p == nil {
+		return false
+	}
+	delete(s.pending, id)
+	if p.list != nil {
+		s.lists--
+	}
+	if !p.abandoned {
+		p.ch <- result{err: err}
+	}
+	return true
 }
 
 func (c *Client) dispatch(s *session, m *Message, counters *eventCounters) {

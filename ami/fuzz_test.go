@@ -111,3 +111,48 @@ func checkMessage(t *testing.T, m *Message) {
 		t.Fatalf("round trip changed the message:\n%q\n%q", m.Headers, again.Headers)
 	}
 }
+
+// FuzzSkipOversized: with MaxSkip, two Readers (one parsing every message, one skipping
+// every event) in different chunkings agree message by message, an over-limit message
+// included (both discard it whole and report it as an OversizeError), never panic, and
+// the messages they do return respect the limits.
+func FuzzSkipOversized(f *testing.F) {
+	for _, s := range []string{
+		"Event: VarSet\r\nVariable: X\r\nValue: " + strings.Repeat("v", 300) + "\r\n\r\nEvent: Hangup\r\n\r\n",
+		"Event: A\r\n" + strings.Repeat("K: v\r\n", 30) + "\r\nResponse: Success\r\nActionID: 1\r\n\r\n",
+		"Event: A\n" + strings.Repeat("x", 250) + "\r" + "\n\nEvent: B\n\n",
+	} {
+		f.Add([]byte(s))
+	}
+	lim := fuzzLimits
+	lim.MaxSkip = 4000
+	f.Fuzz(func(t *testing.T, data []byte) {
+		full := newReaderSize(&chunkReader{data: data, n: 7}, lim.withDefaults(), 0)
+		skip := newReaderSize(&chunkReader{data: data, n: 64}, lim.withDefaults(), 0)
+		var m, s Message
+		for i := 0; i < 10000; i++ {
+			errFull := full.ReadMessage(&m)
+			kept, errSkip := skip.ReadMessageFiltered(&s, func([]byte) bool { return false })
+			var oeFull, oeSkip *OversizeError
+			if errors.As(errFull, &oeFull) != errors.As(errSkip, &oeSkip) {
+				t.Fatalf("message %d: full read %v, skipping read %v", i, errFull, errSkip)
+			}
+			if oeFull != nil {
+				if oeFull.Skipped > lim.MaxSkip+int64(lim.MaxLine)+2 {
+					t.Fatalf("discarded %d bytes past MaxSkip", oeFull.Skipped)
+				}
+				continue
+			}
+			if errClass(errFull) != errClass(errSkip) {
+				t.Fatalf("message %d: full read %v, skipping read %v", i, errFull, errSkip)
+			}
+			if errFull != nil {
+				return
+			}
+			checkMessage(t, &m)
+			if kept && !reflect.DeepEqual(s.Headers, m.Headers) {
+				t.Fatalf("message %d: the two readers parsed %q and %q", i, m.Headers, s.Headers)
+			}
+		}
+	})
+}

@@ -16,6 +16,7 @@ type Metrics struct {
 	actions    *prometheus.HistogramVec // action round trips, by action and result
 	connected  prometheus.Gauge         // 1 while logged in
 	errors     *prometheus.CounterVec   // session ends, by kind
+	oversized  prometheus.Counter       // oversized events skipped, session kept
 }
 
 // maxEventLabels bounds the event-name label: names past it count as "other", so a peer
@@ -30,6 +31,7 @@ const maxEventLabels = 512
 //	omlcrm_ami_action_duration_seconds{action,result} action round trips; result is success, error, timeout or disconnected
 //	omlcrm_ami_connected                              1 while logged in to Asterisk
 //	omlcrm_ami_session_errors_total{kind}             sessions lost, by kind: limit, protocol, stall, login, io
+//	omlcrm_ami_oversized_skipped_total                events over the line/message limits skipped without losing the session
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -57,6 +59,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Namespace: "omlcrm", Subsystem: "ami", Name: "session_errors_total",
 			Help: "AMI sessions lost or refused, by kind (limit, protocol, stall, login, io).",
 		}, []string{"kind"}),
+		oversized: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "omlcrm", Subsystem: "ami", Name: "oversized_skipped_total",
+			Help: "AMI events over asterisk.ami.max_line / max_message that the call tracker does not need, skipped without losing the session.",
+		}),
 	}
 	for _, k := range []string{"limit", "protocol", "stall", "login", "io"} {
 		m.errors.WithLabelValues(k) // known kinds start at zero (errorKind)
@@ -64,7 +70,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.events, m.bytes, m.reconnects, m.actions, m.connected, m.errors} {
+	for _, c := range []prometheus.Collector{m.events, m.bytes, m.reconnects, m.actions, m.connected, m.errors, m.oversized} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
@@ -162,4 +168,10 @@ func labelSafe(name []byte) bool {
 		}
 	}
 	return true
+}
+
+func (m *Metrics) skippedOversized() {
+	if m != nil {
+		m.oversized.Inc()
+	}
 }

@@ -24,6 +24,11 @@ type Limits struct {
 	MaxLine    int // bytes in one line, its line ending excluded (default 64 KiB)
 	MaxMessage int // bytes in one message, line endings and the closing empty line included (default 1 MiB)
 	MaxHeaders int // header lines in one message (default 1024)
+	// MaxSkip, when positive, makes a message that breaks a limit non-fatal: the Reader
+	// discards it to its closing empty line (without keeping it; at most MaxSkip bytes
+	// in all, beyond which the LimitError stands) and returns an *OversizeError, the
+	// stream still in step. Zero: the LimitError ends the stream.
+	MaxSkip int64
 }
 
 func (l Limits) withDefaults() Limits {
@@ -56,6 +61,34 @@ func (e *LimitError) Error() string {
 	}
 	return fmt.Sprintf("ami: %s too long: at least %d%s, limit %d%s", e.What, e.Size, unit, e.Max, unit)
 }
+
+// OversizeError reports a message that broke a limit and was discarded whole
+// (Limits.MaxSkip): the stream is in step and the next message can be read. Event,
+// Variable and ActionID are those headers when they came before or after the offending
+// part in lines of a normal length ("" when unknown), so the caller can judge whether
+// losing the message matters.
+type OversizeError struct {
+	Limit    *LimitError
+	Response bool // the message was a response (first header `Response:`)
+	Event    string
+	Variable string
+	ActionID string
+	Skipped  int64 // bytes discarded, the message's lines before the offence included
+}
+
+func (e *OversizeError) Error() string {
+	what := "event " + strconv.Quote(e.Event)
+	if e.Response {
+		what = "response"
+	}
+	if e.Variable != "" {
+		what += " (variable " + strconv.Quote(e.Variable) + ")"
+	}
+	return fmt.Sprintf("ami: skipped an oversized %s of %d bytes: %v", what, e.Skipped, e.Limit)
+}
+
+// Unwrap returns the LimitError.
+func (e *OversizeError) Unwrap() error { return e.Limit }
 
 // ProtocolError reports bytes that are not the AMI protocol (for example a bad banner).
 type ProtocolError struct {
@@ -98,6 +131,8 @@ type Reader struct {
 	spans []span // headers of the message being read, as offsets into it
 	pend  []byte // bytes of the message being read that were moved out of buf to refill it
 	n     int64  // bytes read from rd
+
+	skipped [64]byte // name of the event being skipped (ReadMessageFiltered)
 }
 
 // span locates one header inside a message's bytes. k0 < 0 marks an `Output` header
@@ -202,6 +237,10 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool) (bool, error) {
 				if err == io.EOF && (size > 0 || r.w > r.r) {
 					err = io.ErrUnexpectedEOF
 				}
+				var le *LimitError
+				if errors.As(err, &le) { // an unfinished line past MaxLine
+					return false, r.oversize(start, size, le, false)
+				}
 				return false, err
 			}
 			continue
@@ -209,12 +248,12 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool) (bool, error) {
 		line := trimCR(r.buf[r.r : r.r+i])
 		r.r += i + 1
 		if len(line) > r.lim.MaxLine {
-			return false, &LimitError{What: "line", Size: len(line), Max: r.lim.MaxLine}
+			return false, r.oversize(start, size+i+1, &LimitError{What: "line", Size: len(line), Max: r.lim.MaxLine}, true)
 		}
 		off := size
 		size += i + 1
 		if size > r.lim.MaxMessage {
-			return false, &LimitError{What: "message", Size: size, Max: r.lim.MaxMessage}
+			return false, r.oversize(start, size, &LimitError{What: "message", Size: size, Max: r.lim.MaxMessage}, true)
 		}
 		if len(line) == 0 && !follows {
 			if off == 0 { // empty line between messages
@@ -224,7 +263,7 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool) (bool, error) {
 			break
 		}
 		if len(r.spans) == r.lim.MaxHeaders {
-			return false, &LimitError{What: "headers", Size: len(r.spans) + 1, Max: r.lim.MaxHeaders}
+			return false, r.oversize(start, size, &LimitError{What: "headers", Size: len(r.spans) + 1, Max: r.lim.MaxHeaders}, true)
 		}
 		if follows {
 			if r.followsLine(line, off) {
@@ -236,7 +275,15 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool) (bool, error) {
 		if len(r.spans) == 0 {
 			key, val := line[:sp.k1-sp.k0], line[sp.v0-int32(off):]
 			if keep != nil && equalFoldBytes(key, "Event") && !keep(val) {
-				return false, r.skipRest(size)
+				n := copy(r.skipped[:], val) // val's bytes may be overwritten while skipping
+				if err := r.skipRest(size); err != nil {
+					var le *LimitError
+					if errors.As(err, &le) && r.lim.MaxSkip > 0 {
+						return false, r.discard(&OversizeError{Limit: le, Event: string(r.skipped[:n])}, false)
+					}
+					return false, err
+				}
+				return false, nil
 			}
 			follows = equalFoldBytes(key, "Response") && equalFoldBytes(val, "Follows")
 		}
@@ -262,6 +309,124 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool) (bool, error) {
 		m.Headers = append(m.Headers, Header{Key: key, Value: s[sp.v0:sp.v1]})
 	}
 	return true, nil
+}
+
+// oversize handles a message that broke a limit: without MaxSkip, le; otherwise the
+// headers read so far are looked at (the bytes before r.r from start, plus pend), the
+// rest of the message is discarded and an *OversizeError returned. atLineStart says
+// whether r.r is at the start of a line (false: inside the over-long line). size is the
+// message's bytes consumed so far.
+func (r *Reader) oversize(start, size int, le *LimitError, atLineStart bool) error {
+	if r.lim.MaxSkip <= 0 {
+		return le
+	}
+	oe := &OversizeError{Limit: le, Skipped: int64(size)}
+	msg := r.pend
+	if start <= r.r {
+		msg = append(msg, r.buf[start:r.r]...)
+	}
+	for i, sp := range r.spans {
+		if sp.k0 < 0 || int(sp.v1) > len(msg) {
+			continue
+		}
+		r.note(oe, msg[sp.k0:sp.k1], msg[sp.v0:sp.v1], i == 0)
+	}
+	r.pend = r.pend[:0]
+	r.spans = r.spans[:0]
+	return r.discard(oe, !atLineStart)
+}
+
+// note records the headers of a discarded message that say what it was.
+func (r *Reader) note(oe *OversizeError, key, val []byte, first bool) {
+	switch {
+	case first && equalFoldBytes(key, "Response"):
+		oe.Response = true
+	case equalFoldBytes(key, "Event") && oe.Event == "":
+		oe.Event = string(val)
+	case equalFoldBytes(key, "Variable") && oe.Variable == "":
+		oe.Variable = string(val)
+	case equalFoldBytes(key, "ActionID") && oe.ActionID == "":
+		oe.ActionID = string(val)
+	}
+}
+
+// discard reads and drops the rest of a message up to its closing empty line, noting
+// the headers of its normal-length lines, at most MaxSkip bytes in all. inLine: r.r is
+// inside a line (its start already consumed or over-long).
+func (r *Reader) discard(oe *OversizeError, inLine bool) error {
+	lineLen := 0 // bytes of the current line seen so far, CR excluded
+	if inLine {
+		lineLen = 1 // not an empty line, whatever follows
+	}
+	for {
+		if oe.Skipped > r.lim.MaxSkip {
+			return oe.Limit
+		}
+		i := bytes.IndexByte(r.buf[r.r:r.w], '\n')
+		if i < 0 {
+			n := r.w - r.r
+			if n > 0 && r.buf[r.w-1] == '\r' {
+				n-- // keep a CR that may end an empty line
+			}
+			lineLen += n
+			oe.Skipped += int64(n)
+			r.r += n
+			copy(r.buf, r.buf[r.r:r.w])
+			r.w -= r.r
+			r.r = 0
+			if err := r.fill(); err != nil {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return err
+			}
+			continue
+		}
+		line := trimCR(r.buf[r.r : r.r+i])
+		if lineLen == 0 && len(line) == 0 {
+			r.r += i + 1
+			oe.Skipped += int64(i + 1)
+			return oe
+		}
+		if lineLen == 0 {
+			if c := bytes.IndexByte(line, ':'); c > 0 {
+				v := line[c+1:]
+				if len(v) > 0 && v[0] == ' ' {
+					v = v[1:]
+				}
+				r.note(oe, line[:c], v, false)
+			}
+		}
+		r.r += i + 1
+		oe.Skipped += int64(i + 1)
+		lineLen = 0
+	}
+}
+
+// fill reads more data into buf after discard emptied it.
+func (r *Reader) fill() error {
+	if r.err != nil {
+		return r.err
+	}
+	for range 100 {
+		n, err := r.rd.Read(r.buf[r.w:])
+		if n < 0 || n > len(r.buf)-r.w {
+			return errors.New("ami: the source returned an invalid byte count")
+		}
+		r.w += n
+		r.n += int64(n)
+		if err != nil {
+			r.err = err
+			if n > 0 {
+				return nil
+			}
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return errNoProgress
 }
 
 // followsLine handles one line of a legacy `Response: Follows` command response: headers

@@ -12,14 +12,15 @@ import (
 	"github.com/omlcrm/oml-crm/internal/logtest"
 )
 
-// Asterisk refusing the login is logged once a minute, not at every reconnect attempt.
+// Asterisk refusing the login is logged once (then every failedLogEvery), not at every
+// reconnect attempt; the other attempts are at debug level.
 func TestRefusedLoginIsNotLoggedAtEveryAttempt(t *testing.T) {
 	srv := amitest.NewServer(t)
 	var logs logtest.Buffer
 	h := newHarness(t, srv, func(c *ami.Config) {
 		c.Secret = "wrong"
 		c.ReconnectMin, c.ReconnectMax = time.Millisecond, 5*time.Millisecond
-		c.Logger = zerolog.New(&logs)
+		c.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel) // the rest go to debug
 	})
 	ctx := h.ctx()
 	for countActions(srv, "Login") < 6 && ctx.Err() == nil {

@@ -25,14 +25,12 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/internal/backoff"
-	"github.com/omlcrm/oml-crm/internal/lograte"
 )
 
 // Client is a connection to one Asterisk's ARI. Its methods are safe for concurrent use.
 type Client struct {
 	cfg     Config
 	log     zerolog.Logger
-	repeats *lograte.Limiter // the same connect failure (refused credentials) once a minute
 	base    *url.URL
 	http    *http.Client
 	ownHTTP bool
@@ -65,7 +63,6 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c := &Client{
 		cfg:     cfg,
 		log:     cfg.Logger.With().Str("component", "ari").Str("app", cfg.App).Logger(),
-		repeats: lograte.New(time.Minute, 16),
 		base:    base,
 		http:    cfg.HTTPClient,
 		metrics: cfg.Metrics,
@@ -172,11 +169,15 @@ func (c *Client) setState(up bool, err error) {
 	}
 }
 
+// failedLogEvery spaces the failed connects logged above debug level.
+const failedLogEvery = 30 * time.Second
+
 // run owns the events loop: connect, read until the connection fails, wait, repeat.
 func (c *Client) run(ctx context.Context) {
 	defer close(c.done)
 	retry := backoff.New(backoff.Policy{Min: c.cfg.MinBackoff, Max: c.cfg.MaxBackoff})
 	var buf bytes.Buffer
+	var logged time.Time // last failed connect logged above debug level
 	for {
 		start := time.Now()
 		wasUp, err := c.session(ctx, &buf)
@@ -192,13 +193,18 @@ func (c *Client) run(ctx context.Context) {
 		wait := retry.Next()
 		c.setState(false, err)
 		if wasUp {
+			logged = time.Time{}
 			c.log.Warn().Err(err).Dur("connected_for_ms", time.Since(start)).Dur("retry_in_ms", wait).Msg("ARI events websocket lost; reconnecting")
 		} else {
-			ev := c.log.Warn()
-			if errors.Is(err, ErrUnauthorized) {
-				ev = c.log.Error() // a configuration problem: say it loudly
+			// Retries come every second at most: during an outage log the first failure
+			// and then one every failedLogEvery, the others at debug level.
+			ev := c.log.Debug()
+			if now := time.Now(); logged.IsZero() || now.Sub(logged) >= failedLogEvery {
+				ev, logged = c.log.Warn(), now
+				if errors.Is(err, ErrUnauthorized) {
+					ev = c.log.Error() // a configuration problem: say it loudly
+				}
 			}
-			ev = c.repeats.Event(ev, err.Error())
 			ev.Err(err).Dur("retry_in_ms", wait).Msg("ARI events websocket connect failed")
 		}
 		c.metrics.reconnect()

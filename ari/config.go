@@ -19,7 +19,9 @@ const (
 	DefaultPingInterval   = 5 * time.Second
 	DefaultStallTimeout   = 5 * time.Second
 	DefaultMinBackoff     = 100 * time.Millisecond
-	DefaultMaxBackoff     = 10 * time.Second
+	// DefaultMaxBackoff is short so the client is back within a second of Asterisk
+	// accepting connections again, however long it was down.
+	DefaultMaxBackoff = 800 * time.Millisecond
 )
 
 // Config configures a Client. URL, App and credentials are required.
@@ -71,7 +73,7 @@ type Config struct {
 	// connection stalled and it is re-established (default 5 s).
 	StallTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the reconnect delay, which doubles per failed attempt
-	// with jitter (defaults 100 ms and 10 s).
+	// with jitter (defaults 100 ms and 800 ms).
 	MinBackoff, MaxBackoff time.Duration
 
 	// HTTPClient is used for REST and the websocket handshake; nil uses a private client.

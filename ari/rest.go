@@ -51,6 +51,17 @@ func (c *Client) Bridge(ctx context.Context, bridgeID string) (*Bridge, error) {
 	return &b, nil
 }
 
+// Bridges lists the bridges (GET /ari/bridges), each with the ids of its channels: the
+// membership a resynchronisation needs to recover connects made while the events
+// websocket was down.
+func (c *Client) Bridges(ctx context.Context) ([]Bridge, error) {
+	var out []Bridge
+	if err := c.get(ctx, "/bridges", "/bridges", nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // Variable returns a channel variable or dialplan function value
 // (GET /ari/channels/{id}/variable?variable=name), e.g. "OMLCAMPID" or
 // "PJSIP_HEADER(read,Omlcrmticket)". A variable that is not set gives an error matching

@@ -72,11 +72,32 @@ counted (omlcrm_calls_evicted_channels_total): its hangup was missed.
 After a reconnect, Resync lists the live channels: channels gone meanwhile hang up (their
 calls end), new ones are added and bridged pairs re-examined, so a connect made while the
 stream was down is emitted (AMI: CoreShowChannel says which bridge each channel is in and
-which application it runs, Queue/AppQueue, Dial/AppDial) and one already emitted is not.
-Channels created, or hung up, after the listing started are left as the events say. ARI's
-channel list does not say which bridge a channel is in: a connect made entirely while the
-ARI websocket was down is not recovered (nothing is emitted twice either). A resync at
-daemon start emits the connects already in progress (downstream deduplicates by
-call + agent + site).
+which application it runs, Queue/AppQueue, Dial/AppDial; ARI: GET /bridges lists each
+bridge's channels, GET /channels their applications) and one already emitted is not.
+Channels created, or hung up, after the listing started are left as the events say. A
+resync at daemon start emits the connects already in progress (downstream deduplicates by
+call + agent + site). A recovered connect's values come from the lazy reads like a late
+variable's; its wait is measured from the channels' creation, and a queue call's hold
+time, only reported in AgentConnect, is read from QEHOLDTIME or named in Missing.
+
+# Reading variables on demand
+
+Asterisk's Getvar and ARI's variable endpoint match names case-sensitively. With a
+ChannelVarReader (AMIVarReader over a client with Status) the lazy reads get every
+variable of a channel at once under its real name and match case-insensitively, as the
+live path does; otherwise they try the spellings the dialplan was seen to use, upper
+case and the usual capitalisations. AMI's VarSet shows values C-escaped; HandleAMI
+unescapes them, so every path gives the value as set. Over AMI a connect seen while no
+VarSet ever arrived is warned about (the manager user lacks the dialplan read class).
+
+# Roles that need a read
+
+When neither channel of a bridged pair is marked as the agent's and the campaign type is
+unknown (no VarSet seen, or a connect recovered by a resync), the dialed channel is
+taken for the agent's and the lazy reads check the type first: for a manual or preview
+call they swap the roles back and register the real identity, dropping the connect if it
+was already emitted under it. A pair whose customer side is half of a Local channel
+pair is looked through: the other half bridged with an agent is an attended transfer's
+consultation (not a connect); bridged with someone else, that channel is the customer.
 */
 package calls

@@ -81,3 +81,9 @@ func (s *emittedSet) expire(now time.Time) {
 		s.head = 0
 	}
 }
+
+// wasAgent reports whether agentChan was emitted as the agent of call callID.
+func (s *emittedSet) wasAgent(callID, agentChan string) bool {
+	_, ok := s.keys[callID+"\x00c"+agentChan]
+	return ok
+}

@@ -83,4 +83,7 @@ type SnapshotChannel struct {
 	// Stasis...): it tells the caller from the callee of a bridged pair.
 	App  string
 	Vars []Var
+	// Created is when Asterisk created the channel, when the source says (AMI: now less
+	// CoreShowChannel's Duration; ARI: creationtime); zero: unknown.
+	Created time.Time
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"sync"
+	"time"
 )
 
 // lazyJob completes one Connected whose variables were not all known at connect time.
@@ -23,6 +24,11 @@ type lazyJob struct {
 	fetchedCall string   // call id read lazily
 
 	wantVars, wantAgent bool
+
+	waitRead bool      // a recovered queue call: CallWaitDuration from QEHOLDTIME or missing
+	guessed  bool      // roles were guessed: the campaign type was unknown (roles.go)
+	swapped  bool      // checkRoles swapped them
+	at       time.Time // of the connect
 }
 
 // plan decides what the job has to read.
@@ -37,6 +43,9 @@ func (j *lazyJob) plan() {
 	}
 	if c.AgentID == 0 && j.ext != "" && j.t.resolver != nil {
 		j.wantAgent = true
+	}
+	if (j.guessed || j.waitRead) && j.t.vars != nil {
+		j.wantVars = true
 	}
 }
 
@@ -72,31 +81,57 @@ func (j *lazyJob) run(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, j.t.lazyTimeout)
 	defer cancel()
 	c := &j.p.c
+	all := j.allVars(ctx)
+	var spelled string // the name under which get found its value
 	get := func(ch ChannelRef, names ...string) string {
-		for _, n := range names {
-			if ctx.Err() != nil {
-				return ""
-			}
-			j.t.m.lazyReads.Inc()
-			v, err := j.t.vars.Getvar(ctx, ch, n)
-			if err != nil {
-				if !errors.Is(err, context.Canceled) {
-					j.t.m.lazyErrors.Inc()
+		if vars, ok := all(ch); ok {
+			// Every variable of the channel under its real name: match like the
+			// live path does, case-insensitively.
+			for _, n := range names {
+				if v, real := findVar(vars, n); v != "" {
+					spelled = real
+					return v
 				}
-				continue
 			}
-			if v != "" {
-				return v
+			return ""
+		}
+		for _, n := range names {
+			for _, spelling := range j.t.spellings(n) {
+				if ctx.Err() != nil {
+					return ""
+				}
+				j.t.m.lazyReads.Inc()
+				v, err := j.t.vars.Getvar(ctx, ch, spelling)
+				if err != nil {
+					if !errors.Is(err, context.Canceled) {
+						j.t.m.lazyErrors.Inc()
+					}
+					continue
+				}
+				if v != "" {
+					spelled = spelling
+					return v
+				}
 			}
 		}
 		return ""
+	}
+	if j.guessed && j.t.vars != nil {
+		j.swapped = j.checkRoles(ctx, get)
 	}
 	if j.wantVars {
 		if !j.callIDOK {
 			j.fetchedCall = get(j.cust, varCallID, varUniqueID)
 		}
 		if c.CampaignID == 0 {
-			c.CampaignID, _ = strconv.Atoi(get(j.cust, varCampID))
+			camp := get(j.cust, varCampTransfer) // a campaign transfer wins, as on the live path
+			if camp == "" {
+				camp = get(j.agent, varCampTransfer)
+			}
+			if camp == "" {
+				camp = get(j.cust, varCampID)
+			}
+			c.CampaignID, _ = strconv.Atoi(camp)
 		}
 		if c.CampaignType == 0 {
 			c.CampaignType, _ = strconv.Atoi(get(j.cust, varCampType, varCallTypeID))
@@ -116,16 +151,27 @@ func (j *lazyJob) run(ctx context.Context) {
 		if j.custom == "" {
 			j.custom = get(j.cust, varCustomVarList)
 		}
+		if j.waitRead {
+			hold := get(j.cust, varQueueHold)
+			if hold == "" {
+				hold = get(j.agent, varQueueHold)
+			}
+			if n, err := strconv.Atoi(hold); err == nil && n >= 0 {
+				c.CallWaitDuration, j.waitRead = time.Duration(n)*time.Second, false
+			}
+		}
+		j.addDialplan(all)
 		for _, n := range j.missingDialplan() {
 			if v := get(j.cust, n); v != "" {
 				if c.Dialplan == nil {
 					c.Dialplan = make(map[string]string)
 				}
-				c.Dialplan[n] = v
+				c.Dialplan[spelled] = v // the dialplan's spelling, as a live connect has it
 			}
 		}
 	}
 	if j.wantAgent && c.AgentID == 0 {
+		var resolveErr error
 		if j.t.vars != nil {
 			c.AgentID, _ = strconv.Atoi(get(j.agent, varAgentID))
 		}
@@ -134,11 +180,19 @@ func (j *lazyJob) run(ctx context.Context) {
 			id, err := j.t.resolver.AgentByExtension(ctx, j.ext)
 			if err != nil {
 				j.t.m.lazyErrors.Inc()
-				j.t.log.Warn().Err(err).Str("extension", j.ext).Str("channel", j.agent.Name).
-					Msg("calls: resolving the agent of a connect by its extension")
+				resolveErr = err
 			} else if id > 0 {
 				c.AgentID = id
 			}
+		}
+		if c.AgentID == 0 && ctx.Err() == nil {
+			// AMI and ARI must agree on a call: say why this one has no agent (over ARI
+			// there is never a queue MemberName to take the agent id from).
+			j.t.log.Warn().Str("call_id", c.CallID).Str("channel", j.agent.Name).Str("extension", j.ext).
+				AnErr("resolve_error", resolveErr).
+				Msg("calls: the agent of a connect is unknown: no OMLAGENTID on the agent's channel, no queue MemberName " +
+					"holding an agent id (ARI never carries one) and no catalog agent with that SIP extension; set OMLAGENTID " +
+					"on the agent leg (queue pre-dial handler) or the agent's SIP extension in OMniLeads")
 		}
 	}
 	j.t.mu.Lock()
@@ -154,6 +208,9 @@ func (j *lazyJob) completeLocked() {
 		if g := j.p.grp; !g.callIDFromVar {
 			j.t.setCallID(g, j.fetchedCall)
 		}
+	}
+	if j.swapped {
+		j.dedupeSwapped()
 	}
 	j.finish()
 	j.p.ready = true
@@ -184,6 +241,9 @@ func (j *lazyJob) finish() {
 	}
 	if c.RecordingFile == "" && !j.recOff {
 		miss = append(miss, FieldRecordingFile)
+	}
+	if j.waitRead {
+		miss = append(miss, FieldCallWaitDuration)
 	}
 	for _, n := range j.missingDialplan() {
 		miss = append(miss, FieldDialplanPrefix+n)

@@ -10,6 +10,7 @@ type metrics struct {
 	events, connected, ended, evicted          prometheus.Counter
 	lazyJobs, lazyDropped, lazyReads, resolves prometheus.Counter
 	lazyErrors, resyncs, resyncErrors          prometheus.Counter
+	noVarSets                                  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, t *Tracker) (*metrics, error) {
@@ -28,6 +29,7 @@ func newMetrics(reg prometheus.Registerer, t *Tracker) (*metrics, error) {
 		lazyErrors:   c("lazy_errors_total", "Failed lazy variable reads and agent lookups."),
 		resyncs:      c("resyncs_total", "Resynchronisations with the live channel list."),
 		resyncErrors: c("resync_errors_total", "Failed live channel listings."),
+		noVarSets:    c("no_varset_warnings_total", "Warnings that calls connect over AMI while no VarSet event ever arrived (no dialplan read class)."),
 	}
 	if reg == nil {
 		return m, nil
@@ -36,7 +38,7 @@ func newMetrics(reg prometheus.Registerer, t *Tracker) (*metrics, error) {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "omlcrm", Subsystem: "calls", Name: name, Help: help},
 			func() float64 { return float64(f(t.Stats())) })
 	}
-	cs := []prometheus.Collector{m.events, m.connected, m.ended, m.evicted, m.lazyJobs, m.lazyDropped, m.lazyReads, m.resolves, m.lazyErrors, m.resyncs, m.resyncErrors,
+	cs := []prometheus.Collector{m.events, m.connected, m.ended, m.evicted, m.lazyJobs, m.lazyDropped, m.lazyReads, m.resolves, m.lazyErrors, m.resyncs, m.resyncErrors, m.noVarSets,
 		gauge("channels", "Channels tracked.", func(s Stats) int { return s.Channels }),
 		gauge("in_progress", "Calls in progress.", func(s Stats) int { return s.Calls }),
 		gauge("pending_connects", "Connects waiting for lazy reads.", func(s Stats) int { return s.Pending }),

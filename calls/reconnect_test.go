@@ -104,6 +104,19 @@ func TestReconnectMidCall(t *testing.T) {
 				all = append(all, b)
 			}
 			waitFor(t, "every call's Ended", func() bool { _, e := rec.counts(); return e == len(all) })
+			if withB {
+				// b's queue hold time was only in the AgentConnect missed while down.
+				rec.mu.Lock()
+				for i := range rec.connected {
+					if c := &rec.connected[i]; c.CallID == b.CallID {
+						if len(c.Missing) != 1 || c.Missing[0] != calls.FieldCallWaitDuration {
+							t.Errorf("recovered connect of b: Missing %v, want [CallWaitDuration]", c.Missing)
+						}
+						c.Missing = nil
+					}
+				}
+				rec.mu.Unlock()
+			}
 			checkSim(t, rec, all...)
 			if s := trk.Stats(); s.Channels != 0 || s.Calls != 0 || s.Bridges != 0 {
 				t.Errorf("state left: %+v", s)

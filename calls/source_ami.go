@@ -2,6 +2,8 @@ package calls
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +18,11 @@ func (t *Tracker) HandleAMI(m *ami.Message) {
 	t.mu.Lock()
 	ev := &t.amiScratch
 	if t.eventFromAMI(m, ev) {
+		n := t.varSets.connects
 		t.handleLocked(ev)
+		if t.varSets.connects != n {
+			t.checkVarSets(ev.At)
+		}
 	}
 	ev.Vars, ev.PeerVars = ev.Vars[:0], ev.PeerVars[:0]
 	t.mu.Unlock()
@@ -29,6 +35,7 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 	case "Newchannel":
 		kind = KindChannel
 	case "VarSet":
+		t.varSets.seen = true
 		name, _ := stripInherit(headerValue(m, "Variable"))
 		if !t.interesting(name) {
 			return false // most VarSets (LOCAL(ARGn), BRIDGEPEER...) stop here
@@ -95,6 +102,9 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 		}
 	}
 	ev.Vars, ev.PeerVars = vars, peerVars
+	if kind == KindVar {
+		ev.Value = unescapeAMI(ev.Value) // VarSet's Value is C-escaped; Getvar's and ARI's are not
+	}
 	if kind == KindDialAnswer && ev.Channel.ID == "" {
 		return false // the Originate's own dial (no Channel): not a connect
 	}
@@ -115,6 +125,21 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 	}
 	if cause != "" {
 		ev.Cause, _ = strconv.Atoi(cause)
+	}
+	return true
+}
+
+// SkipOversizedAMI reports whether an AMI event too large for the client's limits can
+// be dropped without losing anything the tracker needs (ami.Config.SkipOversized): any
+// event HandleAMI ignores, and a VarSet of a variable it does not keep. A VarSet whose
+// variable could not be read is not droppable. It is safe for concurrent use.
+func (t *Tracker) SkipOversizedAMI(event, variable string) bool {
+	switch event {
+	case "Newchannel", "DialEnd", "AgentConnect", "BridgeEnter", "BridgeLeave", "Hangup":
+		return false
+	case "VarSet":
+		name, _ := stripInherit(variable)
+		return name != "" && !t.interesting(name)
 	}
 	return true
 }
@@ -164,6 +189,7 @@ func parseAMITimestamp(s string) time.Time {
 // SnapshotFromAMI turns a CoreShowChannels reply (the CoreShowChannel events; other
 // messages are skipped) into a Resync snapshot.
 func SnapshotFromAMI(list []*ami.Message) []SnapshotChannel {
+	now := time.Now()
 	out := make([]SnapshotChannel, 0, len(list))
 	for _, m := range list {
 		if m.Event() != "CoreShowChannel" {
@@ -173,6 +199,9 @@ func SnapshotFromAMI(list []*ami.Message) []SnapshotChannel {
 			ChannelRef: ChannelRef{ID: m.Get("Uniqueid"), Name: m.Get("Channel"), LinkedID: m.Get("Linkedid")},
 			Bridge:     m.Get("BridgeId"),
 			App:        m.Get("Application"),
+		}
+		if d, ok := parseHMS(m.Get("Duration")); ok {
+			s.Created = now.Add(-d)
 		}
 		for _, h := range m.Headers {
 			if strings.HasPrefix(h.Key, "ChanVariable") {
@@ -186,18 +215,79 @@ func SnapshotFromAMI(list []*ami.Message) []SnapshotChannel {
 	return out
 }
 
+// parseHMS parses CoreShowChannel's Duration ("01:02:03").
+func parseHMS(v string) (time.Duration, bool) {
+	h, rest, ok1 := strings.Cut(v, ":")
+	m, sec, ok2 := strings.Cut(rest, ":")
+	if !ok1 || !ok2 {
+		return 0, false
+	}
+	var n [3]int
+	for i, part := range [...]string{h, m, sec} {
+		x, err := strconv.Atoi(part)
+		if err != nil || x < 0 {
+			return 0, false
+		}
+		n[i] = x
+	}
+	return time.Duration(n[0])*time.Hour + time.Duration(n[1])*time.Minute + time.Duration(n[2])*time.Second, true
+}
+
 // AMIGetvar is what AMIVarReader needs of an AMI client (*ami.Client has it).
 type AMIGetvar interface {
 	Getvar(ctx context.Context, channel, variable string) (string, error)
 }
 
 // AMIVarReader reads variables lazily with the AMI Getvar action (by channel name).
-func AMIVarReader(c AMIGetvar) VarReader { return amiVars{c} }
+// When c also has Status (AMIStatuser), the reader is a ChannelVarReader: variables are
+// then matched case-insensitively, whatever the dialplan's spelling.
+func AMIVarReader(c AMIGetvar) VarReader {
+	if s, ok := c.(AMIStatuser); ok {
+		return amiStatusVars{amiVars{c}, s}
+	}
+	return amiVars{c}
+}
 
 type amiVars struct{ c AMIGetvar }
 
 func (a amiVars) Getvar(ctx context.Context, ch ChannelRef, name string) (string, error) {
 	return a.c.Getvar(ctx, ch.Name, name)
+}
+
+// AMIStatuser is what the AMI reader needs to read every variable of a channel at once
+// (*ami.Client has it). With it, AMIVarReader returns a ChannelVarReader.
+type AMIStatuser interface {
+	Status(ctx context.Context, channel string, allVariables bool) ([]*ami.Message, error)
+}
+
+type amiStatusVars struct {
+	amiVars
+	s AMIStatuser
+}
+
+// ChannelVars reads the channel's variables with Status / AllVariables: one
+// `Variable: NAME=value` header each, under the name the dialplan set.
+func (a amiStatusVars) ChannelVars(ctx context.Context, ch ChannelRef) ([]Var, error) {
+	if ch.Name == "" {
+		return nil, errors.New("calls: reading a channel's variables with Status: the channel has no name")
+	}
+	list, err := a.s.Status(ctx, ch.Name, true)
+	if err != nil {
+		return nil, err
+	}
+	var vars []Var
+	for _, m := range list {
+		if m.Event() != "Status" || m.Get("Channel") != ch.Name {
+			continue
+		}
+		for _, h := range m.Headers {
+			if h.Key == "Variable" {
+				vars = appendVar(vars, h.Value)
+			}
+		}
+		return vars, nil
+	}
+	return nil, fmt.Errorf("calls: Status listed no channel %s", ch.Name)
 }
 
 // AMIChannelLister is what AMILister needs of an AMI client (*ami.Client has it).

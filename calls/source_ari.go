@@ -2,6 +2,7 @@ package calls
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/omlcrm/oml-crm/ari"
 )
@@ -102,15 +103,24 @@ func (t *Tracker) eventFromARI(e ari.Event, ev *Event) bool {
 	return true
 }
 
-// SnapshotFromARI turns GET /ari/channels into a Resync snapshot. ARI channels do not
-// say which bridge they are in, so a connect made entirely while the websocket was down
-// is not rebuilt from an ARI snapshot (channels that hung up meanwhile still end their
-// calls, and connects already emitted are still never repeated).
-func SnapshotFromARI(chs []ari.Channel) []SnapshotChannel {
+// SnapshotFromARI turns GET /ari/channels and GET /ari/bridges into a Resync snapshot:
+// ARI channels do not say which bridge they are in, the bridges list their channels. With
+// the bridges, a connect made entirely while the websocket was down is rebuilt (and one
+// already emitted is not repeated); without them (nil) only hangups are reconciled.
+func SnapshotFromARI(chs []ari.Channel, bridges []ari.Bridge) []SnapshotChannel {
+	in := make(map[string]string)
+	for i := range bridges {
+		for _, id := range bridges[i].Channels {
+			in[id] = bridges[i].ID
+		}
+	}
 	out := make([]SnapshotChannel, 0, len(chs))
 	for i := range chs {
 		c := &chs[i]
-		s := SnapshotChannel{ChannelRef: ariRef(c), App: c.Dialplan.AppName}
+		s := SnapshotChannel{ChannelRef: ariRef(c), App: c.Dialplan.AppName, Bridge: in[c.ID]}
+		if at, err := c.Created(); err == nil {
+			s.Created = at
+		}
 		s.Vars = appendVarMap(nil, c.ChannelVars)
 		out = append(out, s)
 	}
@@ -136,13 +146,29 @@ type ARIChannelLister interface {
 	Channels(ctx context.Context) ([]ari.Channel, error)
 }
 
-// ARILister lists live channels with GET /ari/channels.
+// ARIBridgeLister is what ARILister needs of an ARI client to recover connects made
+// while the websocket was down (*ari.Client has it).
+type ARIBridgeLister interface {
+	Bridges(ctx context.Context) ([]ari.Bridge, error)
+}
+
+// ARILister lists live channels with GET /ari/channels and, when c is also an
+// ARIBridgeLister, their bridges with GET /ari/bridges (listed after the channels, so
+// a channel bridged meanwhile is known to both or to neither in a way Resync handles:
+// a bridge member that is not in the channel list is ignored).
 func ARILister(c ARIChannelLister) Lister {
+	bl, _ := c.(ARIBridgeLister)
 	return func(ctx context.Context) ([]SnapshotChannel, error) {
 		chs, err := c.Channels(ctx)
 		if err != nil {
 			return nil, err
 		}
-		return SnapshotFromARI(chs), nil
+		var bridges []ari.Bridge
+		if bl != nil {
+			if bridges, err = bl.Bridges(ctx); err != nil {
+				return nil, fmt.Errorf("listing bridges: %w", err)
+			}
+		}
+		return SnapshotFromARI(chs, bridges), nil
 	}
 }

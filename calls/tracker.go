@@ -157,6 +157,7 @@ type bridge struct {
 type pending struct {
 	c     Connected
 	ready bool
+	drop  bool // the lazy reads found it a duplicate (roles.go)
 	grp   *group
 	leg   *AgentLeg // its entry in the call's journal (phases.go)
 }
@@ -195,6 +196,10 @@ type Tracker struct {
 	seq      uint64              // channels created so far
 	tomb     map[string]struct{} // channels hung up since Mark (nil: no resync under way)
 	resyncs  int
+	spelled  map[string]string // upper-case name → the dialplan's spelling (allvars.go)
+	varSets  varSetWatch       // diagnostics.go
+	// resyncing: ApplySnapshot is examining bridged pairs (connects are recovered ones)
+	resyncing bool
 
 	amiScratch, ariScratch Event // adapters fill these under mu: no allocation per event
 
@@ -572,6 +577,7 @@ func (t *Tracker) setVar(ch *channel, rawName, value string) {
 		name = key
 	} else {
 		name = strings.Clone(name)
+		t.noteSpelling(key, name)
 	}
 	value = strings.Clone(value)
 	ch.vars = append(ch.vars, varEntry{key: key, name: name, value: value, inherited: inherited})
@@ -630,6 +636,7 @@ func (t *Tracker) enterBridge(ch *channel, id string, at time.Time) {
 			t.tryConnect(ch, other, at)
 		}
 	}
+	t.reexamineSibling(ch, at)
 }
 
 func (t *Tracker) leaveBridge(ch *channel) {
@@ -703,8 +710,12 @@ func (t *Tracker) flush(g *group) {
 		g.outbox[0] = nil
 		g.outbox = g.outbox[1:]
 		t.npending--
+		if p.drop {
+			continue
+		}
 		t.m.connected.Inc()
 		t.noteConnected(g, p)
+		t.logConnect(&p.c)
 		t.out.Connected(p.c)
 	}
 	if len(g.outbox) == 0 {
@@ -864,6 +875,10 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 	if !ok {
 		return
 	}
+	guessed := t.rolesUnsure(a, b) // roles.go: checked by the lazy reads
+	if cust = t.behindLocal(cust); cust == nil {
+		return // an agent consulting another (roles.go)
+	}
 	callID := t.lookup(cust, agent, varCallID, varUniqueID)
 	callIDKnown := callID != ""
 	if !callIDKnown {
@@ -874,6 +889,7 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 	if t.emitted.seenOrAdd(callID, agentID, ext, agent.id, at) {
 		return
 	}
+	t.varSets.connects++
 	c := Connected{
 		CallID:          callID,
 		LinkedID:        cust.grp.origin,
@@ -894,9 +910,13 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 	c.CampaignID, _ = strconv.Atoi(camp)
 	c.CampaignType, _ = strconv.Atoi(t.lookup(cust, agent, varCampType, varCallTypeID))
 	c.RecordingFile = recordingFile(t.lookup(cust, agent, varCampRecFile, varRecFile), t.lookup(cust, agent, varMixMonitor))
+	// A queue call recovered by a resync has no AgentConnect HoldTime: the lazy reads
+	// look for QEHOLDTIME, else name the wait missing (lazy.go).
+	waitUnknown := t.resyncing && !agent.hasHold && agent.role == roleAgent
 	switch {
 	case agent.hasHold:
 		c.CallWaitDuration = agent.holdTime
+	case waitUnknown:
 	case at.After(cust.grp.start):
 		c.CallWaitDuration = at.Sub(cust.grp.start)
 	}
@@ -912,6 +932,9 @@ func (t *Tracker) tryConnect(a, b *channel, at time.Time) {
 		recOff:   notRecorded(t.lookup(cust, agent, varCampRec)),
 		callIDOK: callIDKnown,
 		dpVars:   *t.dialplanVars.Load(),
+		guessed:  guessed,
+		at:       at,
+		waitRead: waitUnknown,
 	}
 	p := &pending{c: c, grp: cust.grp}
 	t.noteAnswered(cust.grp, p)
@@ -1083,7 +1106,11 @@ func (t *Tracker) ApplySnapshot(mark uint64, snapshot []SnapshotChannel) {
 	apps := make(map[*channel]string, len(snapshot))
 	for i := range snapshot {
 		s := &snapshot[i]
-		ch := t.ensure(s.ChannelRef, at)
+		created := at
+		if !s.Created.IsZero() && s.Created.Before(at) {
+			created = s.Created // the call's start, so a recovered wait is measured as live
+		}
+		ch := t.ensure(s.ChannelRef, created)
 		if ch == nil {
 			continue
 		}
@@ -1095,6 +1122,14 @@ func (t *Tracker) ApplySnapshot(mark uint64, snapshot []SnapshotChannel) {
 			t.leaveBridge(ch)
 		}
 	}
+	t.resyncing = true
+	recovered := t.varSets.connects
+	defer func() {
+		t.resyncing = false
+		if n := t.varSets.connects - recovered; n > 0 {
+			t.log.Info().Uint64("connects", n).Msg("calls: resync: recovered connects made while the event stream was down")
+		}
+	}()
 	for id, members := range byBridge {
 		// The application a channel runs tells caller from callee: Queue dials
 		// AppQueue members (agents); Dial dials AppDial channels.
@@ -1117,6 +1152,9 @@ func (t *Tracker) ApplySnapshot(mark uint64, snapshot []SnapshotChannel) {
 		}
 		if caller != nil && callee != nil && caller != callee {
 			caller.dialPeer, callee.dialCaller = callee.id, caller.id
+			if caller.linked == "" || callee.linked == "" {
+				t.merge(caller.grp, callee.grp) // ARI: no Linkedid; the dial ties them, as live
+			}
 		}
 		for _, ch := range members {
 			if ch.bridge == nil || ch.bridge.id != id {

@@ -27,6 +27,7 @@ const (
 	varMixMonitor    = "MIXMONITOR_FILENAME"
 	varMotherChan    = "OMLMOTHERCHAN"
 	varCustomVarList = "OMLCUSTOMDIALPLANVARS"
+	varQueueHold     = "QEHOLDTIME" // app_queue, with setqueueentryvar: seconds the caller waited
 )
 
 // Names of Connected fields reported in Connected.Missing.
@@ -38,6 +39,9 @@ const (
 	FieldPhone         = "Phone"
 	FieldContactID     = "ContactID"
 	FieldRecordingFile = "RecordingFile"
+	// FieldCallWaitDuration: a queue call recovered after a reconnect, whose hold time
+	// Asterisk only reports in AgentConnect (or QEHOLDTIME with setqueueentryvar).
+	FieldCallWaitDuration = "CallWaitDuration"
 	// FieldDialplanPrefix + name: a variable named in OMLCUSTOMDIALPLANVARS (or in
 	// Options.DialplanVars) had no value.
 	FieldDialplanPrefix = "Dialplan:"

@@ -122,6 +122,13 @@ type AMI struct {
 	// PingInterval is asterisk.ami.ping_interval (20s): keep-alive Ping period; a missed
 	// reply forces a reconnect.
 	PingInterval time.Duration `mapstructure:"ping_interval" json:"ping_interval"`
+	// MaxLine is asterisk.ami.max_line (64KiB): the longest AMI line. A message
+	// with a longer line, or over max_message, is skipped whole without losing the
+	// session when the call tracker does not need it (another event, a VarSet of a
+	// variable it does not read); otherwise the session is re-established and resynced.
+	MaxLine ByteSize `mapstructure:"max_line" json:"max_line"`
+	// MaxMessage is asterisk.ami.max_message (1MiB): the largest AMI message.
+	MaxMessage ByteSize `mapstructure:"max_message" json:"max_message"`
 }
 
 // DefaultAMIEvents are the AMI events the call tracker consumes.
@@ -330,6 +337,8 @@ func Default() *Config {
 				Filters:       []string{},
 				ActionTimeout: 5 * time.Second,
 				PingInterval:  20 * time.Second,
+				MaxLine:       64 << 10,
+				MaxMessage:    1 << 20,
 			},
 			ARI: ARI{
 				URL:            "http://127.0.0.1:8088",

@@ -80,6 +80,12 @@ func (c *Config) Validate() error {
 			v.addf("asterisk.ami.events", "entry %d %q is not an AMI event name", i, e)
 		}
 	}
+	if ami.MaxLine < 1<<10 || ami.MaxLine > 1<<30 {
+		v.addf("asterisk.ami.max_line", "must be between 1KiB and 1GiB, got %s", ami.MaxLine)
+	}
+	if ami.MaxMessage < ami.MaxLine || ami.MaxMessage > 1<<30 {
+		v.addf("asterisk.ami.max_message", "must be between asterisk.ami.max_line (%s) and 1GiB, got %s", ami.MaxLine, ami.MaxMessage)
+	}
 	for i, f := range ami.Filters {
 		if strings.TrimSpace(f) == "" || strings.ContainsAny(f, "\r\n") {
 			v.addf("asterisk.ami.filters", "entry %d is empty or spans lines", i)

@@ -498,6 +498,9 @@ func (d *Daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 			OnState:       func(s ami.State, err error) { d.sourceState(s == ami.StateConnected, err) },
 			ActionTimeout: cfg.AMI.ActionTimeout,
 			PingInterval:  cfg.AMI.PingInterval,
+			MaxLine:       int(cfg.AMI.MaxLine),
+			MaxMessage:    int(cfg.AMI.MaxMessage),
+			SkipOversized: d.tracker.SkipOversizedAMI,
 			Logger:        log,
 			Metrics:       m,
 		})
@@ -900,6 +903,10 @@ func (s *sourceRef) Getvar(ctx context.Context, channel, variable string) (strin
 	return s.ami.Getvar(ctx, channel, variable)
 }
 
+func (s *sourceRef) Status(ctx context.Context, channel string, allVariables bool) ([]*ami.Message, error) {
+	return s.ami.Status(ctx, channel, allVariables)
+}
+
 func (s *sourceRef) CoreShowChannels(ctx context.Context) ([]*ami.Message, error) {
 	return s.ami.CoreShowChannels(ctx)
 }
@@ -910,6 +917,10 @@ func (s *sourceRef) Variable(ctx context.Context, channelID, name string) (strin
 
 func (s *sourceRef) Channels(ctx context.Context) ([]ari.Channel, error) {
 	return s.ari.Channels(ctx)
+}
+
+func (s *sourceRef) Bridges(ctx context.Context) ([]ari.Bridge, error) {
+	return s.ari.Bridges(ctx)
 }
 
 // extensionResolver resolves an agent's SIP extension through the catalog.

@@ -2,12 +2,16 @@
 // tests, the demo and the load test. It speaks the protocol as Asterisk 22 does (banner
 // `Asterisk Call Manager/11.0.0`, CRLF, the same response texts as the recordings under
 // ../shared/testdata/ami), answers the actions oml-crm uses, streams recorded or
-// hand-written events byte for byte, and misbehaves on demand.
+// hand-written events byte for byte (ReplayWith's Track also keeps the recording's
+// channels live for the actions, as Asterisk holds them at each point), and misbehaves
+// on demand.
 //
 // Answered actions: Challenge (MD5), Login (plain or MD5 key; a bad login gets
 // `Response: Error` / `Message: Authentication failed` and the socket is closed, as
 // Asterisk does), Events, Filter, Ping, Getvar (from SetVar and SetChannels, with
-// Asterisk's `No such channel` and `No variable specified`), CoreShowChannels (an EventList
+// Asterisk's `No such channel` and `No variable specified`; names are case-sensitive, as
+// Asterisk's are), Status (Status events per channel, with `Variable:` headers under the
+// names the dialplan set for AllVariables), CoreShowChannels (an EventList
 // of CoreShowChannel events and CoreShowChannelsComplete with ListItems), Command (from
 // SetCommand; unknown commands get Asterisk's `No such command` error), Logoff (Goodbye,
 // then close). Any other action gets Asterisk's `Invalid/unknown command` error unless a
@@ -42,6 +46,7 @@ import (
 	"net"
 	"os"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -561,6 +566,27 @@ func (s *Server) ReplayFile(path string) (int, error) {
 // ActionID), and the FullyBooted and SuccessfulAuth events of the recorded login (this
 // server sends its own FullyBooted at each login). A stream without a banner is accepted.
 func (s *Server) Replay(r io.Reader) (int, error) {
+	return s.ReplayWith(r, ReplayOptions{})
+}
+
+// ReplayOptions change how ReplayWith streams a recording.
+type ReplayOptions struct {
+	// Track keeps the recorded channels as this server's live channels, as Asterisk
+	// holds them at each point of the recording: Newchannel adds one, VarSet sets its
+	// variable (without the "_"/"__" inheritance prefix, as Asterisk stores it),
+	// Newexten and DialBegin set its application, BridgeEnter/BridgeLeave its bridge,
+	// Hangup removes it. CoreShowChannels, Status and Getvar then answer from them.
+	Track bool
+	// Skip, when it returns true, keeps an event from being sent (it still changes the
+	// tracked state): e.g. VarSet, as for a manager user without the dialplan read class.
+	Skip func(m *ami.Message) bool
+	// Before is called before each event is applied and sent, with everything sent so
+	// far flushed; it may block (e.g. until the client has seen the connect).
+	Before func(m *ami.Message)
+}
+
+// ReplayWith is Replay with options.
+func (s *Server) ReplayWith(r io.Reader, o ReplayOptions) (int, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	if head, _ := br.Peek(len("Asterisk Call Manager")); string(head) == "Asterisk Call Manager" {
 		if _, err := br.ReadString('\n'); err != nil {
@@ -585,6 +611,19 @@ func (s *Server) Replay(r io.Reader) (int, error) {
 		if !replayable(&m) {
 			continue
 		}
+		if o.Before != nil {
+			for _, c := range conns {
+				_ = c.flush()
+			}
+			o.Before(&m)
+			conns = s.eventConns() // Before may have dropped and re-admitted sessions
+		}
+		if o.Track {
+			s.track(&m)
+		}
+		if o.Skip != nil && o.Skip(&m) {
+			continue
+		}
 		raw := []byte(m.Raw())
 		for _, c := range conns {
 			_ = c.write(raw, false) // a dropped session is the client's business
@@ -595,6 +634,98 @@ func (s *Server) Replay(r io.Reader) (int, error) {
 		_ = c.flush()
 	}
 	return sent, nil
+}
+
+// track applies one replayed event to the live channels (ReplayOptions.Track).
+func (s *Server) track(m *ami.Message) {
+	name := m.Get("Channel")
+	if name == "" {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	find := func(name string) *Channel {
+		for i := range s.channels {
+			if s.channels[i].Name == name {
+				return &s.channels[i]
+			}
+		}
+		return nil
+	}
+	ch := find(name)
+	switch m.Event() {
+	case "Newchannel":
+		if ch == nil {
+			s.channels = append(s.channels, Channel{Name: name})
+			ch = &s.channels[len(s.channels)-1]
+		}
+		ch.Uniqueid, ch.Linkedid = m.Get("Uniqueid"), m.Get("Linkedid")
+		ch.CallerIDNum, ch.CallerIDName = m.Get("CallerIDNum"), m.Get("CallerIDName")
+		ch.Context, ch.Exten, ch.Priority = m.Get("Context"), m.Get("Exten"), m.Get("Priority")
+	case "Hangup":
+		for i := range s.channels {
+			if s.channels[i].Name == name {
+				s.channels = append(s.channels[:i], s.channels[i+1:]...)
+				break
+			}
+		}
+		return
+	}
+	if ch == nil {
+		return
+	}
+	if l := m.Get("Linkedid"); l != "" {
+		ch.Linkedid = l
+	}
+	switch m.Event() {
+	case "VarSet":
+		v := strings.TrimPrefix(strings.TrimPrefix(m.Get("Variable"), "_"), "_")
+		if ch.Vars == nil {
+			ch.Vars = make(map[string]string)
+		}
+		ch.Vars[v] = unescapeC(m.Get("Value")) // VarSet shows it C-escaped; the channel holds it raw
+	case "Newexten":
+		ch.Context, ch.Exten, ch.Priority = m.Get("Context"), m.Get("Extension"), m.Get("Priority")
+		ch.Application, ch.Data = m.Get("Application"), m.Get("AppData")
+	case "DialBegin":
+		// Asterisk names the callee's application after the caller's: AppQueue for a
+		// queue member, AppDial for Dial.
+		if d := find(m.Get("DestChannel")); d != nil {
+			d.Application = "AppDial"
+			if ch.Application == "Queue" {
+				d.Application = "AppQueue"
+			}
+			d.Data = "(Outgoing Line)"
+		}
+	case "BridgeEnter":
+		ch.BridgeID = m.Get("BridgeUniqueid")
+	case "BridgeLeave":
+		ch.BridgeID = ""
+	}
+}
+
+// unescapeC undoes Asterisk's ast_escape_c (\\ \' \" \? and \a \b \f \n \r \t \v).
+func unescapeC(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		if j := strings.IndexByte("abfnrtv", s[i]); j >= 0 {
+			b.WriteByte("\a\b\f\n\r\t\v"[j])
+		} else if strings.IndexByte(`\'"?`, s[i]) >= 0 {
+			b.WriteByte(s[i])
+		} else {
+			b.WriteByte('\\')
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
 }
 
 func replayable(m *ami.Message) bool {
@@ -792,6 +923,8 @@ func (c *conn) handle(req *ami.Message) bool {
 		return c.filter(req)
 	case "getvar":
 		return c.getvar(req)
+	case "status":
+		return c.status(req)
 	case "coreshowchannels":
 		return c.coreShowChannels(req)
 	case "command":
@@ -887,6 +1020,81 @@ func (c *conn) getvar(req *ami.Message) bool {
 		return c.reply(req, "Error", msg("No such channel")) == nil
 	}
 	return c.reply(req, "Success", ami.Header{Key: "Variable", Value: name}, ami.Header{Key: "Value", Value: value}) == nil
+}
+
+// status answers Status as Asterisk 22 does: a list of Status events, one per channel
+// (or only the named one), with `Variable: NAME=value` headers under the names the
+// dialplan set when AllVariables is true, or for the names of `Variables:` (looked up
+// case-sensitively, like Getvar).
+func (c *conn) status(req *ami.Message) bool {
+	s := c.srv
+	name := req.Get("Channel")
+	s.mu.Lock()
+	var chans []Channel
+	for _, ch := range s.channels {
+		if name == "" || ch.Name == name {
+			cp := ch
+			cp.Vars = make(map[string]string, len(ch.Vars))
+			for k, v := range ch.Vars {
+				cp.Vars[k] = v
+			}
+			chans = append(chans, cp)
+		}
+	}
+	s.mu.Unlock()
+	if name != "" && len(chans) == 0 {
+		return c.reply(req, "Error", msg("No such channel")) == nil
+	}
+	var all bool
+	switch strings.ToLower(req.Get("AllVariables")) {
+	case "true", "yes", "1", "on":
+		all = true
+	}
+	var wanted []string
+	for _, v := range strings.Split(req.Get("Variables"), ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			wanted = append(wanted, v)
+		}
+	}
+	id := req.Get("ActionID")
+	start := ami.Message{Headers: []ami.Header{{Key: "Response", Value: "Success"}, {Key: "ActionID", Value: id},
+		{Key: "EventList", Value: "start"}, {Key: "Message", Value: "Channel status will follow"}}}
+	b := start.Append(nil)
+	for _, ch := range chans {
+		h := []ami.Header{{Key: "Event", Value: "Status"}, {Key: "Privilege", Value: "Call"}}
+		for _, x := range ch.Headers() {
+			switch x.Key {
+			case "Duration":
+			case "BridgeId":
+				h = append(h, ami.Header{Key: "BridgeID", Value: x.Value})
+			case "ApplicationData":
+				h = append(h, ami.Header{Key: "Data", Value: x.Value})
+			default:
+				h = append(h, x)
+			}
+		}
+		switch {
+		case all:
+			keys := make([]string, 0, len(ch.Vars))
+			for k := range ch.Vars {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				h = append(h, ami.Header{Key: "Variable", Value: k + "=" + ch.Vars[k]})
+			}
+		default:
+			for _, k := range wanted {
+				h = append(h, ami.Header{Key: "Variable", Value: k + "=" + ch.Vars[k]})
+			}
+		}
+		h = append(h, ami.Header{Key: "ActionID", Value: id})
+		b = (&ami.Message{Headers: h}).Append(b)
+	}
+	done := ami.Message{Headers: []ami.Header{{Key: "Event", Value: "StatusComplete"}, {Key: "ActionID", Value: id},
+		{Key: "EventList", Value: "Complete"}, {Key: "ListItems", Value: strconv.Itoa(len(chans))}, {Key: "Items", Value: strconv.Itoa(len(chans))}}}
+	b = done.Append(b)
+	return c.write(b, true) == nil
 }
 
 func (c *conn) coreShowChannels(req *ami.Message) bool {

@@ -1,7 +1,9 @@
 // Package aritest is an in-process fake Asterisk ARI server on 127.0.0.1 for tests, demos and
 // load tests: the /ari/events websocket (fed by Send or by replaying a recorded .jsonl stream
-// byte for byte), the REST calls the daemon uses, served from settable state with Asterisk's
-// own error bodies, and misbehaviour on demand (drop the connection mid-stream, garbage,
+// byte for byte), the REST calls the daemon uses (channels, a channel, its variables —
+// case-sensitive names, as Asterisk's —, bridges and a bridge), served from settable state
+// or, with ReplayWith's Track, from the replayed recording as Asterisk holds it at each
+// point, with Asterisk's own error bodies, and misbehaviour on demand (drop the connection mid-stream, garbage,
 // oversize messages, unanswered pings, restart on the same port, changed credentials).
 package aritest
 
@@ -18,6 +20,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -433,12 +436,52 @@ func (s *Server) Replay(ctx context.Context, path string) (int, error) {
 
 // ReplayReader is Replay over any reader of JSON lines.
 func (s *Server) ReplayReader(ctx context.Context, r io.Reader) (int, error) {
+	return s.ReplayWith(ctx, r, ReplayOptions{})
+}
+
+// ReplayOptions change how ReplayWith streams a recording.
+type ReplayOptions struct {
+	// Track keeps the recorded channels and bridges as this server's state, as Asterisk
+	// holds them at each point of the recording: every channel object an event carries
+	// (channel, caller, peer) updates that channel (GET /channels, /channels/{id}),
+	// ChannelVarset sets its variable (without the "_"/"__" prefix, as Asterisk's lookup
+	// does; names stay case-sensitive), ChannelDestroyed removes it with its variables,
+	// every bridge object updates that bridge (GET /bridges, /bridges/{id}) and
+	// BridgeDestroyed removes it.
+	Track bool
+	// Skip, when it returns true for an event (its "type" and the whole line), keeps it
+	// from being sent (it still changes the tracked state).
+	Skip func(typ string, line []byte) bool
+	// Before is called before each event is applied and sent; it may block.
+	Before func(typ string, line []byte)
+}
+
+// ReplayWith is ReplayReader with options.
+func (s *Server) ReplayWith(ctx context.Context, r io.Reader, o ReplayOptions) (int, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	n := 0
 	for {
 		line, err := br.ReadBytes('\n')
 		line = bytes.TrimSuffix(bytes.TrimSuffix(line, []byte("\n")), []byte("\r"))
 		if len(line) > 0 {
+			var head struct {
+				Type string `json:"type"`
+			}
+			if o.Track || o.Skip != nil || o.Before != nil {
+				_ = json.Unmarshal(line, &head)
+			}
+			if o.Before != nil {
+				o.Before(head.Type, line)
+			}
+			if o.Track {
+				s.track(head.Type, line)
+			}
+			if o.Skip != nil && o.Skip(head.Type, line) {
+				if err == io.EOF {
+					return n, nil
+				}
+				continue
+			}
 			if serr := s.Send(ctx, line); serr != nil {
 				return n, serr
 			}
@@ -450,6 +493,51 @@ func (s *Server) ReplayReader(ctx context.Context, r io.Reader) (int, error) {
 		if err != nil {
 			return n, err
 		}
+	}
+}
+
+// track applies one replayed event to the channels and bridges (ReplayOptions.Track).
+func (s *Server) track(typ string, line []byte) {
+	var ev struct {
+		Channel, Caller, Peer json.RawMessage
+		Bridge                json.RawMessage
+		Variable, Value       string
+	}
+	if json.Unmarshal(line, &ev) != nil {
+		return
+	}
+	id := func(raw json.RawMessage) string {
+		var x struct {
+			ID string `json:"id"`
+		}
+		if len(raw) == 0 || json.Unmarshal(raw, &x) != nil {
+			return ""
+		}
+		return x.ID
+	}
+	chID := id(ev.Channel)
+	if typ == "ChannelDestroyed" {
+		s.RemoveChannel(chID)
+		return
+	}
+	for _, raw := range []json.RawMessage{ev.Channel, ev.Caller, ev.Peer} {
+		if id(raw) != "" {
+			_ = s.AddChannelJSON(raw)
+		}
+	}
+	switch typ {
+	case "ChannelVarset":
+		if chID != "" {
+			s.SetVariable(chID, strings.TrimPrefix(strings.TrimPrefix(ev.Variable, "_"), "_"), ev.Value)
+		}
+	case "BridgeDestroyed":
+		s.mu.Lock()
+		delete(s.bridges, id(ev.Bridge))
+		s.mu.Unlock()
+		return
+	}
+	if id(ev.Bridge) != "" {
+		_ = s.SetBridgeJSON(ev.Bridge)
 	}
 }
 
@@ -484,6 +572,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ari/channels", s.getChannels)
 	mux.HandleFunc("GET /ari/channels/{id}", s.getChannel)
 	mux.HandleFunc("GET /ari/channels/{id}/variable", s.getVariable)
+	mux.HandleFunc("GET /ari/bridges", s.getBridges)
 	mux.HandleFunc("GET /ari/bridges/{id}", s.getBridge)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, []byte(BodyResourceNotFound))
@@ -586,6 +675,27 @@ func (s *Server) getVariable(w http.ResponseWriter, r *http.Request) {
 		}{value})
 		writeJSON(w, http.StatusOK, body)
 	}
+}
+
+// getBridges answers GET /ari/bridges: every bridge, oldest id first.
+func (s *Server) getBridges(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.bridges))
+	for id := range s.bridges {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i, id := range ids {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(s.bridges[id])
+	}
+	b.WriteByte(']')
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, b.Bytes())
 }
 
 func (s *Server) getBridge(w http.ResponseWriter, r *http.Request) {

@@ -91,7 +91,7 @@ func TestBrokenDatabaseWarnedOncePerChange(t *testing.T) {
 	if _, err := c.Campaign(ctx, 6); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(logs.String(), `"contact_database":3`); n != 1 {
+	if n := strings.Count(logs.String(), `"contact_database_id":3,"contact_database_name"`); n != 1 {
 		t.Errorf("%d log lines about base 3, want 1:\n%s", n, logs.String())
 	}
 	pgtest.Exec(t, db, `UPDATE ominicontacto_app_basedatoscontacto SET metadata = '{"nombres_de_columnas": []}' WHERE id = 3`)
@@ -100,7 +100,7 @@ func TestBrokenDatabaseWarnedOncePerChange(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := strings.Count(logs.String(), `"contact_database":3`); n != 2 {
+	if n := strings.Count(logs.String(), `"contact_database_id":3,"contact_database_name"`); n != 2 {
 		t.Errorf("%d log lines about base 3 after its problem changed, want 2:\n%s", n, logs.String())
 	}
 	if !strings.Contains(logs.String(), "no nombres_de_columnas") {
