@@ -23,6 +23,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config.RegisterFlags(fs)
+	pprofAddr := fs.String("pprof", "", "serve Go runtime profiles (net/http/pprof) on this loopback host:port, e.g. 127.0.0.1:6060 (off by default; never on http.listen)")
 	fs.Usage = func() {
 		fmt.Fprintln(stdout, "usage: oml-crm run [--config FILE] [flags]")
 		fmt.Fprintln(stdout, "\nRuns the daemon: Asterisk events (AMI or ARI) in; for every call connected to an agent,")
@@ -43,6 +44,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err == nil && fs.NArg() > 0 {
 		err = fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err == nil && *pprofAddr != "" {
+		err = checkPprofAddr(*pprofAddr)
 	}
 	if err == nil {
 		err = cfg.Validate()
@@ -67,6 +71,21 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		log.Error().Err(err).Msg("cannot start")
 		fmt.Fprintf(stderr, "oml-crm run: %v\n", err)
 		return 1
+	}
+	if *pprofAddr != "" {
+		pp, err := startPprof(*pprofAddr)
+		if err != nil {
+			log.Error().Err(err).Msg("cannot start")
+			fmt.Fprintf(stderr, "oml-crm run: %v\n", err)
+			d.shutdown(d.cfg.HTTP.ShutdownTimeout)
+			return 1
+		}
+		log.Info().Str("address", pp.Addr()).Msg("serving runtime profiles (--pprof)")
+		defer func() {
+			if err := pp.stop(); err != nil {
+				log.Warn().Err(err).Msg("stopping the profile server")
+			}
+		}()
 	}
 	path := fs.Lookup(config.ConfigFlag).Value.String()
 	code := 0
