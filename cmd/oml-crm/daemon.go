@@ -442,6 +442,7 @@ func (d *daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 			AuthMD5: cfg.AMI.Auth == "md5", TLS: tlsCfg,
 			Filters:       cfg.AMI.Filters,
 			EventNames:    cfg.AMI.Events,
+			Accept:        d.tracker.AcceptAMI, // VarSets of ignored variables: dropped before the copy
 			Handler:       d.tracker.HandleAMI,
 			OnState:       func(s ami.State, err error) { d.sourceState(s == ami.StateConnected, err) },
 			ActionTimeout: cfg.AMI.ActionTimeout,
