@@ -12,7 +12,6 @@ package ari
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -36,6 +35,8 @@ type Client struct {
 	metrics *Metrics
 	// wanted is the set of Config.EventTypes; nil delivers every type.
 	wanted map[string]struct{}
+	// filter skips undecoded what Config.EventTypes and Config.AcceptVariable leave out.
+	filter *EventFilter
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -74,6 +75,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 			c.wanted[t] = struct{}{}
 		}
 	}
+	c.filter = NewEventFilter(cfg.EventTypes, cfg.AcceptVariable)
 	if c.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 8
@@ -310,15 +312,11 @@ func (c *Client) read(ctx context.Context, conn *websocket.Conn, act *activity, 
 			c.log.Warn().Int("bytes", len(data)).Msg("ARI sent a binary websocket message; skipped")
 			continue
 		}
-		if c.wanted != nil {
-			// The skip path: no decode and no allocation. json.Valid runs only for an event
-			// about to be skipped, so invalid JSON is still decoded and reported below.
-			if t := peekType(data); len(t) > 0 {
-				if _, ok := c.wanted[string(t)]; !ok && json.Valid(data) {
-					c.metrics.skippedEvent(t, len(data))
-					continue
-				}
-			}
+		// The skip path: no decode and no allocation. json.Valid runs only for an event
+		// about to be skipped, so invalid JSON is still decoded and reported below.
+		if t, skip := c.filter.Skip(data); skip {
+			c.metrics.skippedEvent(t, len(data))
+			continue
 		}
 		ev, err := DecodeEvent(data)
 		if err != nil {

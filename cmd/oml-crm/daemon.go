@@ -462,6 +462,7 @@ func (d *daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 		c, err := ari.Dial(ctx, ari.Config{
 			URL: cfg.ARI.URL, Username: cfg.ARI.Username, Password: cfg.ARI.Password.Reveal(),
 			App: cfg.ARI.App, SubscribeAll: true, EventTypes: calls.ARIEventTypes(),
+			AcceptVariable: d.tracker.AcceptVariable, // ChannelVarsets of ignored variables: skipped undecoded
 			Handler:        d.tracker.HandleARI,
 			OnState:        func(s ari.State, err error) { d.sourceState(s == ari.StateConnected, err) },
 			RequestTimeout: cfg.ARI.RequestTimeout,
