@@ -314,11 +314,11 @@ func (c *Client) read(ctx context.Context, conn *websocket.Conn, act *activity, 
 		}
 		// The skip path: no decode and no allocation. json.Valid runs only for an event
 		// about to be skipped, so invalid JSON is still decoded and reported below.
-		if t, skip := c.filter.Skip(data); skip {
-			c.metrics.skippedEvent(t, len(data))
+		ev, skipped, err := c.filter.Decode(data)
+		if skipped != nil {
+			c.metrics.skippedEvent(skipped, len(data))
 			continue
 		}
-		ev, err := DecodeEvent(data)
 		if err != nil {
 			c.metrics.malformedEvent(len(data))
 			c.log.Warn().Err(err).Int("bytes", len(data)).Str("sample", sample(data)).Msg("ARI event not decoded; skipped")
