@@ -196,12 +196,21 @@ func benchClient(b *testing.B, lines [][]byte, size int, eventTypes []string) {
 // undecoded, and the rest is decoded. Compare with BenchmarkDecodeEvent (everything
 // decoded). docs/bench/ari.md gives the callgrind command for instructions per event.
 func BenchmarkDecodeCapturesDaemon(b *testing.B) {
-	lines, size := captureMix(b)
 	tr, err := calls.NewTracker(calls.Options{Output: calls.OutputFuncs{}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	f := ari.NewEventFilter(calls.ARIEventTypes(), tr.AcceptVariable)
+	benchFilter(b, ari.NewEventFilter(calls.ARIEventTypes(), tr.AcceptVariable))
+}
+
+// BenchmarkDecodeCapturesTypesOnly is the same with the type filter alone (every
+// ChannelVarset decoded): the daemon before Config.AcceptVariable.
+func BenchmarkDecodeCapturesTypesOnly(b *testing.B) {
+	benchFilter(b, ari.NewEventFilter(calls.ARIEventTypes(), nil))
+}
+
+func benchFilter(b *testing.B, f *ari.EventFilter) {
+	lines, size := captureMix(b)
 	b.SetBytes(int64(size / len(lines)))
 	b.ReportAllocs()
 	i := 0
