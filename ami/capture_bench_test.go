@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/omlcrm/oml-crm/ami"
+	"github.com/omlcrm/oml-crm/calls"
 	"github.com/omlcrm/oml-crm/config"
 )
 
@@ -13,8 +14,10 @@ import (
 // ../shared/testdata: 4,496 messages after the banner, 40 concurrent queue calls) over and
 // over from memory. One op = one message. "full" parses every message into a Message;
 // "skip" drops every event on its name (responses are not events and are always read, so
-// the few in the capture are taken out of the stream first); "daemon" keeps the events the
-// daemon asks for by default (asterisk.ami.events) and skips the others, as it runs.
+// the few in the capture are taken out of the stream first); "daemon-names" keeps the
+// events the daemon asks for by default (asterisk.ami.events) and skips the others;
+// "daemon" also drops, before copying them, the VarSets of variables the tracker ignores
+// (Tracker.AcceptAMI), as the daemon runs.
 //
 // The per-message instruction count is measured with callgrind as docs/bench/ami.md
 // describes: two runs of "full" at two stream lengths, the difference divided by the
@@ -29,11 +32,15 @@ func BenchmarkAMIReadCapture(b *testing.B) {
 	for _, n := range config.DefaultAMIEvents {
 		wanted[n] = true
 	}
-	b.Run("full", func(b *testing.B) { benchCapture(b, data, nil) })
-	b.Run("skip", func(b *testing.B) { benchCapture(b, eventsOnly(b, data), func([]byte) bool { return false }) })
-	b.Run("daemon", func(b *testing.B) {
-		benchCapture(b, data, func(ev []byte) bool { return wanted[string(ev)] })
-	})
+	b.Run("full", func(b *testing.B) { benchCapture(b, data, nil, nil) })
+	b.Run("skip", func(b *testing.B) { benchCapture(b, eventsOnly(b, data), func([]byte) bool { return false }, nil) })
+	names := func(ev []byte) bool { return wanted[string(ev)] }
+	b.Run("daemon-names", func(b *testing.B) { benchCapture(b, data, names, nil) })
+	tr, err := calls.NewTracker(calls.Options{Output: calls.OutputFuncs{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("daemon", func(b *testing.B) { benchCapture(b, data, names, tr.AcceptAMI) })
 }
 
 // eventsOnly returns the messages of stream that are events, in wire form.
@@ -67,13 +74,13 @@ func (l *loopReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func benchCapture(b *testing.B, data []byte, keep func([]byte) bool) {
+func benchCapture(b *testing.B, data []byte, keep func([]byte) bool, accept func(*ami.View) bool) {
 	r := ami.NewReader(&loopReader{data: data}, ami.Limits{})
 	var m ami.Message
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		if _, err := r.ReadMessageFiltered(&m, keep); err != nil {
+		if _, err := r.ReadMessageSelected(&m, keep, accept); err != nil {
 			b.Fatal(err)
 		}
 	}
