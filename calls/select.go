@@ -23,7 +23,9 @@ func (t *Tracker) AcceptAMI(v *ami.View) bool {
 // check HandleAMI and HandleARI make, for filters that run before decoding.
 func (t *Tracker) AcceptVariable(name []byte) bool { return t.interestingBytes(name) }
 
-// interestingBytes is interesting(stripInherit(raw)) without converting raw to a string.
+// interestingBytes is interesting(stripInherit(raw)) for a byte slice. It calls
+// interesting itself, so the filter cannot drift from what the handlers keep; the string
+// conversion of a name up to 32 bytes does not allocate (interesting keeps nothing).
 func (t *Tracker) interestingBytes(raw []byte) bool {
 	name := raw
 	if bytes.HasPrefix(name, []byte("__")) {
@@ -31,33 +33,5 @@ func (t *Tracker) interestingBytes(raw []byte) bool {
 	} else if bytes.HasPrefix(name, []byte("_")) {
 		name = name[1:]
 	}
-	if hasPrefixFoldBytes(name, "OML") || (len(name) == len(varMixMonitor) && hasPrefixFoldBytes(name, varMixMonitor)) {
-		return true
-	}
-	for _, p := range t.prefixes {
-		if hasPrefixFoldBytes(name, p) {
-			return true
-		}
-	}
-	return false
-}
-
-// hasPrefixFoldBytes is hasPrefixFold for a byte slice (ASCII case-insensitive).
-func hasPrefixFoldBytes(b []byte, prefix string) bool {
-	if len(b) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		x, y := b[i], prefix[i]
-		if 'a' <= x && x <= 'z' {
-			x -= 'a' - 'A'
-		}
-		if 'a' <= y && y <= 'z' {
-			y -= 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
+	return t.interesting(string(name))
 }

@@ -92,3 +92,16 @@ func TestAcceptAMIChangesNoFact(t *testing.T) {
 	}
 	t.Logf("dropped %d of %d VarSets", totalDropped, totalVarSets)
 }
+
+// The filters run on every VarSet of the stream: they must not allocate.
+func TestAcceptVariableAllocatesNothing(t *testing.T) {
+	tr, err := calls.NewTracker(calls.Options{Output: calls.OutputFuncs{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"__OMLCAMPID", "BRIDGEPEER", "LOCAL(ARG1)", "_MIXMONITOR_FILENAME", "__OmlcrmTicket"} {
+		if n := testing.AllocsPerRun(100, func() { tr.AcceptVariable([]byte(name)) }); n != 0 {
+			t.Errorf("AcceptVariable(%q): %v allocations", name, n)
+		}
+	}
+}
