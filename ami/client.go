@@ -128,6 +128,11 @@ type Config struct {
 	// EventNames, when non-nil, are the only events handed to Handler (exact names, as
 	// Asterisk spells them); the others are skipped without being parsed. Nil: all events.
 	EventNames []string
+	// Accept, when non-nil, takes a second look at each event EventNames let through,
+	// before it is copied out of the read buffer (see Reader.ReadMessageSelected): false
+	// drops it without an allocation. It runs on the reader goroutine, must be quick, and
+	// must not keep the View. Events of list actions (CoreShowChannel…) are never shown.
+	Accept func(v *View) bool
 
 	// Handler receives each event (see the package documentation for the threading and
 	// ownership rules). Nil: events are read and discarded.
@@ -634,9 +639,13 @@ func (c *Client) readLoop(s *session) error {
 		_, ok := c.wanted[string(ev)]
 		return ok
 	}
+	var accept func(v *View) bool
+	if c.cfg.Accept != nil {
+		accept = func(v *View) bool { return s.lists > 0 || c.cfg.Accept(v) }
+	}
 	var m Message
 	for {
-		kept, err := s.rd.ReadMessageFiltered(&m, keep)
+		kept, err := s.rd.ReadMessageSelected(&m, keep, accept)
 		if err != nil {
 			var oe *OversizeError
 			if errors.As(err, &oe) && c.skipOversized(s, oe) {

@@ -117,7 +117,7 @@ func (h *harness) noMoreEvents() {
 	}
 }
 
-func capturePath(t *testing.T, name string) string {
+func capturePath(t testing.TB, name string) string {
 	return filepath.Join(pgtest.SharedDir(t), "testdata", "ami", name)
 }
 

@@ -130,6 +130,7 @@ type Reader struct {
 	lim   Limits
 	spans []span // headers of the message being read, as offsets into it
 	pend  []byte // bytes of the message being read that were moved out of buf to refill it
+	view  View   // shown to ReadMessageSelected's accept (a field: no allocation per call)
 	n     int64  // bytes read from rd
 
 	skipped [64]byte // name of the event being skipped (ReadMessageFiltered)
@@ -208,7 +209,7 @@ func ParseMessage(s string) (*Message, error) {
 // io.EOF when the stream ends cleanly between messages, io.ErrUnexpectedEOF when it ends
 // inside one, and a *LimitError when the message breaks a limit.
 func (r *Reader) ReadMessage(m *Message) error {
-	_, err := r.read(m, nil)
+	_, err := r.read(m, nil, nil)
 	return err
 }
 
@@ -219,10 +220,45 @@ func (r *Reader) ReadMessage(m *Message) error {
 // (still checked against the limits), m is left empty and kept is false. Responses and
 // messages whose first header is not `Event:` are always read.
 func (r *Reader) ReadMessageFiltered(m *Message, keep func(event []byte) bool) (kept bool, err error) {
-	return r.read(m, keep)
+	return r.read(m, keep, nil)
 }
 
-func (r *Reader) read(m *Message, keep func(event []byte) bool) (bool, error) {
+// ReadMessageSelected is ReadMessageFiltered with a second look: an event that keep
+// accepted is shown to accept (when non-nil) as a View of its headers, still in the
+// reader's buffer, before anything is copied. If accept returns false the event is
+// dropped as keep would drop it (m left empty, kept false, no allocation). It is for
+// filters on a header that comes after the event name, such as VarSet's Variable.
+// Responses are always read.
+func (r *Reader) ReadMessageSelected(m *Message, keep func(event []byte) bool, accept func(v *View) bool) (kept bool, err error) {
+	return r.read(m, keep, accept)
+}
+
+// View shows the headers of a message still in a Reader's buffer (see
+// ReadMessageSelected). Its byte slices are valid only during the call it is passed to.
+type View struct {
+	raw   []byte
+	spans []span
+}
+
+// Get returns the value of the first header named key (ASCII case-insensitively), or nil.
+func (v *View) Get(key string) []byte {
+	for _, sp := range v.spans {
+		if sp.k0 >= 0 && equalFoldBytes(v.raw[sp.k0:sp.k1], key) {
+			return v.raw[sp.v0:sp.v1]
+		}
+	}
+	return nil
+}
+
+// Event returns the event name (the first header's value when it is `Event:`), or nil.
+func (v *View) Event() []byte {
+	if len(v.spans) > 0 && v.spans[0].k0 >= 0 && equalFoldBytes(v.raw[v.spans[0].k0:v.spans[0].k1], "Event") {
+		return v.raw[v.spans[0].v0:v.spans[0].v1]
+	}
+	return nil
+}
+
+func (r *Reader) read(m *Message, keep func(event []byte) bool, accept func(v *View) bool) (bool, error) {
 	m.Headers = m.Headers[:0]
 	m.raw = ""
 	r.spans = r.spans[:0]
@@ -230,6 +266,7 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool) (bool, error) {
 	size := 0    // bytes of the message's complete lines so far
 	start := r.r // first byte of the message still in buf (earlier ones are in pend)
 	follows := false
+	event := false // the first header is Event:
 	for {
 		i := bytes.IndexByte(r.buf[r.r:r.w], '\n')
 		if i < 0 {
@@ -274,7 +311,8 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool) (bool, error) {
 		sp := splitHeader(line, off)
 		if len(r.spans) == 0 {
 			key, val := line[:sp.k1-sp.k0], line[sp.v0-int32(off):]
-			if keep != nil && equalFoldBytes(key, "Event") && !keep(val) {
+			event = equalFoldBytes(key, "Event")
+			if keep != nil && event && !keep(val) {
 				n := copy(r.skipped[:], val) // val's bytes may be overwritten while skipping
 				if err := r.skipRest(size); err != nil {
 					var le *LimitError
@@ -290,13 +328,20 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool) (bool, error) {
 		r.spans = append(r.spans, sp)
 	}
 
-	var s string
-	if len(r.pend) == 0 {
-		s = string(r.buf[start:r.r])
-	} else {
-		r.pend = append(r.pend, r.buf[start:r.r]...)
-		s = string(r.pend)
+	raw := r.buf[start:r.r]
+	if len(r.pend) > 0 {
+		r.pend = append(r.pend, raw...)
+		raw = r.pend
 	}
+	if accept != nil && event {
+		r.view = View{raw: raw, spans: r.spans}
+		ok := accept(&r.view)
+		r.view = View{}
+		if !ok {
+			return false, nil
+		}
+	}
+	s := string(raw)
 	m.raw = s
 	if cap(m.Headers) < len(r.spans) {
 		m.Headers = make([]Header, 0, len(r.spans)+len(r.spans)/2)

@@ -189,3 +189,39 @@ func benchClient(b *testing.B, lines [][]byte, size int, eventTypes []string) {
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }
+
+// BenchmarkDecodeCapturesDaemon is the daemon's per-event cost on every event of the real
+// captures: the client's filter (calls.ARIEventTypes and Tracker.AcceptVariable, as
+// cmd/oml-crm sets them) skips unused types and ChannelVarsets of ignored variables
+// undecoded, and the rest is decoded. Compare with BenchmarkDecodeEvent (everything
+// decoded). docs/bench/ari.md gives the callgrind command for instructions per event.
+func BenchmarkDecodeCapturesDaemon(b *testing.B) {
+	tr, err := calls.NewTracker(calls.Options{Output: calls.OutputFuncs{}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchFilter(b, ari.NewEventFilter(calls.ARIEventTypes(), tr.AcceptVariable))
+}
+
+// BenchmarkDecodeCapturesTypesOnly is the same with the type filter alone (every
+// ChannelVarset decoded): the daemon before Config.AcceptVariable.
+func BenchmarkDecodeCapturesTypesOnly(b *testing.B) {
+	benchFilter(b, ari.NewEventFilter(calls.ARIEventTypes(), nil))
+}
+
+func benchFilter(b *testing.B, f *ari.EventFilter) {
+	lines, size := captureMix(b)
+	b.SetBytes(int64(size / len(lines)))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		l := lines[i]
+		if _, _, err := f.Decode(l); err != nil {
+			b.Fatal(err)
+		}
+		i++
+		if i == len(lines) {
+			i = 0
+		}
+	}
+}

@@ -12,7 +12,6 @@ package ari
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -37,6 +36,8 @@ type Client struct {
 	metrics *Metrics
 	// wanted is the set of Config.EventTypes; nil delivers every type.
 	wanted map[string]struct{}
+	// filter skips undecoded what Config.EventTypes and Config.AcceptVariable leave out.
+	filter *EventFilter
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -75,6 +76,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 			c.wanted[t] = struct{}{}
 		}
 	}
+	c.filter = NewEventFilter(cfg.EventTypes, cfg.AcceptVariable)
 	if c.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 8
@@ -319,17 +321,13 @@ func (c *Client) read(ctx context.Context, conn *websocket.Conn, act *activity, 
 			c.log.Warn().Int("bytes", len(data)).Msg("ARI sent a binary websocket message; skipped")
 			continue
 		}
-		if c.wanted != nil {
-			// The skip path: no decode and no allocation. json.Valid runs only for an event
-			// about to be skipped, so invalid JSON is still decoded and reported below.
-			if t := peekType(data); len(t) > 0 {
-				if _, ok := c.wanted[string(t)]; !ok && json.Valid(data) {
-					c.metrics.skippedEvent(t, len(data))
-					continue
-				}
-			}
+		// The skip path: no decode and no allocation. json.Valid runs only for an event
+		// about to be skipped, so invalid JSON is still decoded and reported below.
+		ev, skipped, err := c.filter.Decode(data)
+		if skipped != nil {
+			c.metrics.skippedEvent(skipped, len(data))
+			continue
 		}
-		ev, err := DecodeEvent(data)
 		if err != nil {
 			c.metrics.malformedEvent(len(data))
 			c.log.Warn().Err(err).Int("bytes", len(data)).Str("sample", sample(data)).Msg("ARI event not decoded; skipped")

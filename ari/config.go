@@ -48,6 +48,12 @@ type Config struct {
 	// (escaped keys, odd "type" values) the event is decoded, then filtered. Nil: all events
 	// (an empty non-nil list: none).
 	EventTypes []string
+	// AcceptVariable, when non-nil, is asked about the variable of each ChannelVarset event
+	// (its raw name, "__" prefix included, valid only during the call) before the event is
+	// decoded; false skips it like an unwanted type (counted as skipped). Most ChannelVarsets
+	// of a real stream set variables a consumer ignores. It runs on the reader goroutine and
+	// must be quick.
+	AcceptVariable func(name []byte) bool
 
 	// Handler receives every event, in arrival order, synchronously from the reader goroutine:
 	// while it runs nothing more is read, so a slow consumer slows the socket (back-pressure)

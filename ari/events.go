@@ -249,7 +249,12 @@ var ErrMalformedEvent = errors.New("ari: malformed event")
 // whole message into the struct of the type found; the fast path below only saves the first
 // pass when a quick scan names a typed event and the full decode confirms it.
 func DecodeEvent(data []byte) (Event, error) {
-	if hint := peekType(data); hint != nil {
+	return decodeWithHint(data, peekType(data))
+}
+
+// decodeWithHint is DecodeEvent with the type already peeked (nil: unsure).
+func decodeWithHint(data, hint []byte) (Event, error) {
+	if hint != nil {
 		if ev := newTyped(hint); ev != nil {
 			if err := json.Unmarshal(data, ev); err == nil && ev.EventType() == string(hint) {
 				finishBase(ev.EventBase())

@@ -494,6 +494,7 @@ func (d *Daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 			AuthMD5: cfg.AMI.Auth == "md5", TLS: tlsCfg,
 			Filters:       cfg.AMI.Filters,
 			EventNames:    cfg.AMI.Events,
+			Accept:        d.tracker.AcceptAMI, // VarSets of ignored variables: dropped before the copy
 			Handler:       d.tracker.HandleAMI,
 			OnState:       func(s ami.State, err error) { d.sourceState(s == ami.StateConnected, err) },
 			ActionTimeout: cfg.AMI.ActionTimeout,
@@ -516,6 +517,7 @@ func (d *Daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 		c, err := ari.Dial(ctx, ari.Config{
 			URL: cfg.ARI.URL, Username: cfg.ARI.Username, Password: cfg.ARI.Password.Reveal(),
 			App: cfg.ARI.App, SubscribeAll: true, EventTypes: calls.ARIEventTypes(),
+			AcceptVariable: d.tracker.AcceptVariable, // ChannelVarsets of ignored variables: skipped undecoded
 			Handler:        d.tracker.HandleARI,
 			OnState:        func(s ari.State, err error) { d.sourceState(s == ari.StateConnected, err) },
 			RequestTimeout: cfg.ARI.RequestTimeout,

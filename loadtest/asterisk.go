@@ -16,16 +16,14 @@ type amiSink struct {
 	buf []byte
 }
 
-func (s *amiSink) send(_ context.Context, batch []batchStep, writing func([]due, time.Time)) (int, error) {
+func (s *amiSink) send(_ context.Context, batch []batchStep, writing func(*batchStep, time.Time)) (int, error) {
 	s.buf = s.buf[:0]
 	for _, b := range batch {
 		s.buf = b.step.AppendAMI(s.buf)
 	}
 	at := time.Now()
-	for _, b := range batch {
-		if len(b.dues) > 0 {
-			writing(b.dues, at)
-		}
+	for i := range batch {
+		writing(&batch[i], at)
 	}
 	if err := s.srv.Send(s.buf); err != nil {
 		return 0, fmt.Errorf("writing %d AMI events: %w", len(batch), err)
@@ -40,14 +38,13 @@ type ariSink struct {
 	buf []byte
 }
 
-func (s *ariSink) send(ctx context.Context, batch []batchStep, writing func([]due, time.Time)) (int, error) {
+func (s *ariSink) send(ctx context.Context, batch []batchStep, writing func(*batchStep, time.Time)) (int, error) {
 	n := 0
-	for _, b := range batch {
+	for i := range batch {
+		b := &batch[i]
 		var ok bool
 		s.buf, ok = b.step.AppendARI(s.buf[:0], b.start)
-		if len(b.dues) > 0 {
-			writing(b.dues, time.Now())
-		}
+		writing(b, time.Now())
 		if !ok {
 			continue
 		}

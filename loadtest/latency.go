@@ -22,12 +22,18 @@ const (
 )
 
 // Recorder records durations into fixed log-linear buckets. Record is lock-free and
-// allocation-free; memory is fixed (about 58 KiB) whatever the number of samples. The zero
-// value is not ready: use NewRecorder.
+// allocation-free; memory is fixed (about 116 KiB) whatever the number of samples. The
+// zero value is not ready: use NewRecorder.
+//
+// Negative durations are recorded as they are, never clamped: a latency below zero means
+// the two clocks of a measurement disagree, and hiding it would hide that. They have their
+// own buckets (by magnitude) and rank below every positive value.
 type Recorder struct {
 	counts [numBuckets]atomic.Uint64
+	neg    [numBuckets]atomic.Uint64 // negative samples, by magnitude
 	count  atomic.Uint64
-	sum    atomic.Uint64 // nanoseconds; wraps only after ~584 years of total latency
+	nneg   atomic.Uint64
+	sum    atomic.Int64 // nanoseconds; overflows only after ~292 years of total latency
 	min    atomic.Int64
 	max    atomic.Int64
 }
@@ -36,6 +42,7 @@ type Recorder struct {
 func NewRecorder() *Recorder {
 	r := &Recorder{}
 	r.min.Store(math.MaxInt64)
+	r.max.Store(math.MinInt64)
 	return r
 }
 
@@ -58,15 +65,21 @@ func bucketUpper(i int) uint64 {
 	return (mantissa+1)<<shift - 1
 }
 
-// Record adds one duration; negative durations count as 0.
+// Record adds one duration, negative ones included (see Recorder).
 func (r *Recorder) Record(d time.Duration) {
-	if d < 0 {
-		d = 0
-	}
 	v := int64(d)
-	r.counts[bucketOf(uint64(v))].Add(1)
+	if v < 0 {
+		m := uint64(math.MaxInt64) // the magnitude of MinInt64 does not fit: it takes the last bucket
+		if v != math.MinInt64 {
+			m = uint64(-v)
+		}
+		r.neg[bucketOf(m)].Add(1)
+		r.nneg.Add(1)
+	} else {
+		r.counts[bucketOf(uint64(v))].Add(1)
+	}
 	r.count.Add(1)
-	r.sum.Add(uint64(v))
+	r.sum.Add(v)
 	for {
 		m := r.min.Load()
 		if v >= m || r.min.CompareAndSwap(m, v) {
@@ -91,8 +104,12 @@ func (r *Recorder) Merge(other *Recorder) {
 		if c := other.counts[i].Load(); c != 0 {
 			r.counts[i].Add(c)
 		}
+		if c := other.neg[i].Load(); c != 0 {
+			r.neg[i].Add(c)
+		}
 	}
 	r.count.Add(n)
+	r.nneg.Add(other.nneg.Load())
 	r.sum.Add(other.sum.Load())
 	if v := other.min.Load(); v < r.min.Load() {
 		r.min.Store(v)
@@ -104,6 +121,9 @@ func (r *Recorder) Merge(other *Recorder) {
 
 // Count is the number of recorded samples.
 func (r *Recorder) Count() uint64 { return r.count.Load() }
+
+// Negative is the number of samples below zero.
+func (r *Recorder) Negative() uint64 { return r.nneg.Load() }
 
 // Quantile returns the q-quantile (0 < q ≤ 1) as the upper bound of the bucket holding
 // it, capped at the maximum: it never under-reports by more than the bucket width and
@@ -122,6 +142,20 @@ func (r *Recorder) Quantile(q float64) time.Duration {
 	}
 	max := r.max.Load()
 	var seen uint64
+	// Negative samples first, largest magnitude first; a negative bucket reports the
+	// magnitude's lower bound, so it never under-reports either.
+	if r.nneg.Load() > 0 {
+		for i := len(r.neg) - 1; i >= 0; i-- {
+			seen += r.neg[i].Load()
+			if seen >= rank {
+				lo := uint64(0)
+				if i > 0 {
+					lo = bucketUpper(i-1) + 1
+				}
+				return time.Duration(min(-int64(lo), max))
+			}
+		}
+	}
 	for i := range r.counts {
 		seen += r.counts[i].Load()
 		if seen >= rank {
@@ -134,13 +168,15 @@ func (r *Recorder) Quantile(q float64) time.Duration {
 // Summary is a snapshot of a recorder.
 type Summary struct {
 	Count uint64
-	Min   time.Duration
-	Mean  time.Duration
-	P50   time.Duration
-	P90   time.Duration
-	P99   time.Duration
-	P999  time.Duration
-	Max   time.Duration
+	// Negative counts samples below zero (they are in Min, Mean and the quantiles too).
+	Negative uint64 `json:",omitempty"`
+	Min      time.Duration
+	Mean     time.Duration
+	P50      time.Duration
+	P90      time.Duration
+	P99      time.Duration
+	P999     time.Duration
+	Max      time.Duration
 }
 
 // Summary returns the count, min, mean, p50/p90/p99/p99.9 and max.
@@ -150,13 +186,14 @@ func (r *Recorder) Summary() Summary {
 		return Summary{}
 	}
 	return Summary{
-		Count: n,
-		Min:   time.Duration(r.min.Load()),
-		Mean:  time.Duration(r.sum.Load() / n),
-		P50:   r.Quantile(0.50),
-		P90:   r.Quantile(0.90),
-		P99:   r.Quantile(0.99),
-		P999:  r.Quantile(0.999),
-		Max:   time.Duration(r.max.Load()),
+		Count:    n,
+		Negative: r.nneg.Load(),
+		Min:      time.Duration(r.min.Load()),
+		Mean:     time.Duration(r.sum.Load() / int64(n)),
+		P50:      r.Quantile(0.50),
+		P90:      r.Quantile(0.90),
+		P99:      r.Quantile(0.99),
+		P999:     r.Quantile(0.999),
+		Max:      time.Duration(r.max.Load()),
 	}
 }

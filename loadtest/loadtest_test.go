@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -64,10 +65,48 @@ func TestRecorderEdgeCases(t *testing.T) {
 	if s := r.Summary(); s != (Summary{}) || r.Quantile(0.99) != 0 {
 		t.Errorf("empty recorder: %+v", s)
 	}
-	r.Record(-5 * time.Millisecond)
 	r.Record(3)
-	if s := r.Summary(); s.Min != 0 || s.Max != 3 || s.P50 != 0 || s.P99 != 3 {
+	r.Record(0)
+	if s := r.Summary(); s.Min != 0 || s.Max != 3 || s.P50 != 0 || s.P99 != 3 || s.Negative != 0 {
 		t.Errorf("tiny values: %+v", s)
+	}
+}
+
+// A latency below zero is a clock problem of the measurement: it is kept as it is,
+// counted, and ranks below every positive sample, never folded into 0.
+func TestRecorderKeepsNegativeSamples(t *testing.T) {
+	r := NewRecorder()
+	r.Record(-5 * time.Millisecond)
+	r.Record(-2 * time.Millisecond)
+	for i := 1; i <= 8; i++ {
+		r.Record(time.Duration(i) * time.Millisecond)
+	}
+	s := r.Summary()
+	if s.Count != 10 || s.Negative != 2 || s.Min != -5*time.Millisecond || s.Max != 8*time.Millisecond {
+		t.Errorf("summary = %+v", s)
+	}
+	if want := (36 - 7) * time.Millisecond / 10; s.Mean != want {
+		t.Errorf("mean %v, want %v", s.Mean, want)
+	}
+	// Ranks 1 and 2 are the negative samples, within the bucket width (0.8%).
+	for q, want := range map[float64]time.Duration{0.1: -5 * time.Millisecond, 0.2: -2 * time.Millisecond} {
+		got := r.Quantile(q)
+		if got < want || got > want-want/128 {
+			t.Errorf("q%.1f = %v, want %v within its bucket", q, got, want)
+		}
+	}
+	if got := r.Quantile(0.3); got < time.Millisecond || got > time.Millisecond+time.Millisecond/128 {
+		t.Errorf("q0.3 = %v, want 1ms", got)
+	}
+	m := NewRecorder()
+	m.Merge(r)
+	if m.Summary() != s {
+		t.Errorf("merged %+v, want %+v", m.Summary(), s)
+	}
+	low := NewRecorder()
+	low.Record(time.Duration(math.MinInt64))
+	if s := low.Summary(); s.Min != math.MinInt64 || s.Max != math.MinInt64 || s.Negative != 1 || s.P50 >= 0 {
+		t.Errorf("MinInt64 recorded as %+v", s)
 	}
 }
 
@@ -239,6 +278,7 @@ func TestFormats(t *testing.T) {
 		4212 * time.Microsecond: "4.21ms",
 		15 * time.Millisecond:   "15.0ms",
 		1200 * time.Millisecond: "1.20s",
+		-2 * time.Millisecond:   "-2.00ms",
 	} {
 		if got := FormatDuration(d); got != want {
 			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
@@ -328,5 +368,28 @@ func TestPaceStopsOnCancel(t *testing.T) {
 	}
 	if _, err := Pace(context.Background(), 0, 1, func(int, time.Time) {}); err == nil {
 		t.Error("rate 0: no error")
+	}
+}
+
+// A run whose generator fell behind its schedule by more than the bound is not a
+// measurement of the daemon at the asked load: it fails, whatever else it measured.
+func TestLagOverTheBoundFailsTheRun(t *testing.T) {
+	path := LatencyPath{Summary: Summary{Count: 10, P99: time.Millisecond}, Totals: LedgerTotals{Expected: 10, Delivered: 10}}
+	r := &Result{Options: Options{MaxLag: 50 * time.Millisecond, Duration: time.Second}, Report: Report{Paths: []LatencyPath{path, path}}}
+	r.MaxLag = 50 * time.Millisecond
+	if r.LagExceeded() || !r.Passed() {
+		t.Fatalf("lag at the bound: exceeded %v, passed %v", r.LagExceeded(), r.Passed())
+	}
+	r.MaxLag = 51 * time.Millisecond
+	if !r.LagExceeded() || r.Passed() {
+		t.Fatalf("lag over the bound: exceeded %v, passed %v", r.LagExceeded(), r.Passed())
+	}
+	_, _, targets := r.Tables()
+	var b bytes.Buffer
+	if err := targets.WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "generator lag ≤ 50.0ms") || !strings.Contains(b.String(), "FAIL") {
+		t.Errorf("targets table does not show the lag failing:\n%s", b.String())
 	}
 }

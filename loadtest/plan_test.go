@@ -124,19 +124,25 @@ func TestGeneratorFindsEveryConnect(t *testing.T) {
 
 // recordingSink keeps what the sender wrote.
 type recordingSink struct {
-	mu     sync.Mutex
-	events []string
+	stall time.Duration // how long each write takes
+
+	mu       sync.Mutex
+	events   []string
+	connects []time.Time // scheduled instants of the connect steps written
 }
 
-func (r *recordingSink) send(_ context.Context, batch []batchStep, writing func([]due, time.Time)) (int, error) {
+func (r *recordingSink) send(_ context.Context, batch []batchStep, writing func(*batchStep, time.Time)) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, b := range batch {
-		if len(b.dues) > 0 {
-			writing(b.dues, time.Now())
-		}
+	for i := range batch {
+		b := &batch[i]
+		writing(b, time.Now())
 		r.events = append(r.events, string(b.step.AppendAMI(nil)))
+		if len(b.dues) > 0 {
+			r.connects = append(r.connects, b.due)
+		}
 	}
+	time.Sleep(r.stall) // a generator that falls behind
 	return len(batch), nil
 }
 
@@ -279,5 +285,49 @@ func TestTCPCounters(t *testing.T) {
 	after.Timeouts++
 	if d := after.Sub(before); d != (TCPCounters{RetransSegs: 3, Timeouts: 1}) {
 		t.Errorf("Sub = %+v", d)
+	}
+}
+
+// A generator that falls behind must not hide it: every expected notification counts its
+// latency from the connect's scheduled instant, not from when its bytes were written, and
+// the lateness shows as generator lag (coordinated omission otherwise).
+func TestSenderMeasuresFromTheScheduledInstant(t *testing.T) {
+	plan := NewPlan(8)
+	lead, _ := mixTiming(50 * time.Millisecond)
+	sink := &recordingSink{stall: 15 * time.Millisecond}
+	pops, crm := NewLedger(), NewLedger()
+	lag := NewRecorder()
+	s := &sender{
+		gen: newGenerator(plan, 50*time.Millisecond, 1_700_000_000), sink: sink, rate: 1000, slots: 40,
+		pops: pops, crm: crm, owners: newPopOwners(), minGap: time.Millisecond, lead: lead, lag: lag,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := s.run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	scheduled := map[time.Time]bool{}
+	for _, at := range sink.connects {
+		scheduled[at] = true
+	}
+	n := 0
+	for _, l := range []*Ledger{pops, crm} {
+		l.mu.Lock()
+		for id, e := range l.expected {
+			n++
+			if !scheduled[e.at] {
+				t.Errorf("%s expected from %s, which is no connect's scheduled instant", id, e.at.Format(time.StampMicro))
+			}
+		}
+		l.mu.Unlock()
+	}
+	if n == 0 {
+		t.Fatal("no notification expected")
+	}
+	// Writes take 15ms at a 1ms connect interval: the generator falls behind.
+	st := s.Stats()
+	if lag.Count() != uint64(st.Connects) || lag.Summary().Max < sink.stall || st.MaxLag < lag.Summary().Max {
+		t.Errorf("lag recorded %d times for %d connects, max %v (all events %v): want >= the %v stall",
+			lag.Count(), st.Connects, lag.Summary().Max, st.MaxLag, sink.stall)
 	}
 }

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -95,6 +96,9 @@ func (t *Table) WriteMarkdown(w io.Writer) error {
 // FormatDuration prints a latency with three significant digits in a fixed unit
 // family: "850µs", "4.21ms", "1.20s".
 func FormatDuration(d time.Duration) string {
+	if d < 0 && d != math.MinInt64 {
+		return "-" + FormatDuration(-d)
+	}
 	switch {
 	case d < time.Microsecond:
 		return fmt.Sprintf("%dns", d.Nanoseconds())

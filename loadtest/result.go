@@ -40,6 +40,13 @@ func (r *Result) Targets() []TargetResult {
 			Met:      p.Summary.Count > 0 && p.Summary.P99 <= target,
 		})
 	}
+	if r.Options.MaxLag > 0 {
+		out = append(out, TargetResult{
+			Target:   fmt.Sprintf("generator lag ≤ %s (else the load was not produced)", FormatDuration(r.Options.MaxLag)),
+			Measured: fmt.Sprintf("max %s (connects p99 %s)", FormatDuration(r.MaxLag), FormatDuration(r.GeneratorLag.P99)),
+			Met:      !r.LagExceeded(),
+		})
+	}
 	p99("connect→pop", pop, t.PopP99)
 	p99("connect→CRM", crm, t.CRMP99)
 	lost := pop.Totals.Lost + crm.Totals.Lost
@@ -99,7 +106,10 @@ func (r *Result) Tables() (run, paths, targets *Table) {
 	run.Add("connect rate (steady window)", fmt.Sprintf("%.1f/s over %s (asked %.0f/s)", r.ConnectRate, r.Window, r.Options.Rate))
 	run.Add("events sent", fmt.Sprintf("%d over %s; %.0f/s in the steady window", r.EventsSent, r.TrafficTime.Round(time.Millisecond), r.EventRate))
 	run.Add("events ingested by the daemon", ingested)
-	run.Add("fake Asterisk max lag / max write", FormatDuration(r.MaxLag)+" / "+FormatDuration(r.MaxSend))
+	g := r.GeneratorLag
+	run.Add("generator lag (write − schedule)", fmt.Sprintf("connects p50 %s, p99 %s, max %s; any event max %s (bound %s); longest write %s",
+		FormatDuration(g.P50), FormatDuration(g.P99), FormatDuration(g.Max), FormatDuration(r.MaxLag),
+		FormatDuration(r.Options.MaxLag), FormatDuration(r.MaxSend)))
 	run.Add("load-test process GC", fmt.Sprintf("%d collections, longest pause %s", r.SelfGCs, FormatDuration(r.SelfGCMax)))
 	run.Add("pops received", fmt.Sprintf("%d (%d replayed)", r.PopsReceived, r.PopsReplayed))
 	run.Add("CRM requests", fmt.Sprintf("%d (%d accepted)", r.CRM.Requests, r.CRM.Accepted))
@@ -112,6 +122,17 @@ func (r *Result) Tables() (run, paths, targets *Table) {
 		return fmt.Sprintf("%.2f", v)
 	}
 	run.Add("CPU cores used (steady window)", fmt.Sprintf("daemon %s, load test %s", cores(r.DaemonCPU), cores(r.LoadTestCPU)))
+	if r.DaemonCPUTime >= 0 {
+		run.Add("daemon CPU per connect / per event", fmt.Sprintf("%.0fµs / %.1fµs (%s of CPU from the first event to the end of the drain)",
+			r.DaemonCPUPerConnectUS, r.DaemonCPUPerEventUS, r.DaemonCPUTime))
+	} else {
+		run.Add("daemon CPU per connect / per event", "-")
+	}
+	if r.CPUProfile != "" {
+		run.Add("daemon CPU profile (steady window)", r.CPUProfile)
+	} else if r.CPUProfileError != "" {
+		run.Add("daemon CPU profile", r.CPUProfileError)
+	}
 	run.Add("machine load average (1 min)", fmt.Sprintf("%.2f before, %.2f after (%d CPUs)", r.LoadBefore, r.LoadAfter, runtime.NumCPU()))
 	if r.TCP != nil {
 		run.Add("TCP losses on the machine", fmt.Sprintf("%d retransmitted segments, %d loss probes, %d RTO timeouts, %d receive-queue drops",

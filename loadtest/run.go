@@ -52,6 +52,14 @@ type Options struct {
 	WorkDir string
 	// Targets are the figures the run is judged against.
 	Targets Targets
+	// MaxLag bounds the generator lag: how long after its scheduled instant any event
+	// may start to be written (default DefaultMaxLag). A run over it is not a valid
+	// measurement (see Result.LagExceeded).
+	MaxLag time.Duration
+	// Pprof, when set (a loopback host:port), starts the daemon with `--pprof Pprof`;
+	// CPUProfile, when set too, receives the daemon's CPU profile over the steady window.
+	Pprof      string
+	CPUProfile string
 	// Progress, when set, gets a line every ProgressEvery (default 5s) while traffic flows.
 	Progress      io.Writer      `json:"-"`
 	ProgressEvery time.Duration  `json:"-"`
@@ -64,6 +72,9 @@ type Targets struct {
 	PopP99      time.Duration // connect → crm.pop at the agent
 	CRMP99      time.Duration // connect → request at the CRM
 }
+
+// DefaultMaxLag is the default bound on the generator lag (Options.MaxLag).
+const DefaultMaxLag = 50 * time.Millisecond
 
 // DefaultTargets are the targets of issue 7: 200 connects/s, p99 connect→pop ≤ 5 ms,
 // p99 connect→CRM ≤ 20 ms (and nothing lost or duplicated, always).
@@ -91,6 +102,14 @@ func (o *Options) Check() error {
 	}
 	if len(o.Daemon) == 0 {
 		errs = append(errs, errors.New("no daemon command"))
+	}
+	if o.MaxLag < 0 {
+		errs = append(errs, fmt.Errorf("--max-lag %s: must not be negative", o.MaxLag))
+	} else if o.MaxLag == 0 {
+		o.MaxLag = DefaultMaxLag
+	}
+	if o.CPUProfile != "" && o.Pprof == "" {
+		errs = append(errs, errors.New("--cpuprofile needs --pprof (the address the daemon serves its profiles on)"))
 	}
 	if o.Talk <= 0 {
 		o.Talk = 6 * time.Second
@@ -120,8 +139,12 @@ type Result struct {
 	EventsSent uint64
 	SendErrors int
 	SendError  string
-	MaxLag     time.Duration // worst lateness of an event against its schedule
+	MaxLag     time.Duration // worst lateness of an event against its schedule (generator lag)
 	MaxSend    time.Duration // longest single write to the daemon
+	// GeneratorLag is, over the connects, how long after its scheduled instant each was
+	// written. Latencies count from the scheduled instant, so this is inside them; it is
+	// reported apart to tell a late generator from a slow daemon.
+	GeneratorLag Summary
 	// SelfGCMax and SelfGCs are the load-test process's longest GC pause and GC count
 	// over the run: its own stalls, which delay both ends of every measurement.
 	SelfGCMax time.Duration
@@ -138,6 +161,16 @@ type Result struct {
 	// DaemonCPU and LoadTestCPU are the CPU cores the daemon and the load-test process
 	// (fake Asterisk, agents, CRM) used on average over Window (-1 unknown).
 	DaemonCPU, LoadTestCPU float64
+	// DaemonCPUTime is the CPU time (user + system, /proc/<pid>/stat) the daemon used
+	// from just before the first event to the end of the drain: everything the traffic
+	// cost it (-1 unknown). Divided by the connects written and by the events sent:
+	DaemonCPUTime         time.Duration
+	DaemonCPUPerConnectUS float64 `json:"daemon_cpu_per_connect_us"` // µs of daemon CPU per connect (-1 unknown)
+	DaemonCPUPerEventUS   float64 `json:"daemon_cpu_per_event_us"`   // µs of daemon CPU per Asterisk event (-1 unknown)
+	// CPUProfile is the file the daemon's CPU profile was written to ("" none) and
+	// CPUProfileError why it could not be taken.
+	CPUProfile      string `json:",omitempty"`
+	CPUProfileError string `json:",omitempty"`
 	// LoadBefore and LoadAfter are the machine's 1-minute load average before the traffic
 	// and after it: what else was running.
 	LoadBefore, LoadAfter float64
@@ -164,6 +197,11 @@ type Result struct {
 // Completed reports whether the run went to the end (targets met or not).
 func (r *Result) Completed() bool { return r.Incomplete == "" }
 
+// LagExceeded reports whether the generator fell behind its schedule by more than
+// Options.MaxLag: the machine could not produce the asked load on time, so the run does
+// not measure the daemon at that load.
+func (r *Result) LagExceeded() bool { return r.Options.MaxLag > 0 && r.MaxLag > r.Options.MaxLag }
+
 // Run drives one bounded load through a daemon subprocess: it generates the catalog and
 // configuration, starts the local CRM, the fake Asterisk and the daemon, connects the
 // agents, plays the calls, waits for what they caused, stops everything and measures.
@@ -176,7 +214,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.WorkDir == "" {
 		return nil, errors.New("no work directory")
 	}
-	res := &Result{Options: opts, DaemonEvents: -1, DaemonEventRate: -1, DaemonCPU: -1, LoadTestCPU: -1}
+	res := &Result{Options: opts, DaemonEvents: -1, DaemonEventRate: -1, DaemonCPU: -1, LoadTestCPU: -1,
+		DaemonCPUTime: -1, DaemonCPUPerConnectUS: -1, DaemonCPUPerEventUS: -1}
 	pops, crm := NewLedger(), NewLedger()
 	owners := newPopOwners()
 	worst := newWorstArrivals(10)
@@ -245,6 +284,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	// The daemon.
 	res.DaemonLog = filepath.Join(opts.WorkDir, "daemon.log")
 	argv := append(append([]string(nil), opts.Daemon...), "run", "--config", configPath)
+	if opts.Pprof != "" {
+		argv = append(argv, "--pprof", opts.Pprof)
+	}
 	d, err := startDaemon(argv, res.DaemonLog, "http://"+httpAddr)
 	if err != nil {
 		return nil, err
@@ -284,7 +326,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		})
 	sampleCtx, stopSampling := context.WithCancel(context.Background())
 	var sampling sync.WaitGroup
-	sampling.Go(func() { sampler.Run(sampleCtx, time.Second) })
+	// Every /metrics scrape costs the daemon CPU (~3 ms each on the shared test machine)
+	// that its CPU per connect would count: scrapes are kept to one a second in all
+	// (RSS, read from /proc, costs it nothing).
+	sampling.Go(func() { sampler.Run(sampleCtx, scrapeEvery) })
 	defer func() {
 		stopSampling() // idempotent: also done before the daemon stops
 		sampling.Wait()
@@ -314,7 +359,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	eventsBefore, eventsErr := ScrapeSum(ctx, client, metricsURL, eventsMetric)
 	ingest, daemonCPU, selfCPU := &counterSeries{}, &counterSeries{}, &counterSeries{}
 	sampling.Go(func() {
-		ingest.run(sampleCtx, 500*time.Millisecond, func(ctx context.Context) (float64, error) {
+		ingest.run(sampleCtx, scrapeEvery, func(ctx context.Context) (float64, error) {
 			return ScrapeSum(ctx, client, metricsURL, eventsMetric)
 		})
 	})
@@ -328,10 +373,24 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	sampling.Go(func() { selfCPU.run(sampleCtx, 500*time.Millisecond, cpuOf(0)) })
 	res.LoadBefore, _ = LoadAverage()
 	tcpBefore, tcpErr := ReadTCPCounters()
+	lag := NewRecorder()
 	snd := &sender{
 		gen: newGenerator(plan, opts.Talk, time.Now().Unix()), sink: sink, rate: opts.Rate, slots: slots,
-		calls: opts.Calls, pops: pops, crm: crm, owners: owners, minGap: time.Millisecond, lead: lead,
+		calls: opts.Calls, pops: pops, crm: crm, owners: owners, minGap: time.Millisecond, lead: lead, lag: lag,
 	}
+	if opts.CPUProfile != "" {
+		// The profile covers the steady window (see below), from settle after T0.
+		_, settle := mixTiming(opts.Talk)
+		from := settle.Truncate(bucketWidth) + bucketWidth
+		secs := int((opts.Duration - from).Seconds())
+		if secs < 2 {
+			from, secs = 0, max(1, int(opts.Duration.Seconds()))
+		}
+		sampling.Go(func() {
+			res.CPUProfileError = takeCPUProfile(sampleCtx, "http://"+opts.Pprof, lead+from, secs, opts.CPUProfile)
+		})
+	}
+	cpuBefore, cpuErr := ReadCPU(d.PID())
 	progressCtx, stopProgress := context.WithCancel(ctx)
 	var progress sync.WaitGroup
 	if opts.Progress != nil {
@@ -362,6 +421,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
+	cpuAfter, cpuErr2 := ReadCPU(d.PID())
 	daemonDied := !d.running()
 	stopTraffic()
 	watching.Wait()
@@ -403,6 +463,19 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	st := snd.Stats()
 	res.Calls, res.Connects, res.Skipped = st.Calls, st.Connects-st.Skipped, st.Skipped
 	res.EventsSent, res.SendErrors, res.SendError, res.MaxLag = st.Events, st.SendErrors, st.LastError, st.MaxLag
+	res.GeneratorLag = lag.Summary()
+	if cpuErr == nil && cpuErr2 == nil && !daemonDied {
+		res.DaemonCPUTime = cpuAfter - cpuBefore
+		if st.Connects > 0 {
+			res.DaemonCPUPerConnectUS = float64(res.DaemonCPUTime) / float64(time.Microsecond) / float64(st.Connects)
+		}
+		if st.Events > 0 {
+			res.DaemonCPUPerEventUS = float64(res.DaemonCPUTime) / float64(time.Microsecond) / float64(st.Events)
+		}
+	}
+	if opts.CPUProfile != "" && res.CPUProfileError == "" {
+		res.CPUProfile = opts.CPUProfile
+	}
 	res.MaxSend = st.MaxSend
 	var gc debug.GCStats
 	gc.PauseQuantiles = make([]time.Duration, 2) // min, max
@@ -442,6 +515,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	return res, nil
 }
+
+// scrapeEvery is the period of each of the two /metrics samplings (goroutines; events
+// ingested): one scrape a second in all.
+const scrapeEvery = 2 * time.Second
 
 // counterSeries samples a counter (the daemon's events) to measure its rate over a window.
 type counterSeries struct {

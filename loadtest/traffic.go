@@ -206,16 +206,17 @@ func (h *callHeap) Pop() any {
 
 // eventSink is the fake Asterisk side: it writes a batch of steps to the daemon and
 // reports how many events went out. It blocks while the daemon does not read. It calls
-// writing with each step that connects a call (dues not empty) and the time just before
-// that step's bytes are written: the connect time latencies are measured from.
+// writing with every step and the time just before that step's bytes are written, which
+// tells how late the generator is against the step's schedule.
 type eventSink interface {
-	send(ctx context.Context, batch []batchStep, writing func(dues []due, at time.Time)) (int, error)
+	send(ctx context.Context, batch []batchStep, writing func(b *batchStep, at time.Time)) (int, error)
 }
 
 // batchStep is one step to write.
 type batchStep struct {
 	step  *callsim.Step
 	start time.Time // the call's start (ARI timestamps)
+	due   time.Time // when the step is scheduled: latencies of its connects count from here
 	dues  []due     // the connects this step makes
 }
 
@@ -230,7 +231,7 @@ type trafficStats struct {
 	Events     uint64
 	SendErrors int
 	LastError  string
-	MaxLag     time.Duration // longest a step was written after its due time
+	MaxLag     time.Duration // longest a step was written after its scheduled time (generator lag)
 	MaxSend    time.Duration // longest one write took (the daemon not reading shows here)
 	Start, End time.Time
 	// T0 is when the first connect was scheduled; ConnectsAt and EventsAt count what was
@@ -285,6 +286,9 @@ type sender struct {
 	minGap time.Duration // batching window: events due within it go in one write
 	// lead is the longest time from a call's start to its first connect.
 	lead time.Duration
+	// lag records, for every connect, how long after its scheduled instant its bytes
+	// started to be written (nil: not recorded).
+	lag *Recorder
 
 	mu    sync.Mutex
 	stats trafficStats
@@ -354,11 +358,9 @@ func (s *sender) run(ctx context.Context) error {
 		}
 		// Collect every step due now.
 		batch = batch[:0]
-		var lag time.Duration
 		for live.Len() > 0 && !live[0].nextAt().After(now) {
 			lc := live[0]
-			lag = max(lag, now.Sub(lc.nextAt()))
-			batch = append(batch, batchStep{step: &lc.call.Steps[lc.next], start: lc.start, dues: lc.connects[lc.next]})
+			batch = append(batch, batchStep{step: &lc.call.Steps[lc.next], start: lc.start, due: lc.nextAt(), dues: lc.connects[lc.next]})
 			lc.next++
 			if lc.next == len(lc.call.Steps) {
 				heap.Pop(&live)
@@ -373,7 +375,6 @@ func (s *sender) run(ctx context.Context) error {
 			s.stats.MaxSend = max(s.stats.MaxSend, time.Since(begin))
 			s.stats.Events += uint64(n)
 			s.stats.EventsAt = count(s.stats.EventsAt, s.stats.T0, begin, n)
-			s.stats.MaxLag = max(s.stats.MaxLag, lag)
 			if err != nil {
 				s.stats.SendErrors++
 				s.stats.LastError = err.Error()
@@ -403,25 +404,38 @@ func (s *sender) run(ctx context.Context) error {
 	}
 }
 
-// writing registers the notifications a connect step makes due, at, just before the
-// step is written, and counts the connect.
-func (s *sender) writing(dues []due, at time.Time) {
+// writing is called just before a step's bytes are written (at): it notes the
+// generator's lag, and registers the notifications a connect step makes due from the
+// step's SCHEDULED instant, not from at: a generator running late must show in the
+// latencies (no coordinated omission), and separately as lag.
+func (s *sender) writing(b *batchStep, at time.Time) {
+	lag := at.Sub(b.due)
+	if len(b.dues) == 0 {
+		s.mu.Lock()
+		s.stats.MaxLag = max(s.stats.MaxLag, lag)
+		s.mu.Unlock()
+		return
+	}
+	if s.lag != nil {
+		s.lag.Record(lag)
+	}
 	skipped := 0
-	for _, d := range dues {
+	for _, d := range b.dues {
 		switch {
 		case d.id == "":
 			skipped++
 		case d.server:
-			s.crm.Expect(d.id, at)
+			s.crm.Expect(d.id, b.due)
 		default:
 			s.owners.set(d.id, d.agent)
-			s.pops.Expect(d.id, at)
+			s.pops.Expect(d.id, b.due)
 		}
 	}
 	s.mu.Lock()
-	s.stats.Connects += len(dues)
+	s.stats.MaxLag = max(s.stats.MaxLag, lag)
+	s.stats.Connects += len(b.dues)
 	s.stats.Skipped += skipped
-	s.stats.ConnectsAt = count(s.stats.ConnectsAt, s.stats.T0, at, len(dues))
+	s.stats.ConnectsAt = count(s.stats.ConnectsAt, s.stats.T0, b.due, len(b.dues))
 	s.mu.Unlock()
 }
 

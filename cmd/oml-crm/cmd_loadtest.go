@@ -23,6 +23,7 @@ const (
 	loadtestCompleted  = 0 // the run went to the end (targets met or not: see the table)
 	loadtestIncomplete = 1 // the hard timeout or a dying daemon cut the run short
 	loadtestCouldNot   = 2 // bad flags, or the run could not be set up
+	loadtestLagged     = 3 // the generator fell behind its schedule by more than --max-lag
 )
 
 func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -44,6 +45,9 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	workDir := fs.String("work-dir", "", "directory for the generated configuration, catalog, queue and daemon log (default: a temporary one)")
 	keep := fs.Bool("keep", false, "keep the work directory (a temporary one is removed otherwise)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	maxLag := fs.Duration("max-lag", loadtest.DefaultMaxLag, "bound on the generator lag (how late the fake Asterisk may write an event after its scheduled instant); a run over it fails with exit 3")
+	pprofAddr := fs.String("pprof", "", "start the daemon with --pprof ADDR (loopback host:port) to serve its runtime profiles there")
+	cpuProfile := fs.String("cpuprofile", "", "write the daemon's CPU profile over the steady window to this file (needs --pprof)")
 	popP99 := fs.Duration("target-pop-p99", d.PopP99, "target: p99 connect→pop")
 	crmP99 := fs.Duration("target-crm-p99", d.CRMP99, "target: p99 connect→CRM")
 	targetRate := fs.Float64("target-rate", 0, "target: connects per second sustained for --duration (default: --rate; 0 with --rate: no rate target)")
@@ -55,9 +59,14 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stdout, "token-authenticated agents) runs as a subprocess, --agents websocket agents ack their")
 		fmt.Fprintln(stdout, "pops, and a local CRM receives the server deliveries. It reports connect→pop and")
 		fmt.Fprintln(stdout, "connect→CRM latency (p50/p99/max), lost and duplicated pops and deliveries, events/s,")
-		fmt.Fprintln(stdout, "and the daemon's RSS and goroutines, with PASS/FAIL per target.")
+		fmt.Fprintln(stdout, "and the daemon's RSS, goroutines and CPU time per connect, with PASS/FAIL per target.")
+		fmt.Fprintln(stdout, "\nLatencies count from each connect's SCHEDULED instant (connect k at T0 + k/rate), not from")
+		fmt.Fprintln(stdout, "when its bytes were written, so a generator running late shows in them; the generator lag")
+		fmt.Fprintln(stdout, "(write − schedule) is reported apart, and a run whose generator lag exceeds --max-lag")
+		fmt.Fprintf(stdout, "(default %s) fails: the machine could not produce the asked load on time.\n", loadtest.DefaultMaxLag)
 		fmt.Fprintln(stdout, "\nExit status: 0 the run completed (whatever the targets), 1 it was cut short (hard")
-		fmt.Fprintln(stdout, "timeout = --duration + --grace, or the daemon died), 2 bad flags or set-up failure.")
+		fmt.Fprintln(stdout, "timeout = --duration + --grace, or the daemon died), 2 bad flags or set-up failure,")
+		fmt.Fprintln(stdout, "3 the generator lag exceeded its --max-lag bound (the result is still printed and written).")
 		fmt.Fprintln(stdout, "\nFlags:")
 		fs.SetOutput(stdout)
 		fs.PrintDefaults()
@@ -95,6 +104,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		Rate: *rate, Duration: *duration, Calls: *calls, Agents: *agents, Source: *source,
 		Talk: *talk, Drain: *drain, Daemon: []string{bin}, DaemonLogLevel: *logLevel,
 		Targets: loadtest.Targets{ConnectRate: *targetRate, PopP99: *popP99, CRMP99: *crmP99},
+		MaxLag:  *maxLag, Pprof: *pprofAddr, CPUProfile: *cpuProfile,
 	}
 	if err := opts.Check(); err != nil {
 		return fail(loadtestCouldNot, "%v", err)
@@ -165,6 +175,10 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	if !res.Completed() {
 		return fail(loadtestIncomplete, "incomplete run: %s (daemon log: %s)", res.Incomplete, res.DaemonLog)
+	}
+	if res.LagExceeded() {
+		return fail(loadtestLagged, "generator lag %s exceeded its bound --max-lag %s: the machine could not write the load on schedule, so this run does not measure the daemon at --rate %g",
+			loadtest.FormatDuration(res.MaxLag), res.Options.MaxLag, *rate)
 	}
 	return loadtestCompleted
 }

@@ -27,6 +27,7 @@ func TestLoadtestSmallRun(t *testing.T) {
 				"--daemon", bin, "--source", source, "--rate", "20", "--duration", "3s", "--agents", "20",
 				"--talk", "2s", "--grace", "60s", "--work-dir", filepath.Join(dir, "work"), "--quiet",
 				"--report", reportPath, "--json", jsonPath,
+				"--max-lag", "1m", // the generator's lag depends on the machine's load, not on the code tested here
 			}, &stdout, &stderr)
 			t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 			if code != loadtestCompleted {
@@ -79,6 +80,13 @@ func TestLoadtestSmallRun(t *testing.T) {
 			if res.DaemonExit != "exit 0" {
 				t.Errorf("daemon stop: %s", res.DaemonExit)
 			}
+			if res.DaemonCPUTime < 0 || res.DaemonCPUPerConnectUS < 0 || res.DaemonCPUPerEventUS < 0 {
+				t.Errorf("daemon CPU unknown: %v, %v µs per connect, %v µs per event", res.DaemonCPUTime, res.DaemonCPUPerConnectUS, res.DaemonCPUPerEventUS)
+			}
+			if res.GeneratorLag.Count != uint64(res.Connects+res.Skipped) || res.MaxLag < res.GeneratorLag.Max {
+				t.Errorf("generator lag recorded for %d of %d connects, max %v (all events %v)",
+					res.GeneratorLag.Count, res.Connects+res.Skipped, res.GeneratorLag.Max, res.MaxLag)
+			}
 
 			report, err := os.ReadFile(reportPath)
 			if err != nil {
@@ -98,7 +106,7 @@ func TestLoadtestUsage(t *testing.T) {
 	if code := runLoadtest(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("--help: exit %d", code)
 	}
-	for _, flag := range []string{"--rate", "--duration", "--agents", "--calls", "--source", "--report", "--daemon"} {
+	for _, flag := range []string{"--rate", "--duration", "--agents", "--calls", "--source", "--report", "--daemon", "--max-lag", "--pprof", "--cpuprofile"} {
 		if !strings.Contains(stdout.String(), flag) {
 			t.Errorf("--help does not document %s:\n%s", flag, stdout.String())
 		}
@@ -120,6 +128,40 @@ func TestLoadtestUsage(t *testing.T) {
 		if !strings.Contains(stderr.String(), "oml-crm loadtest: ") {
 			t.Errorf("%s: no error message: %q", name, stderr.String())
 		}
+	}
+}
+
+// A run whose generator falls behind its schedule by more than --max-lag fails (exit 3)
+// with a message naming the lag and its bound, and still prints and writes its result.
+// No generator writes an event within 1ns of its schedule.
+func TestLoadtestLagOverBoundFails(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	jsonPath := filepath.Join(dir, "result.json")
+	var stdout, stderr bytes.Buffer
+	code := runLoadtest(context.Background(), []string{
+		"--daemon", bin, "--rate", "10", "--duration", "1s", "--agents", "5", "--talk", "1s",
+		"--grace", "60s", "--work-dir", filepath.Join(dir, "work"), "--quiet", "--json", jsonPath, "--max-lag", "1ns",
+	}, &stdout, &stderr)
+	if code != loadtestLagged {
+		t.Fatalf("exit %d, want %d (lag over its bound); stderr:\n%s", code, loadtestLagged, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "exceeded its bound --max-lag 1ns") {
+		t.Errorf("stderr does not say the lag exceeded its bound:\n%s", stderr.String())
+	}
+	raw, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res loadtest.Result
+	if err := json.Unmarshal(raw, &res); err != nil {
+		t.Fatal(err)
+	}
+	if !res.Completed() || !res.LagExceeded() || res.Report.Paths[0].Totals.Lost != 0 {
+		t.Errorf("completed %v, lag exceeded %v, pops lost %d", res.Completed(), res.LagExceeded(), res.Report.Paths[0].Totals.Lost)
+	}
+	if !strings.Contains(stdout.String(), "generator lag ≤ 1ns") {
+		t.Errorf("the targets table does not show the lag bound:\n%s", stdout.String())
 	}
 }
 

@@ -21,6 +21,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("run", pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	config.RegisterFlags(fs)
+	pprofAddr := fs.String("pprof", "", "serve Go runtime profiles (net/http/pprof) on this loopback host:port, e.g. 127.0.0.1:6060 (off by default; never on http.listen)")
 	fs.Usage = func() {
 		fmt.Fprintln(stdout, "usage: oml-crm run [--config FILE] [flags]")
 		fmt.Fprintln(stdout, "\nRuns the daemon: Asterisk events (AMI or ARI) in; for every call connected to an agent,")
@@ -41,6 +42,9 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err == nil && fs.NArg() > 0 {
 		err = fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if err == nil && *pprofAddr != "" {
+		err = checkPprofAddr(*pprofAddr)
 	}
 	if err == nil {
 		err = cfg.Validate()
@@ -65,6 +69,20 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		// Once: the log goes to stderr (the journal under systemd).
 		log.Error().Err(err).Msg("cannot start")
 		return 1
+	}
+	if *pprofAddr != "" {
+		pp, err := startPprof(*pprofAddr)
+		if err != nil {
+			log.Error().Err(err).Msg("cannot start")
+			d.Shutdown(cfg.HTTP.ShutdownTimeout)
+			return 1
+		}
+		log.Info().Str("address", pp.Addr()).Msg("serving runtime profiles (--pprof)")
+		defer func() {
+			if err := pp.stop(); err != nil {
+				log.Warn().Err(err).Msg("stopping the profile server")
+			}
+		}()
 	}
 	// Type=notify: systemd counts the service as started once it serves.
 	notifySocket := os.Getenv("NOTIFY_SOCKET")

@@ -133,6 +133,7 @@ type sqlStore struct {
 	w      *sql.DB // writes (SQLite: the one writer connection)
 	r      *sql.DB // reads (SQLite: WAL readers; PostgreSQL: the same pool)
 	closeF func() error
+	stmts  stmtCache // the hot write statements, prepared once (stmt.go)
 
 	file     string      // SQLite: the queue file's path
 	fileInfo os.FileInfo // SQLite: the file as opened (to notice it vanishing)
@@ -403,7 +404,10 @@ func (s *sqlStore) migrate(ctx context.Context, steps []string) error {
 	return tx.Commit()
 }
 
-func (s *sqlStore) close() error { return s.closeF() }
+func (s *sqlStore) close() error {
+	s.closeStmts()
+	return s.closeF()
+}
 
 // ping runs SELECT 1 on the read pool (the same pool as writes on PostgreSQL).
 func (s *sqlStore) ping(ctx context.Context) error {
@@ -415,6 +419,10 @@ const deliveryColumns = `id, campaign_id, campaign_name, site_id, call_id, agent
 	content_type, body, site_auth, insecure_tls, connected_at, created_at, expires_at, next_attempt_at,
 	attempts, last_status, last_error, delivered_at, latency_us, deferred`
 
+const insertDelivery = `INSERT INTO {D} (` + deliveryColumns + `, lease_owner, lease_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, '', NULL, NULL, ?, ?, ?)
+		ON CONFLICT (id) DO NOTHING`
+
 func (s *sqlStore) insert(ctx context.Context, d *Delivery, owner string, leaseUntil time.Time) (bool, error) {
 	headers, err := json.Marshal(d.Header)
 	if err != nil {
@@ -424,9 +432,11 @@ func (s *sqlStore) insert(ctx context.Context, d *Delivery, owner string, leaseU
 	if err != nil {
 		return false, err
 	}
-	res, err := s.w.ExecContext(ctx, s.d.sql(`INSERT INTO {D} (`+deliveryColumns+`, lease_owner, lease_until)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, '', NULL, NULL, ?, ?, ?)
-		ON CONFLICT (id) DO NOTHING`),
+	st, err := s.prepared(ctx, insertDelivery)
+	if err != nil {
+		return false, err
+	}
+	res, err := st.ExecContext(ctx,
 		d.ID, d.CampaignID, d.CampaignName, d.SiteID, d.CallID, d.AgentID, string(d.Status), d.Method, d.URL, string(headers),
 		d.ContentType, d.Body, d.SiteAuth, d.InsecureTLS, s.d.ts(d.ConnectedAt), s.d.ts(d.CreatedAt), s.d.ts(d.ExpiresAt),
 		s.d.ts(d.NextAttemptAt), deferred, owner, s.d.ts(leaseUntil))
@@ -493,7 +503,26 @@ func (s *sqlStore) claimDue(ctx context.Context, now time.Time, limit int, owner
 	return out, rows.Err()
 }
 
+// The statements of finish: the state update, its fallback for a delivery already
+// delivered, and the attempt record, all in one transaction.
+const (
+	finishDelivery = `UPDATE {D} SET status = ?, attempts = attempts + ?,
+		next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?, last_error = ?, delivered_at = ?, latency_us = ?,
+		lease_owner = NULL, lease_until = NULL
+		WHERE id = ? AND status <> 'delivered' RETURNING attempts`
+	countAttempts = `UPDATE {D} SET attempts = attempts + ? WHERE id = ? RETURNING attempts`
+	insertAttempt = `INSERT INTO {A} (delivery_id, n, at, status, latency_us, error, response) VALUES (?, ?, ?, ?, ?, ?, ?)`
+)
+
 func (s *sqlStore) finish(ctx context.Context, id, owner string, attempts []Attempt, r result) error {
+	upd, err := s.prepared(ctx, finishDelivery)
+	if err != nil {
+		return err
+	}
+	ins, err := s.prepared(ctx, insertAttempt)
+	if err != nil {
+		return err
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -506,19 +535,17 @@ func (s *sqlStore) finish(ctx context.Context, id, owner string, attempts []Atte
 	var total int
 	// A delivery another instance already delivered (it took our expired lease) is
 	// never downgraded; our attempts are still logged.
-	err = tx.QueryRowContext(ctx, s.d.sql(`UPDATE {D} SET status = ?, attempts = attempts + ?,
-		next_attempt_at = COALESCE(?, next_attempt_at), last_status = ?, last_error = ?, delivered_at = ?, latency_us = ?,
-		lease_owner = NULL, lease_until = NULL
-		WHERE id = ? AND status <> 'delivered' RETURNING attempts`),
+	err = tx.StmtContext(ctx, upd).QueryRowContext(ctx,
 		string(r.status), len(attempts), s.d.ts(r.next), r.lastStatus, r.lastError, s.d.ts(r.deliveredAt), latency, id).Scan(&total)
 	if errors.Is(err, sql.ErrNoRows) {
-		err = tx.QueryRowContext(ctx, s.d.sql(`UPDATE {D} SET attempts = attempts + ? WHERE id = ? RETURNING attempts`), len(attempts), id).Scan(&total)
+		err = tx.QueryRowContext(ctx, s.d.sql(countAttempts), len(attempts), id).Scan(&total) // rare: not prepared
 	}
 	if err != nil {
 		return err
 	}
+	txIns := tx.StmtContext(ctx, ins)
 	for i, a := range attempts {
-		if _, err := tx.ExecContext(ctx, s.d.sql(`INSERT INTO {A} (delivery_id, n, at, status, latency_us, error, response) VALUES (?, ?, ?, ?, ?, ?, ?)`),
+		if _, err := txIns.ExecContext(ctx,
 			id, total-len(attempts)+i+1, s.d.ts(a.At), a.Status, a.Latency.Microseconds(), a.Error, a.Response); err != nil {
 			return err
 		}
