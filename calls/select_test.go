@@ -77,7 +77,10 @@ func TestAcceptAMIChangesNoFact(t *testing.T) {
 			}
 			for _, es := range [][]calls.Ended{we, fe} {
 				for i := range es {
-					es[i].At = time.Time{}
+					es[i].At, es[i].Start = time.Time{}, time.Time{}
+					for j := range es[i].Agents {
+						es[i].Agents[j].At = time.Time{}
+					}
 				}
 			}
 			if !reflect.DeepEqual(wc, fc) || !reflect.DeepEqual(we, fe) {

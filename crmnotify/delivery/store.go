@@ -178,12 +178,15 @@ func openSQLite(ctx context.Context, path, synchronous string) (*sqlStore, error
 	}
 	w.SetMaxOpenConns(1) // SQLite has one writer: serialise here rather than on SQLITE_BUSY
 	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open("sqlite", dsn+"&_pragma=query_only(1)")
+	// mode=rw: a reader never creates the file (if it vanished, an empty database in its
+	// place would answer "no such table").
+	r, err := sql.Open("sqlite", strings.Replace(dsn, "?", "?mode=rw&", 1)+"&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
 	}
-	r.SetMaxOpenConns(4)
+	r.SetMaxOpenConns(sqliteReaders)
+	r.SetMaxIdleConns(sqliteReaders) // kept open: reads go on from the open file if it vanishes
 	s := &sqlStore{d: dialect{deliveries: "deliveries", attempts: "delivery_attempts"}, w: w, r: r,
 		closeF: func() error { return errors.Join(r.Close(), w.Close()) }}
 	if err := s.migrate(ctx, sqliteMigrations); err != nil {
@@ -194,8 +197,38 @@ func openSQLite(ctx context.Context, path, synchronous string) (*sqlStore, error
 		s.close()
 		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
 	}
+	if err := openAll(ctx, r, sqliteReaders); err != nil {
+		s.close()
+		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
+	}
 	s.file = path
 	return s, nil
+}
+
+// sqliteReaders is the number of read connections to the SQLite outbox.
+const sqliteReaders = 4
+
+// openAll opens n connections of db at once and returns them to its pool, so that none
+// is opened later (after the queue file was removed, say).
+func openAll(ctx context.Context, db *sql.DB, n int) error {
+	conns := make([]*sql.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range n {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("opening the read connections: %w", err)
+		}
+		if err := c.PingContext(ctx); err != nil {
+			c.Close()
+			return fmt.Errorf("opening the read connections: %w", err)
+		}
+		conns = append(conns, c)
+	}
+	return nil
 }
 
 // privateSQLiteFiles makes the queue (call ids, phone numbers, CRM URLs and bodies)
