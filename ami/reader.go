@@ -448,7 +448,7 @@ func (r *Reader) discard(oe *OversizeError, inLine bool) error {
 	}
 }
 
-// fill reads more data into buf after discard emptied it.
+// fill reads more data into buf[r.w:] (after discard emptied buf, or more made room).
 func (r *Reader) fill() error {
 	if r.err != nil {
 		return r.err
@@ -557,25 +557,7 @@ func (r *Reader) more(start *int) error {
 		n := copy(r.buf, r.buf[r.r:r.w])
 		r.r, r.w, *start = 0, n, 0
 	}
-	for range 100 {
-		n, err := r.rd.Read(r.buf[r.w:])
-		if n < 0 || n > len(r.buf)-r.w {
-			return errors.New("ami: the source returned an invalid byte count")
-		}
-		r.w += n
-		r.n += int64(n)
-		if err != nil {
-			r.err = err
-			if n > 0 {
-				return nil
-			}
-			return err
-		}
-		if n > 0 {
-			return nil
-		}
-	}
-	return errNoProgress
+	return r.fill()
 }
 
 // splitHeader splits one line (at offset off in its message) at its first colon, or for
