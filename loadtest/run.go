@@ -76,9 +76,11 @@ type Targets struct {
 // DefaultMaxLag is the default bound on the generator lag (Options.MaxLag).
 const DefaultMaxLag = 50 * time.Millisecond
 
-// DefaultTargets are the targets of issue 7: 200 connects/s, p99 connect→pop ≤ 5 ms,
-// p99 connect→CRM ≤ 20 ms (and nothing lost or duplicated, always).
-var DefaultTargets = Targets{ConnectRate: 200, PopP99: 5 * time.Millisecond, CRMP99: 20 * time.Millisecond}
+// DefaultTargets are the project's targets on a quiet machine: 200 connects/s, p99
+// connect→pop ≤ 2 ms, p99 connect→CRM ≤ 10 ms, measured from each connect's scheduled
+// instant (and nothing lost or duplicated, always). They set PASS/FAIL in the report;
+// only an incomplete run or generator lag over its bound changes the exit status.
+var DefaultTargets = Targets{ConnectRate: 200, PopP99: 2 * time.Millisecond, CRMP99: 10 * time.Millisecond}
 
 // Check validates the options (naming the flag at fault) and fills in the defaults. Run
 // calls it; callers may call it first to refuse bad flags before preparing anything.
