@@ -174,7 +174,7 @@ func TestDispositionCursorOnOMniLeadsHistory(t *testing.T) {
 	}
 	history(t, r.db, 11, "+", "1795483380.0", 1, "Contado") // fires
 	history(t, r.db, 12, "+", "1795483380.5", 2, "")        // option without interaccion_crm
-	history(t, r.db, 13, "+", "1795483381.0", 3, "")        // management form: fires at form save
+	history(t, r.db, 13, "+", "1795483381.0", 3, "")        // management form: fires at form save (form_test.go)
 	history(t, r.db, 11, "~", "1795483380.0", 1, "Cuotas")  // edit from the call: fires again
 	history(t, r.db, 11, "~", "", 1, "Cuotas")              // edit from the agent's report: no call data
 	history(t, r.db, 11, "-", "1795483380.0", 1, "Cuotas")  // deletion
