@@ -3,9 +3,15 @@ package disposition_test
 import (
 	"context"
 	"encoding/base64"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/omlcrm/oml-crm/disposition"
 	"github.com/omlcrm/oml-crm/internal/pgtest"
@@ -125,4 +131,49 @@ func TestDispositionManagementFormFiresAtFormSave(t *testing.T) {
 	if err != nil || st.DeliveredTotal != 2 {
 		t.Errorf("outbox stats %+v, %v: want 2 delivered", st, err)
 	}
+}
+
+// The Source reads both histories with exactly the dispositions grants of
+// docs/omnileads.md (read from the doc, so the doc cannot fall behind the queries).
+func TestDispositionSourceWithTheDocumentedGrants(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join(pgtest.ModuleRoot(t), "docs", "omnileads.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := strings.Index(string(doc), "GRANT SELECT ON public.ominicontacto_app_historicalcalificacioncliente")
+	if start < 0 {
+		t.Fatal("docs/omnileads.md has no dispositions grant")
+	}
+	grant := string(doc[start:])
+	grant = grant[:strings.Index(grant, ";")+1]
+	admin := pgtest.AdminURL(t)
+	role := fmt.Sprintf("omlcrm_disp_%d", time.Now().UnixNano()%1e9)
+	// Registered first, so it runs after the test database is dropped.
+	t.Cleanup(func() { pgtest.Exec(t, admin, "DROP ROLE IF EXISTS "+role) })
+	r := newRig(t)
+	pgtest.Exec(t, r.db, `CREATE ROLE `+role+` LOGIN; GRANT USAGE ON SCHEMA public TO `+role+`;
+`+strings.Replace(grant, "TO omlcrm", "TO "+role, 1))
+	u, err := url.Parse(r.db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	pool, err := pgxpool.New(context.Background(), u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	src, err := disposition.NewSource(disposition.Options{Pool: pool, Cursors: r.queue, Settle: time.Second,
+		Handle: r.disp.HandleDisposition})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, src)
+	disposed(t, r.db, 13, "1795483381.0", 3)
+	dispositionSave(t, r.db, 13, "+", "1795483381.0", 3, "calificacion", 20)
+	formSave(t, r.db, 1, 13, "+", `{"monto": "1500"}`, 10)
+	if n := poll(t, src); n != 1 {
+		t.Fatalf("poll as the granted role read %d rows, want 1", n)
+	}
+	waitDelivered(t, r.crm, 1)
 }
