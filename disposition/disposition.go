@@ -46,7 +46,7 @@ type Options struct {
 	// save whose transaction commits after a later one's is still seen as long as it
 	// commits within Settle of its save.
 	Settle time.Duration
-	// Batch bounds the rows read per poll (500).
+	// Batch bounds the rows read per poll from each history table (500).
 	Batch  int
 	Logger zerolog.Logger
 }
