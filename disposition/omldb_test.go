@@ -167,14 +167,13 @@ func waitDelivered(t *testing.T, c *dispCRM, n int) {
 // than Settle waits.
 func TestDispositionCursorOnOMniLeadsHistory(t *testing.T) {
 	r := newRig(t)
-	ctx := context.Background()
 	src := r.source(t, r.queue)
 	if n := poll(t, src); n != 0 {
 		t.Fatalf("first poll read %d rows, want 0 (the cursor starts at the newest row)", n)
 	}
 	history(t, r.db, 11, "+", "1795483380.0", 1, "Contado") // fires
 	history(t, r.db, 12, "+", "1795483380.5", 2, "")        // option without interaccion_crm
-	history(t, r.db, 13, "+", "1795483381.0", 3, "")        // management form: fires at form save
+	history(t, r.db, 13, "+", "1795483381.0", 3, "")        // management form: fires at form save (form_test.go)
 	history(t, r.db, 11, "~", "1795483380.0", 1, "Cuotas")  // edit from the call: fires again
 	history(t, r.db, 11, "~", "", 1, "Cuotas")              // edit from the agent's report: no call data
 	history(t, r.db, 11, "-", "1795483380.0", 1, "Cuotas")  // deletion
@@ -203,13 +202,11 @@ func TestDispositionCursorOnOMniLeadsHistory(t *testing.T) {
 	if n := poll(t, r.source(t, lag)); n != 6 {
 		t.Fatalf("lagging instance read %d rows, want 6", n)
 	}
-	time.Sleep(100 * time.Millisecond)
+	if st := drained(t, r.queue); st.DeliveredTotal != 2 {
+		t.Errorf("outbox stats %+v: want 2 delivered", st)
+	}
 	if b, _ := r.crm.got(); len(b) != 2 {
 		t.Errorf("CRM got %d deliveries after a re-read, want still 2", len(b))
-	}
-	st, err := r.queue.Stats(ctx)
-	if err != nil || st.DeliveredTotal != 2 {
-		t.Errorf("outbox stats %+v, %v: want 2 delivered", st, err)
 	}
 
 	// A row newer than Settle is not passed (its transaction may still be committing
@@ -225,6 +222,26 @@ func TestDispositionCursorOnOMniLeadsHistory(t *testing.T) {
 		t.Fatalf("read %d rows once settled, want 1", n)
 	}
 	waitDelivered(t, r.crm, 3)
+}
+
+// drained waits until the outbox has nothing pending (every queued delivery, a
+// duplicate included, was delivered or died) and returns its stats.
+func drained(t *testing.T, q *delivery.Queue) delivery.Stats {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st, err := q.Stats(context.Background())
+		if err != nil {
+			t.Fatalf("outbox stats: %v", err)
+		}
+		if st.Depth == 0 {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox still has %d pending deliveries", st.Depth)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 type memCursor struct {

@@ -27,6 +27,15 @@ CREATE TABLE ominicontacto_app_historicalcalificacioncliente (
     history_change_reason varchar(100), history_type varchar(1) NOT NULL, agente_id integer, contacto_id integer,
     history_user_id integer, opcion_calificacion_id integer, callid varchar(32), created timestamptz NOT NULL,
     modified timestamptz NOT NULL, tipo_agenda integer, canalidad integer NOT NULL, subcalificacion varchar(200));
+CREATE TABLE ominicontacto_app_calificacioncliente (
+    id integer PRIMARY KEY, fecha timestamptz NOT NULL, observaciones text, agendado boolean NOT NULL,
+    es_calificacion_manual boolean NOT NULL, agente_id integer NOT NULL, contacto_id integer NOT NULL,
+    opcion_calificacion_id integer NOT NULL, callid varchar(32), created timestamptz NOT NULL,
+    modified timestamptz NOT NULL, tipo_agenda integer, canalidad integer NOT NULL, subcalificacion varchar(200));
+CREATE TABLE ominicontacto_app_historicalrespuestaformulariogestion (
+    id integer NOT NULL, metadata text NOT NULL, fecha timestamptz NOT NULL, history_id serial PRIMARY KEY,
+    history_date timestamptz NOT NULL, history_change_reason varchar(100), history_type varchar(1) NOT NULL,
+    calificacion_id integer, history_user_id integer);
 INSERT INTO ominicontacto_app_opcioncalificacion VALUES (1, 0, 'Venta', 18, NULL, false, true, true, NULL);
 INSERT INTO ominicontacto_app_parametroscrm (id, campana_id, nombre, valor, tipo) VALUES
     (40, 18, 'dispId', 'id', 6), (41, 18, 'dispName', 'name', 6), (42, 18, 'sub', 'subdisposition', 6), (43, 18, 'form', 'form', 6);`
