@@ -60,7 +60,8 @@ type Options struct {
 // the agent console saved it with the call's data) of an option with interaccion_crm,
 // whose campaign's site has trigger 4; a creation and each later edit made from the call
 // fire again (OMniLeads fires on each save of the disposition form), an edit made
-// elsewhere (the agent's report, the API: callid empty) does not, a deletion never.
+// elsewhere (the agent's report or a supervisor's audit: change reason "reporte" or
+// "audita_supervisor", or no callid at all) does not, a deletion never.
 // Management-form options (tipo 1, "gestión") do not fire at the disposition's save: as
 // in OMniLeads, they fire when the agent saves the management form's answers from the
 // call, with the answers (RespuestaFormularioGestion.metadata) as the `form` parameter.
@@ -125,7 +126,8 @@ func (s *Source) Run(ctx context.Context) error {
 const historyQuery = `
 SELECT h.history_id, h.id, h.history_type, COALESCE(h.callid, ''), COALESCE(h.agente_id, 0),
        COALESCE(h.contacto_id, 0), COALESCE(h.subcalificacion, ''), h.history_date,
-       o.nombre, o.interaccion_crm, o.tipo, o.campana_id
+       o.nombre, o.interaccion_crm, o.tipo, o.campana_id,
+       COALESCE(h.history_change_reason, '') NOT IN ('reporte', 'audita_supervisor')
 FROM ominicontacto_app_historicalcalificacioncliente h
 JOIN ominicontacto_app_opcioncalificacion o ON o.id = h.opcion_calificacion_id
 WHERE h.history_id > $1 AND h.history_date < now() - make_interval(secs => $2)
@@ -182,12 +184,13 @@ func (s *Source) pollDispositions(ctx context.Context) (int, error) {
 		typ, callID, sub, name   string
 		at                       time.Time
 		fires                    bool
+		fromCall                 bool // not saved from the agent's report or a supervisor's audit
 	}
 	var list []row
 	for rows.Next() {
 		var r row
 		if err := rows.Scan(&r.hid, &r.id, &r.typ, &r.callID, &r.agent, &r.contact, &r.sub, &r.at,
-			&r.name, &r.fires, &r.tipo, &r.campaign); err != nil {
+			&r.name, &r.fires, &r.tipo, &r.campaign, &r.fromCall); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("read disposition history: %w", err)
 		}
@@ -198,7 +201,9 @@ func (s *Source) pollDispositions(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("read disposition history: %w", err)
 	}
 	for _, r := range list {
-		if r.typ != "-" && r.callID != "" && r.fires && r.tipo != optionGestion {
+		// OMniLeads keeps the stored callid when the agent edits from the report, but fires
+		// only with the call's data: the change reason ("reporte") tells them apart.
+		if r.typ != "-" && r.callID != "" && r.fromCall && r.fires && r.tipo != optionGestion {
 			ev := crmnotify.DispositionEvent{
 				Seq: strconv.FormatInt(r.hid, 10), CallID: r.callID, AgentID: r.agent, CampaignID: r.campaign,
 				ContactID: r.contact, At: r.at, FiresCRM: r.fires,

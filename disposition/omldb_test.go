@@ -128,6 +128,13 @@ func poll(t *testing.T, s *disposition.Source) int {
 // save of ominicontacto_app_calificacioncliente (settled: dated 10 s ago).
 func history(t *testing.T, db string, id int, typ, callid string, option int, sub string) {
 	t.Helper()
+	historyFrom(t, db, id, typ, callid, option, sub, "calificacion")
+}
+
+// historyFrom is history with the change reason OMniLeads records (its URL's "from":
+// calificacion, recalificacion, reporte, audita_supervisor).
+func historyFrom(t *testing.T, db string, id int, typ, callid string, option int, sub, from string) {
+	t.Helper()
 	cid := "NULL"
 	if callid != "" {
 		cid = "'" + callid + "'"
@@ -139,7 +146,7 @@ func history(t *testing.T, db string, id int, typ, callid string, option int, su
 	pgtest.Exec(t, db, `INSERT INTO ominicontacto_app_historicalcalificacioncliente
   (id, fecha, observaciones, agendado, es_calificacion_manual, history_date, history_change_reason, history_type,
    agente_id, contacto_id, history_user_id, opcion_calificacion_id, callid, created, modified, tipo_agenda, canalidad, subcalificacion)
-  VALUES (`+itoa(id)+`, now(), '', false, false, now() - interval '10 seconds', 'calificacion', '`+typ+`',
+  VALUES (`+itoa(id)+`, now(), '', false, false, now() - interval '10 seconds', '`+from+`', '`+typ+`',
    1, 1, NULL, `+itoa(option)+`, `+cid+`, now(), now(), NULL, 0, `+subv+`)`)
 }
 
@@ -171,14 +178,15 @@ func TestDispositionCursorOnOMniLeadsHistory(t *testing.T) {
 	if n := poll(t, src); n != 0 {
 		t.Fatalf("first poll read %d rows, want 0 (the cursor starts at the newest row)", n)
 	}
-	history(t, r.db, 11, "+", "1795483380.0", 1, "Contado") // fires
-	history(t, r.db, 12, "+", "1795483380.5", 2, "")        // option without interaccion_crm
-	history(t, r.db, 13, "+", "1795483381.0", 3, "")        // management form: fires at form save (form_test.go)
-	history(t, r.db, 11, "~", "1795483380.0", 1, "Cuotas")  // edit from the call: fires again
-	history(t, r.db, 11, "~", "", 1, "Cuotas")              // edit from the agent's report: no call data
-	history(t, r.db, 11, "-", "1795483380.0", 1, "Cuotas")  // deletion
-	if n := poll(t, src); n != 6 {
-		t.Fatalf("poll read %d rows, want 6", n)
+	history(t, r.db, 11, "+", "1795483380.0", 1, "Contado")                 // fires
+	history(t, r.db, 12, "+", "1795483380.5", 2, "")                        // option without interaccion_crm
+	history(t, r.db, 13, "+", "1795483381.0", 3, "")                        // management form: fires at form save (form_test.go)
+	history(t, r.db, 11, "~", "1795483380.0", 1, "Cuotas")                  // edit from the call: fires again
+	history(t, r.db, 11, "~", "", 1, "Cuotas")                              // edit from the agent's report: no call data
+	historyFrom(t, r.db, 11, "~", "1795483380.0", 1, "Efectivo", "reporte") // report edit keeps the callid: no call data either
+	history(t, r.db, 11, "-", "1795483380.0", 1, "Cuotas")                  // deletion
+	if n := poll(t, src); n != 7 {
+		t.Fatalf("poll read %d rows, want 7", n)
 	}
 	waitDelivered(t, r.crm, 2)
 	bodies, keys := r.crm.got()
@@ -199,8 +207,8 @@ func TestDispositionCursorOnOMniLeadsHistory(t *testing.T) {
 	// Another instance whose cursor lags (a crash before the cursor was saved) re-reads
 	// every row: the outbox queues none twice.
 	lag := &memCursor{v: map[string]int64{disposition.CursorName: 0}}
-	if n := poll(t, r.source(t, lag)); n != 6 {
-		t.Fatalf("lagging instance read %d rows, want 6", n)
+	if n := poll(t, r.source(t, lag)); n != 7 {
+		t.Fatalf("lagging instance read %d rows, want 7", n)
 	}
 	if st := drained(t, r.queue); st.DeliveredTotal != 2 {
 		t.Errorf("outbox stats %+v: want 2 delivered", st)
