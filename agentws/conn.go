@@ -359,7 +359,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.touch()
-		if problem := c.handle(typ, data); problem != "" {
+		if problem := c.handleAside(typ, data); problem != "" {
 			bad++
 			if bad >= c.hub.opts.MaxBadMessages {
 				c.closeWith(statusPolicyViolation, "too many invalid messages", "invalid_messages")
@@ -370,6 +370,16 @@ func (c *conn) readLoop() {
 			c.send(outMsg{data: msg})
 		}
 	}
+}
+
+// handleAside runs handle on a short-lived goroutine and waits for it. The reader lives
+// as long as the page, and a stack grown by handling a message (JSON, the pop store,
+// Redis, logging) would stay grown until garbage collections shrink it back; a finished
+// goroutine's stack is reused at once.
+func (c *conn) handleAside(typ websocket.MessageType, data []byte) string {
+	res := make(chan string, 1)
+	go func() { res <- c.handle(typ, data) }()
+	return <-res
 }
 
 // handle processes one client message and returns what was wrong with it ("" = fine).
