@@ -127,6 +127,7 @@ func TestIdleConnectionOneGoroutine(t *testing.T) {
 	if extra := idle - before; extra > pages {
 		t.Fatalf("%d idle pages hold %d goroutines (%.2f each), want 1 each", pages, extra, float64(extra)/pages)
 	}
+	t.Logf("%d idle pages: %d goroutines", pages, idle-before)
 
 	// A pop wakes a writer for its page only; it ends once the pop is written.
 	mustPop(t, th.Hub, notification("call-idle", 1000, catalog.TriggerAutomatic, catalog.TargetEmbedded))
