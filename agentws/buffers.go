@@ -17,8 +17,20 @@ const (
 )
 
 // smallBuffers wraps w so that the websocket library's Hijack gets buffers of
-// wsReadBuffer and wsWriteBuffer bytes instead of net/http's.
-func smallBuffers(w http.ResponseWriter) http.ResponseWriter { return sizedHijacker{w} }
+// wsReadBuffer and wsWriteBuffer bytes instead of net/http's. A writer that cannot be
+// hijacked is returned as is, so the library still refuses the upgrade before its 101.
+func smallBuffers(w http.ResponseWriter) http.ResponseWriter {
+	for rw := w; ; {
+		switch t := rw.(type) {
+		case http.Hijacker:
+			return sizedHijacker{w}
+		case interface{ Unwrap() http.ResponseWriter }:
+			rw = t.Unwrap()
+		default:
+			return w
+		}
+	}
+}
 
 type sizedHijacker struct{ http.ResponseWriter }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -170,5 +171,25 @@ func TestEarlyAndLargeClientFrames(t *testing.T) {
 	mustPop(t, th.Hub, n)
 	if m := b.next(t); !strings.Contains(m, `"type":"crm.pop"`) || !strings.Contains(m, strings.Repeat("y", 3*wsWriteBuffer)) {
 		t.Fatalf("got %d bytes, want the whole pop", len(m))
+	}
+}
+
+// TestUpgradeNotHijackable: a response writer that cannot be hijacked (HTTP/2, a
+// recorder) gets the library's refusal, not a 101 the upgrade cannot honour.
+func TestUpgradeNotHijackable(t *testing.T) {
+	th := newTestHub(t, Options{})
+	r := httptest.NewRequest(http.MethodGet, "/ws", nil)
+	r.Header.Set("Connection", "Upgrade")
+	r.Header.Set("Upgrade", "websocket")
+	r.Header.Set("Sec-WebSocket-Version", "13")
+	r.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+	r.Header.Set("Sec-WebSocket-Protocol", Subprotocol+", "+tokenSubprotocolPrefix+mustToken(t, 3))
+	w := httptest.NewRecorder()
+	th.ServeHTTP(w, r)
+	if w.Code != http.StatusNotImplemented {
+		t.Fatalf("status %d, want 501 (not hijackable)", w.Code)
+	}
+	if n := th.Connections(); n != 0 {
+		t.Fatalf("%d connections registered after a failed upgrade", n)
 	}
 }
