@@ -37,14 +37,16 @@ const (
 	msgReplay
 )
 
-// conn is one agent page. The HTTP handler goroutine reads; a writer goroutine owns every
-// write, the pings and the close handshake. The hub's deliver only enqueues.
+// conn is one agent page. An idle connection costs one goroutine, its reader. A writer
+// goroutine runs only while there is something to write (queued messages, a due ping,
+// the close handshake) and exits when there is nothing left, so that the agents' idle
+// pages cost a small reader stack each and not a second, idle, writer. The hub's deliver
+// only enqueues.
 type conn struct {
 	hub     *Hub
 	ws      *websocket.Conn
 	id      string
 	agentID int
-	queue   chan outMsg
 
 	done      chan struct{} // closed by closeWith: the writer closes the websocket
 	closeOnce sync.Once
@@ -53,6 +55,15 @@ type conn struct {
 	metric    string
 
 	lastSeen atomic.Int64 // unix nanoseconds of the last message or pong
+
+	mu       sync.Mutex // guards the writer's state below
+	queue    []outMsg   // waiting messages; nil when empty, so an idle page holds no array
+	pingDue  bool       // the ping timer fired: the writer pings
+	closing  bool       // closeWith was called: the writer runs the close handshake
+	started  bool       // ws is set: a writer may run
+	writing  bool       // a writer goroutine runs (stays true once it closed the websocket)
+	pinger   *time.Timer
+	finished chan struct{} // closed by the writer once the websocket is closed
 
 	sentMu sync.Mutex
 	sent   []string // ring of recent pop ids
@@ -76,49 +87,84 @@ func (h *Hub) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &conn{
-		hub:     h,
-		id:      h.instance + "-" + strconv.FormatUint(h.connSeq.Add(1), 10),
-		agentID: agentID,
-		queue:   make(chan outMsg, h.opts.SendQueue),
-		done:    make(chan struct{}),
+		hub:      h,
+		id:       h.instance + "-" + strconv.FormatUint(h.connSeq.Add(1), 10),
+		agentID:  agentID,
+		done:     make(chan struct{}),
+		finished: make(chan struct{}),
 	}
 	if status, msg := h.register(c); status != 0 {
 		h.refuse(w, r, status, "limit", msg)
 		return
 	}
-	defer h.unregister(c)
 
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(smallBuffers(w), r, &websocket.AcceptOptions{
 		Subprotocols:       []string{Subprotocol},
 		InsecureSkipVerify: true, // origin already checked above, with our own rules
 		CompressionMode:    websocket.CompressionDisabled,
 		OnPongReceived:     func(context.Context, []byte) { c.touch() },
 	})
 	if err != nil {
+		h.unregister(c)
 		h.log.Debug().Err(err).Msg("websocket upgrade failed")
 		return
 	}
 	c.ws = ws
 	ws.SetReadLimit(h.opts.MaxFrame)
 	c.touch()
-	log := h.log.With().Int("agent_id", agentID).Str("conn", c.id).Logger()
-	log.Debug().Str("remote", r.RemoteAddr).Msg("agent connected")
-
-	writerDone := make(chan struct{})
-	go func() {
-		defer close(writerDone)
-		c.writeLoop()
-	}()
+	h.log.Debug().Int("agent_id", agentID).Str("conn", c.id).Str("remote", r.RemoteAddr).Msg("agent connected")
+	c.start()
 
 	hello, _ := json.Marshal(map[string]any{"type": TypeHello, "agent_id": agentID, "server_version": h.opts.Version})
 	c.send(outMsg{data: hello})
 	c.replay()
-	c.readLoop()
+	// The handler returns and a fresh goroutine reads: the handler's stack, grown by the
+	// upgrade, the authentication and the replay, and net/http's request and response
+	// are not kept for the connection's lifetime. register counted it in h.wg.
+	go c.run()
+}
 
+// run reads until the connection ends, waits for the writer's close handshake, and
+// unregisters the connection.
+func (c *conn) run() {
+	defer c.hub.unregister(c)
+	c.readLoop()
 	c.closeWith(statusNormal, "", "client_closed")
-	<-writerDone
-	h.metrics.disconnects.WithLabelValues(c.metric).Inc()
-	log.Debug().Str("reason", c.reason).Str("cause", c.metric).Msg("agent disconnected")
+	<-c.finished
+	c.hub.metrics.disconnects.WithLabelValues(c.metric).Inc()
+	c.hub.log.Debug().Int("agent_id", c.agentID).Str("conn", c.id).Str("reason", c.reason).Str("cause", c.metric).Msg("agent disconnected")
+}
+
+// start lets writers run once the websocket is set, and arms the ping timer.
+func (c *conn) start() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.started = true
+	c.pinger = time.AfterFunc(c.hub.opts.PingInterval, c.pingTick)
+	if c.closing || len(c.queue) > 0 {
+		c.wakeLocked()
+	}
+}
+
+// pingTick runs on the ping timer every PingInterval: the writer pings.
+func (c *conn) pingTick() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return
+	}
+	c.pingDue = true
+	c.wakeLocked()
+	c.pinger.Reset(c.hub.opts.PingInterval)
+}
+
+// wakeLocked starts the writer unless one runs. c.mu is held. The writer is owned by
+// the connection: run waits for finished, which the last writer closes.
+func (c *conn) wakeLocked() {
+	if c.started && !c.writing {
+		c.writing = true
+		go c.writeLoop()
+	}
 }
 
 // replay sends the agent's live pops on connect.
@@ -174,16 +220,19 @@ func (c *conn) sendPop(id string, rev int, payload []byte, replay bool) {
 
 // send queues m without blocking; a full queue closes the connection (slow client).
 func (c *conn) send(m outMsg) {
-	select {
-	case <-c.done:
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
 		return
-	default:
 	}
-	select {
-	case c.queue <- m:
-	default:
+	if len(c.queue) >= c.hub.opts.SendQueue {
+		c.mu.Unlock()
 		c.closeWith(statusTryAgainLater, "send queue full: client too slow", "slow_client")
+		return
 	}
+	c.queue = append(c.queue, m)
+	c.wakeLocked()
+	c.mu.Unlock()
 }
 
 // closeWith asks the writer to close the connection with code and reason; the first call wins.
@@ -191,29 +240,40 @@ func (c *conn) closeWith(code websocket.StatusCode, reason, metric string) {
 	c.closeOnce.Do(func() {
 		c.code, c.reason, c.metric = code, reason, metric
 		close(c.done)
+		c.mu.Lock()
+		c.closing = true
+		c.wakeLocked()
+		c.mu.Unlock()
 	})
 }
 
-// writeLoop writes queued messages and pings, and closes the websocket when done.
+// writeLoop writes the queued messages and the due ping, then exits; once the
+// connection is closing it runs the close handshake instead and ends the connection.
 func (c *conn) writeLoop() {
-	opts := &c.hub.opts
-	ping := time.NewTicker(opts.PingInterval)
-	defer ping.Stop()
 	for {
-		select {
-		case <-c.done:
+		c.mu.Lock()
+		switch {
+		case c.closing:
+			c.mu.Unlock()
 			c.finish()
 			return
-		case m := <-c.queue:
-			if !c.write(m) {
-				c.finish()
-				return
+		case len(c.queue) > 0:
+			m := c.queue[0]
+			c.queue[0] = outMsg{}
+			c.queue = c.queue[1:]
+			if len(c.queue) == 0 {
+				c.queue = nil // an idle page keeps no array
 			}
-		case <-ping.C:
-			if !c.ping() {
-				c.finish()
-				return
-			}
+			c.mu.Unlock()
+			c.write(m) // a failure closes: the next turn finishes
+		case c.pingDue:
+			c.pingDue = false
+			c.mu.Unlock()
+			c.ping()
+		default:
+			c.writing = false
+			c.mu.Unlock()
+			return
 		}
 	}
 }
@@ -269,7 +329,10 @@ func (c *conn) ping() bool {
 // finish runs the close handshake with the recorded code and reason (bounded by the
 // websocket library's own timeouts), then drops the TCP connection.
 func (c *conn) finish() {
-	c.closeWith(statusGoingAway, "", "write_error") // no-op when a reason is already set
+	defer close(c.finished)
+	c.mu.Lock()
+	c.pinger.Stop()
+	c.mu.Unlock()
 	_ = c.ws.Close(c.code, c.reason)
 	_ = c.ws.CloseNow()
 }
@@ -296,7 +359,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.touch()
-		if problem := c.handle(typ, data); problem != "" {
+		if problem := c.handleAside(typ, data); problem != "" {
 			bad++
 			if bad >= c.hub.opts.MaxBadMessages {
 				c.closeWith(statusPolicyViolation, "too many invalid messages", "invalid_messages")
@@ -307,6 +370,16 @@ func (c *conn) readLoop() {
 			c.send(outMsg{data: msg})
 		}
 	}
+}
+
+// handleAside runs handle on a short-lived goroutine and waits for it. The reader lives
+// as long as the page, and a stack grown by handling a message (JSON, the pop store,
+// Redis, logging) would stay grown until garbage collections shrink it back; a finished
+// goroutine's stack is reused at once.
+func (c *conn) handleAside(typ websocket.MessageType, data []byte) string {
+	res := make(chan string, 1)
+	go func() { res <- c.handle(typ, data) }()
+	return <-res
 }
 
 // handle processes one client message and returns what was wrong with it ("" = fine).

@@ -327,6 +327,11 @@ func TestBadClientMessages(t *testing.T) {
 	if err := c.closed(); closeStatus(err) != websocket.StatusMessageTooBig {
 		t.Fatalf("close %v, want 1009", err)
 	}
+	// The client sees the library's 1009 before the hub's reader records why the
+	// connection ended: wait for it, else Close could win and count a shutdown.
+	for deadline := time.Now().Add(10 * time.Second); th.Connections() != 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	th.Close()
 	if v := testutil.ToFloat64(th.metrics.disconnects.WithLabelValues("invalid_messages")); v != 1 {
 		t.Errorf("disconnects{invalid_messages} %v", v)

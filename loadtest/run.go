@@ -272,6 +272,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	cfg := daemonConfig{
 		LogLevel: opts.DaemonLogLevel, Listen: httpAddr, Source: opts.Source, Catalog: catalogPath,
 		SQLite: filepath.Join(opts.WorkDir, "deliveries.db"), TokenSecret: secret,
+		Agents: opts.Agents,
 	}
 	sink, waitAsterisk, closeAsterisk, err := startFakeAsterisk(opts.Source, astSecret, &cfg)
 	if err != nil {
@@ -638,7 +639,13 @@ type daemonConfig struct {
 	LogLevel, Listen, Source, Catalog, SQLite, TokenSecret string
 	AMIAddress, AMISecret                                  string
 	ARIURL, ARIPassword                                    string
+	// Agents is how many agent websockets the run holds open, all from 127.0.0.1.
+	Agents int
 }
+
+// connSpare is the connections the daemon must accept beside the agents' websockets:
+// the load test's /metrics scrapes and readiness probes, the CPU profile, stragglers.
+const connSpare = 64
 
 func (c daemonConfig) write(w io.Writer) error {
 	q := strconv.Quote
@@ -648,9 +655,13 @@ log:
   format: json
 http:
   listen: %s
+  # Every agent connects from 127.0.0.1: the per-client cap (half the total by
+  # default) would refuse half of them.
+  max_connections: %d
+  max_connections_per_client: %d
 asterisk:
   source: %s
-`, c.LogLevel, q(c.Listen), c.Source)
+`, c.LogLevel, q(c.Listen), c.Agents+connSpare, c.Agents+connSpare, c.Source)
 	if err != nil {
 		return err
 	}
