@@ -13,6 +13,7 @@ import (
 
 	"github.com/omlcrm/oml-crm/calls"
 	"github.com/omlcrm/oml-crm/catalog"
+	"github.com/omlcrm/oml-crm/internal/backoff"
 )
 
 // ServerSink takes server-trigger notifications: the durable delivery queue. Enqueue
@@ -524,10 +525,10 @@ func (d *Dispatcher) HandleEnded(ctx context.Context, e calls.Ended) error {
 	return nil
 }
 
-// retry runs fn up to d.attempts times with doubling pauses; catalog.ErrNotFound and
-// context errors are final.
+// retry runs fn up to d.attempts times with doubling, jittered pauses (the project's one
+// backoff); catalog.ErrNotFound and context errors are final.
 func (d *Dispatcher) retry(ctx context.Context, fn func() error) error {
-	pause := d.backoff
+	policy := backoff.Policy{Min: d.backoff, Max: d.backoff << min(d.attempts, 16)}
 	var err error
 	for i := 0; i < d.attempts; i++ {
 		if err = fn(); err == nil || errors.Is(err, catalog.ErrNotFound) || ctx.Err() != nil {
@@ -536,14 +537,13 @@ func (d *Dispatcher) retry(ctx context.Context, fn func() error) error {
 		if i == d.attempts-1 {
 			break
 		}
-		t := time.NewTimer(pause)
+		t := time.NewTimer(policy.Delay(i))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return fmt.Errorf("%w (gave up: %w)", err, ctx.Err())
 		case <-t.C:
 		}
-		pause *= 2
 	}
 	return err
 }
