@@ -513,6 +513,31 @@ func TestBrowser(t *testing.T) {
 			`.textContent === "Opened in another page"`)
 		crm.none(t)
 	})
+
+	// An automatic pop left to a leading tab that never opened it (it froze or closed, or
+	// the lead moved between the tabs' renders, as happened under CI load) is opened by the
+	// tab that leads next, once.
+	t.Run("automatic pop its leader never opened: the next leader opens it", func(t *testing.T) {
+		ctx := page(t, browser, th, 39)
+		setLead := func(until string) {
+			evalJS[bool](t, ctx, `localStorage.setItem("omlcrm.lead.39", JSON.stringify({tab: "gone", until: `+until+`})) === undefined`)
+		}
+		setLead("Date.now() + 600000")
+		opened := testutil.ToFloat64(th.metrics.popsOpened)
+		n := browserPop(crm, "call-lead", 39, catalog.TriggerAutomatic, catalog.TargetEmbedded, "GET", "")
+		mustPop(t, th.Hub, n)
+		waitJS(t, ctx, popSel(n.ID, ".omlcrm-status")+` !== null && `+popSel(n.ID, ".omlcrm-status")+`.textContent === "Opening in another tab…"`)
+		crm.none(t)
+		setLead("0") // the other tab's lead lapses
+		if r := crm.next(t); r.Path != "/crm/call-lead" {
+			t.Fatalf("CRM got %s %s", r.Method, r.Path)
+		}
+		waitJS(t, ctx, popSel(n.ID, "iframe")+` !== null && `+popSel(n.ID, ".omlcrm-status")+`.textContent === "CRM opened below"`)
+		opened++
+		waitOpened(t, th, opened)
+		time.Sleep(1500 * time.Millisecond) // a second look would open it again
+		crm.none(t)
+	})
 }
 
 // TestBrowserPopupBlocked: when the browser refuses the pop-up (here: the agent page runs

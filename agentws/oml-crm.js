@@ -48,6 +48,7 @@
   var BACKOFF_MAX = 30000;
   var CLAIM_TTL = 120000; // how long a tab's claim to open a pop holds
   var LEAD_TTL = 6000; // a leader that stops renewing (closed, frozen) is replaced after this
+  var RECHECK = 1000; // how often a tab that left a pop to the leader looks whether it was opened
   var CLEAR_AFTER = 30000;
   var MAX_CARDS = 6;
   var CRM_WINDOW = "omlcrm-crm"; // the named window new-tab pops reuse
@@ -126,12 +127,15 @@
 
   // claim lets one tab of the agent open a pop ("<tab> <ms>"); the key goes when the card goes.
   function claim(id) {
-    var key = KEY_PREFIX + "claim." + id;
-    var now = Date.now();
-    var prev = String(store.get(key) || "").split(" ");
-    if (prev.length === 2 && prev[0] !== tabID && now - Number(prev[1]) < CLAIM_TTL) return false;
-    store.set(key, tabID + " " + now);
+    if (claimedElsewhere(id)) return false;
+    store.set(KEY_PREFIX + "claim." + id, tabID + " " + Date.now());
     return true;
+  }
+
+  // claimedElsewhere tells whether another tab claimed (and so opened) the pop.
+  function claimedElsewhere(id) {
+    var prev = String(store.get(KEY_PREFIX + "claim." + id) || "").split(" ");
+    return prev.length === 2 && prev[0] !== tabID && Date.now() - Number(prev[1]) < CLAIM_TTL;
   }
 
   // Leadership among the agent's tabs.
@@ -403,6 +407,7 @@
           handlePop(msg);
           break;
         case "pop.opened":
+          if (pops[msg.id]) pops[msg.id].handled = true;
           settle(pops[msg.id], "Opened in another page");
           break;
         case "pop.withdrawn":
@@ -451,7 +456,7 @@
     }
 
     function show(msg, at) {
-      var p = { msg: msg, opened: false, ended: false, acked: false, pinned: false, timer: null };
+      var p = { msg: msg, opened: false, ended: false, acked: false, pinned: false, handled: false, timer: null, wait: null };
       pops[msg.id] = p;
       order.push(msg.id);
       // A page that renders pops itself tells the hub when it opened one, and when it is
@@ -484,6 +489,7 @@
 
     function forget(p, ackIt) {
       clearTimeout(p.timer);
+      clearTimeout(p.wait);
       if (ackIt) ack(p);
       delete pops[p.msg.id];
       order = order.filter(function (id) { return id !== p.msg.id; });
@@ -563,9 +569,29 @@
         // Another tab of this agent acts for it; the agent may still open it here.
         showButton(p, "button");
         status(p, "Opening in another tab…");
+        awaitLeader(p);
         return;
       }
       openCRM(p, false);
+    }
+
+    // awaitLeader watches a pop left to the leading tab. Leadership can move between the
+    // tabs' renders of one pop (the agent focuses another tab, a leader freezes or closes,
+    // two tabs renew at once), leaving every tab sure another one acts; so until the pop
+    // is opened somewhere (a claim in storage, or the hub's pop.opened), ends or goes,
+    // this tab looks again and opens it once it leads.
+    function awaitLeader(p) {
+      clearTimeout(p.wait);
+      p.wait = setTimeout(function () {
+        p.wait = null;
+        if (pops[p.msg.id] !== p || p.opened || p.ended || p.handled) return;
+        if (claimedElsewhere(p.msg.id)) return; // the claiming tab opened it
+        if (leader.leads() && claim(p.msg.id)) {
+          openCRM(p, false);
+          return;
+        }
+        awaitLeader(p);
+      }, RECHECK);
     }
 
     // inTab tells whether opening p means a window outside the page.
