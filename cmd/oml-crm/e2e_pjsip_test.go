@@ -199,8 +199,14 @@ func pjsipRestart(t *testing.T, file, call string, want pjsipDelivery) {
 			return
 		}
 		restarted = true
-		// Connected and delivered by the first daemon; kill it mid-call.
+		// Connected and delivered by the first daemon; kill it mid-call, once it has recorded
+		// the delivery: killed between the CRM's answer and that commit, it would deliver
+		// again after the restart (at-least-once, same Idempotency-Key), which is not what
+		// this test is about.
 		checkPJSIPDeliveries(t, s, call, []pjsipDelivery{want})
+		waitFor(t, 20*time.Second, "the first daemon to record the delivery", func() bool {
+			return d.metric(`omlcrm_delivery_finished_total{outcome="delivered"}`) >= 1
+		})
 		d.kill9()
 		d2 := startDaemonProc(t, s.bin, s.cfgPath, s.cfg.Listen)
 		d2.waitReady()
