@@ -50,27 +50,29 @@ func matchAny(res []*regexp.Regexp, ev []byte) bool {
 	return false
 }
 
-// filterRaw returns the bytes of raw that f lets through: every complete event (ended by
-// its blank line) is tested whole, as Asterisk tests its event text; anything else
-// (responses, an unterminated tail, garbage) passes unchanged. With no rule raw is
-// returned as is.
-func (f *sessionFilter) filterRaw(raw []byte) []byte {
+// filterRaw returns the bytes of raw that f lets through, and how many events it held
+// back: every complete event (ended by its blank line) is tested whole, as Asterisk tests
+// its event text; anything else (responses, an unterminated tail, garbage) passes
+// unchanged. With no rule raw is returned as is.
+func (f *sessionFilter) filterRaw(raw []byte) (out []byte, held int) {
 	if f == nil {
-		return raw
+		return raw, 0
 	}
-	out := make([]byte, 0, len(raw))
+	out = make([]byte, 0, len(raw))
 	for len(raw) > 0 {
 		end := bytes.Index(raw, []byte("\r\n\r\n"))
 		if end < 0 {
-			return append(out, raw...)
+			return append(out, raw...), held
 		}
 		msg := raw[:end+4]
 		raw = raw[end+4:]
 		if !bytes.HasPrefix(msg, []byte("Event:")) || f.allows(msg) {
 			out = append(out, msg...)
+		} else {
+			held++
 		}
 	}
-	return out
+	return out, held
 }
 
 // errFilterSyntax is a pattern compileLegacyFilter cannot take.

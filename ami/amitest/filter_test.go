@@ -71,6 +71,9 @@ func TestFilterLikeAsterisk(t *testing.T) {
 			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
 				t.Errorf("rules %q: got %v, want %v", tc.rules, got, tc.want)
 			}
+			if held := srv.EventsHeld(); held != uint64(len(filterEvents)-len(tc.want)) {
+				t.Errorf("rules %q: EventsHeld %d, want %d", tc.rules, held, len(filterEvents)-len(tc.want))
+			}
 		})
 	}
 }

@@ -204,6 +204,7 @@ type Server struct {
 	handlers map[string]ActionFunc
 	denied   map[string]bool // lower-case action names answered "Permission denied"
 	filters  []string
+	held     atomic.Uint64 // events sessions' Filter rules kept from them
 	actions  []*ami.Message
 	logins   int
 	stalled  chan struct{} // non-nil while stalled; closed by Resume
@@ -433,6 +434,10 @@ func (s *Server) Actions() []*ami.Message {
 	return out
 }
 
+// EventsHeld returns how many events sessions' Filter rules have kept from them (each
+// session counts apart) in Send and Replay.
+func (s *Server) EventsHeld() uint64 { return s.held.Load() }
+
 // Filters returns the Filter rules clients have added, in order.
 func (s *Server) Filters() []string {
 	s.mu.Lock()
@@ -546,7 +551,9 @@ func (s *Server) Send(raw []byte) error {
 	}
 	var errs []error
 	for _, c := range conns {
-		errs = append(errs, c.write(c.rules.Load().filterRaw(raw), true))
+		out, held := c.rules.Load().filterRaw(raw)
+		s.held.Add(uint64(held))
+		errs = append(errs, c.write(out, true))
 	}
 	return errors.Join(errs...)
 }
@@ -643,6 +650,8 @@ func (s *Server) ReplayWith(r io.Reader, o ReplayOptions) (int, error) {
 		for _, c := range conns {
 			if c.rules.Load().allows(raw) {
 				_ = c.write(raw, false) // a dropped session is the client's business
+			} else {
+				s.held.Add(1)
 			}
 		}
 		sent++
