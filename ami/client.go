@@ -121,9 +121,14 @@ type Config struct {
 	// "agent" (joined with commas); empty means "on" (all classes the user may read).
 	Events []string
 	// Filters are server-side rules sent with `Action: Filter` / `Operation: Add` after
-	// login, in manager.conf eventfilter syntax. A rejected rule is logged and the session
-	// goes on (EventNames still filters on this side). Whitelist rules also apply to list
-	// actions' events: allow CoreShowChannel & co. if those actions are used.
+	// each login (Asterisk keeps them per session), as legacy eventfilter patterns: a POSIX
+	// extended regex over the whole event text, `!` first for an exclude rule (see
+	// EventFilterRule). A rejected rule is logged and the session goes on: EventNames and
+	// Accept still filter on this side. A manager user without `write = system` gets
+	// `Permission denied` for every rule: that is logged once at warn level per Client and
+	// the session's remaining rules are not sent. Rules apply only to events Asterisk
+	// queues, not to action replies and list items (CoreShowChannel, Status), which it
+	// writes to the session directly.
 	Filters []string
 	// EventNames, when non-nil, are the only events handed to Handler (exact names, as
 	// Asterisk spells them); the others are skipped without being parsed. Nil: all events.
@@ -217,6 +222,8 @@ type Client struct {
 	// oversized events skipped since skipLogged (the reading goroutine only)
 	skipped    int
 	skipLogged time.Time
+
+	filterDenied atomic.Bool // a Filter's Permission denied was logged
 
 	cancel  context.CancelFunc
 	done    chan struct{}
@@ -619,8 +626,15 @@ func (c *Client) sendFilters(ctx context.Context, s *session) {
 		_, err := c.send(ctx, s, "Filter", []Header{{"Operation", "Add"}, {"Filter", f}})
 		var ae *ActionError
 		switch {
+		case errors.As(err, &ae) && equalFoldASCII(ae.Message, "Permission denied"):
+			// Every rule would be denied alike; the cause is the manager user's write classes.
+			if !c.filterDenied.Swap(true) {
+				c.log.Warn().Str("username", c.cfg.Username).
+					Msg("Asterisk refused the Filter action (Permission denied: the manager user has no write = system): every event crosses the socket and is filtered here; keep unneeded events off the wire with eventfilter lines in manager.conf (docs/omnileads.md)")
+			}
+			return
 		case errors.As(err, &ae):
-			c.log.Error().Str("filter", f).Str("reason", ae.Message).Msg("Asterisk rejected a Filter rule (config asterisk.ami.filters); events are still filtered by name here")
+			c.log.Error().Str("filter", f).Str("reason", ae.Message).Msg("Asterisk rejected a Filter rule; events are still filtered by name here")
 		case err != nil:
 			c.log.Warn().Str("filter", f).Err(err).Msg("sending a Filter rule")
 			return

@@ -35,3 +35,13 @@ func (t *Tracker) interestingBytes(raw []byte) bool {
 	}
 	return t.interesting(string(name))
 }
+
+// AMIVarSetFilter says which VarSets the tracker keeps, for a server-side filter
+// (ami.EventFilterRule): the variables interesting keeps, i.e. OML*, MIXMONITOR_FILENAME
+// and the dialplan prefixes, any case, with or without an inheritance prefix.
+func (t *Tracker) AMIVarSetFilter() ami.VarSetFilter {
+	return ami.VarSetFilter{
+		Prefixes: append([]string{"OML"}, t.prefixes...),
+		Names:    []string{varMixMonitor},
+	}
+}

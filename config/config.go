@@ -111,9 +111,16 @@ type AMI struct {
 	// certificate (labs only: the AMI secret is then open to a man in the middle; use
 	// tls_ca instead). Logged as a warning at start.
 	TLSInsecureSkipVerify bool `mapstructure:"tls_insecure_skip_verify" json:"tls_insecure_skip_verify"`
-	// Events is asterisk.ami.events (DefaultAMIEvents): the event names to receive; other
-	// events are dropped by Asterisk (server-side Filter) before they cross the wire.
+	// Events is asterisk.ami.events (DefaultAMIEvents): the event names to receive; the
+	// client drops other events before parsing them, and (ServerFilter) asks Asterisk not
+	// to send them.
 	Events []string `mapstructure:"events" json:"events"`
+	// ServerFilter is asterisk.ami.server_filter (true): after each login, send Asterisk
+	// one Filter rule (ami.EventFilterRule) that keeps only Events and the VarSets the
+	// call tracker reads, so the rest never crosses the socket. Asterisk allows Filter
+	// only to a manager user with write = system; a refusal is logged once (warn) and
+	// the client goes on filtering on its side.
+	ServerFilter bool `mapstructure:"server_filter" json:"server_filter"`
 	// Filters is asterisk.ami.filters ([]): extra server-side Filter rules sent after login,
 	// in manager.conf eventfilter syntax (e.g. "!Event: RTCP*").
 	Filters []string `mapstructure:"filters" json:"filters"`
@@ -334,6 +341,7 @@ func Default() *Config {
 				Username:      "omlcrm",
 				Auth:          "plain",
 				Events:        append([]string(nil), DefaultAMIEvents...),
+				ServerFilter:  true,
 				Filters:       []string{},
 				ActionTimeout: 5 * time.Second,
 				PingInterval:  20 * time.Second,

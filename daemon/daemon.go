@@ -472,6 +472,21 @@ func (d *Daemon) asteriskAddress() string {
 	return d.cfg.Asterisk.AMI.Address
 }
 
+// amiFilters are the Filter rules sent after each AMI login: the rule keeping only what
+// the tracker reads (asterisk.ami.server_filter) first, then asterisk.ami.filters.
+func (d *Daemon) amiFilters() []string {
+	cfg := d.cfg.Asterisk.AMI
+	var rules []string
+	if cfg.ServerFilter {
+		if rule, ok := ami.EventFilterRule(cfg.Events, d.tracker.AMIVarSetFilter()); ok {
+			rules = append(rules, rule)
+		} else {
+			d.log.Warn().Strs("events", cfg.Events).Msg("asterisk.ami.server_filter: no exact Filter rule for these event names; Asterisk sends every event")
+		}
+	}
+	return append(rules, cfg.Filters...)
+}
+
 // dialAsterisk starts the event source; it connects (and reconnects) in the background.
 func (d *Daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 	cfg := d.cfg.Asterisk
@@ -492,7 +507,7 @@ func (d *Daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 		c, err := ami.Dial(ctx, ami.Config{
 			Address: cfg.AMI.Address, Username: cfg.AMI.Username, Secret: cfg.AMI.Secret.Reveal(),
 			AuthMD5: cfg.AMI.Auth == "md5", TLS: tlsCfg,
-			Filters:       cfg.AMI.Filters,
+			Filters:       d.amiFilters(),
 			EventNames:    cfg.AMI.Events,
 			Accept:        d.tracker.AcceptAMI, // VarSets of ignored variables: dropped before the copy
 			Handler:       d.tracker.HandleAMI,

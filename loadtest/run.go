@@ -139,6 +139,9 @@ type Result struct {
 	Connects   int // connects that must invoke a CRM (pop or request)
 	Skipped    int // connects on campaigns that invoke nothing
 	EventsSent uint64
+	// EventsHeld is how many of them the daemon's Filter rules (asterisk.ami.server_filter)
+	// kept off its AMI socket: the daemon reads EventsSent − EventsHeld.
+	EventsHeld uint64
 	SendErrors int
 	SendError  string
 	MaxLag     time.Duration // worst lateness of an event against its schedule (generator lag)
@@ -466,6 +469,9 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	st := snd.Stats()
 	res.Calls, res.Connects, res.Skipped = st.Calls, st.Connects-st.Skipped, st.Skipped
 	res.EventsSent, res.SendErrors, res.SendError, res.MaxLag = st.Events, st.SendErrors, st.LastError, st.MaxLag
+	if a, ok := sink.(*amiSink); ok {
+		res.EventsHeld = a.srv.EventsHeld()
+	}
 	res.GeneratorLag = lag.Summary()
 	if cpuErr == nil && cpuErr2 == nil && !daemonDied {
 		res.DaemonCPUTime = cpuAfter - cpuBefore

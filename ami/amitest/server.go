@@ -8,7 +8,8 @@
 //
 // Answered actions: Challenge (MD5), Login (plain or MD5 key; a bad login gets
 // `Response: Error` / `Message: Authentication failed` and the socket is closed, as
-// Asterisk does), Events, Filter, Ping, Getvar (from SetVar and SetChannels, with
+// Asterisk does), Events, Filter (legacy regex rules applied per session to the events
+// sent to it, as Asterisk applies them; see conn.filter), Ping, Getvar (from SetVar and SetChannels, with
 // Asterisk's `No such channel` and `No variable specified`; names are case-sensitive, as
 // Asterisk's are), Status (Status events per channel, with `Variable:` headers under the
 // names the dialplan set for AllVariables), CoreShowChannels (an EventList
@@ -45,11 +46,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,7 +202,9 @@ type Server struct {
 	channels []Channel
 	commands map[string][]string
 	handlers map[string]ActionFunc
+	denied   map[string]bool // lower-case action names answered "Permission denied"
 	filters  []string
+	held     atomic.Uint64 // events sessions' Filter rules kept from them
 	actions  []*ami.Message
 	logins   int
 	stalled  chan struct{} // non-nil while stalled; closed by Resume
@@ -223,6 +226,7 @@ func New(opts ...Option) (*Server, error) {
 		globals:  make(map[string]string),
 		commands: make(map[string][]string),
 		handlers: make(map[string]ActionFunc),
+		denied:   make(map[string]bool),
 		changed:  make(chan struct{}),
 	}
 	for _, o := range opts {
@@ -430,6 +434,10 @@ func (s *Server) Actions() []*ami.Message {
 	return out
 }
 
+// EventsHeld returns how many events sessions' Filter rules have kept from them (each
+// session counts apart) in Send and Replay.
+func (s *Server) EventsHeld() uint64 { return s.held.Load() }
+
 // Filters returns the Filter rules clients have added, in order.
 func (s *Server) Filters() []string {
 	s.mu.Lock()
@@ -483,6 +491,18 @@ func (s *Server) Handle(action string, fn ActionFunc) {
 	s.handlers[strings.ToLower(action)] = fn
 }
 
+// Deny makes the server answer these actions (case-insensitive names) with Asterisk's
+// `Permission denied`, as it does when the manager user lacks the action's write class
+// (e.g. Filter without `write = system`); Deny() with no names allows all again.
+func (s *Server) Deny(actions ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.denied)
+	for _, a := range actions {
+		s.denied[strings.ToLower(a)] = true
+	}
+}
+
 // Stall stops the server: new connections get no banner, actions get no answer (they are
 // read and dropped) until Resume. Clients see silence, as with a hung Asterisk.
 func (s *Server) Stall() {
@@ -531,7 +551,9 @@ func (s *Server) Send(raw []byte) error {
 	}
 	var errs []error
 	for _, c := range conns {
-		errs = append(errs, c.write(raw, true))
+		out, held := c.rules.Load().filterRaw(raw)
+		s.held.Add(uint64(held))
+		errs = append(errs, c.write(out, true))
 	}
 	return errors.Join(errs...)
 }
@@ -626,7 +648,11 @@ func (s *Server) ReplayWith(r io.Reader, o ReplayOptions) (int, error) {
 		}
 		raw := []byte(m.Raw())
 		for _, c := range conns {
-			_ = c.write(raw, false) // a dropped session is the client's business
+			if c.rules.Load().allows(raw) {
+				_ = c.write(raw, false) // a dropped session is the client's business
+			} else {
+				s.held.Add(1)
+			}
 		}
 		sent++
 	}
@@ -780,6 +806,8 @@ type conn struct {
 	authed bool
 	events bool
 
+	rules atomic.Pointer[sessionFilter] // this session's Filter rules (nil: none)
+
 	challenge string // touched by the serving goroutine only
 }
 
@@ -877,6 +905,7 @@ func (c *conn) handle(req *ami.Message) bool {
 	s.mu.Lock()
 	authed := c.authed
 	fn := s.handlers[action]
+	denied := s.denied[action]
 	s.mu.Unlock()
 
 	switch action {
@@ -892,7 +921,7 @@ func (c *conn) handle(req *ami.Message) bool {
 		_ = c.reply(req, "Goodbye", msg("Thanks for all the fish."))
 		return false
 	}
-	if !authed {
+	if !authed || denied {
 		return c.reply(req, "Error", msg("Permission denied")) == nil
 	}
 	if fn != nil {
@@ -980,14 +1009,34 @@ func (c *conn) login(req *ami.Message) bool {
 	return true
 }
 
+// filter answers Filter as Asterisk 22.1+ does for a legacy rule (manager.c
+// action_filter, manager_add_filter): a leading `!` makes it an exclude rule, the rest is
+// a POSIX extended regex over the whole event text (compileLegacyFilter); an empty
+// pattern is a format error, one that does not compile a compile error. The rule applies
+// to this session's events from then on (not to action replies and list items, which
+// Asterisk writes to the session directly, nor to the FullyBooted sent at login). The
+// advanced form (a MatchCriteria header, 22.1+) is refused: this fake does not implement
+// it.
 func (c *conn) filter(req *ami.Message) bool {
 	if !strings.EqualFold(req.Get("Operation"), "Add") {
 		return c.reply(req, "Error", msg("Unknown operation")) == nil
 	}
+	if _, ok := req.Lookup("MatchCriteria"); ok {
+		return c.reply(req, "Error", msg("amitest: MatchCriteria (advanced filters) is not implemented")) == nil
+	}
 	rule := req.Get("Filter")
-	if _, err := regexp.Compile(strings.TrimPrefix(rule, "!")); err != nil || rule == "" {
+	pattern, exclude := strings.CutPrefix(rule, "!")
+	if pattern == "" {
+		return c.reply(req, "Error", msg("Filter was formatted incorrectly.  Check the syntax of the filter given.")) == nil
+	}
+	re, err := compileLegacyFilter(pattern)
+	if err != nil {
 		return c.reply(req, "Error", msg("Filter did not compile.  Check the syntax of the filter given.")) == nil
 	}
+	// Under the write lock: no event is written half-way through the change.
+	c.wmu.Lock()
+	c.rules.Store(c.rules.Load().with(re, exclude))
+	c.wmu.Unlock()
 	s := c.srv
 	s.mu.Lock()
 	s.filters = append(s.filters, rule)
