@@ -125,7 +125,8 @@ type Config struct {
 	// extended regex over the whole event text, `!` first for an exclude rule (see
 	// EventFilterRule). A rejected rule is logged and the session goes on: EventNames and
 	// Accept still filter on this side. A manager user without `write = system` gets
-	// `Permission denied` for every rule: that is logged once at warn level per Client and
+	// `Permission denied` for every rule: that is logged once at info level per Client (the documented
+	// manager.conf stanza does not grant system, so it is expected, not a fault) and
 	// the session's remaining rules are not sent. Rules apply only to events Asterisk
 	// queues, not to action replies and list items (CoreShowChannel, Status), which it
 	// writes to the session directly.
@@ -629,7 +630,7 @@ func (c *Client) sendFilters(ctx context.Context, s *session) {
 		case errors.As(err, &ae) && equalFoldASCII(ae.Message, "Permission denied"):
 			// Every rule would be denied alike; the cause is the manager user's write classes.
 			if !c.filterDenied.Swap(true) {
-				c.log.Warn().Str("username", c.cfg.Username).
+				c.log.Info().Str("username", c.cfg.Username).
 					Msg("Asterisk refused the Filter action (Permission denied: the manager user has no write = system): every event crosses the socket and is filtered here; keep unneeded events off the wire with eventfilter lines in manager.conf (docs/omnileads.md)")
 			}
 			return

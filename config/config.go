@@ -118,7 +118,7 @@ type AMI struct {
 	// ServerFilter is asterisk.ami.server_filter (true): after each login, send Asterisk
 	// one Filter rule (ami.EventFilterRule) that keeps only Events and the VarSets the
 	// call tracker reads, so the rest never crosses the socket. Asterisk allows Filter
-	// only to a manager user with write = system; a refusal is logged once (warn) and
+	// only to a manager user with write = system; a refusal is logged once (info) and
 	// the client goes on filtering on its side.
 	ServerFilter bool `mapstructure:"server_filter" json:"server_filter"`
 	// Filters is asterisk.ami.filters ([]): extra server-side Filter rules sent after login,
