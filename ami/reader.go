@@ -2,9 +2,11 @@ package ami
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"strconv"
 	"strings"
 )
@@ -134,6 +136,7 @@ type Reader struct {
 	n     int64  // bytes read from rd
 
 	skipped [64]byte // name of the event being skipped (ReadMessageFiltered)
+	slow    bool     // tests: read's general loop only, as the reference for scan
 }
 
 // span locates one header inside a message's bytes. k0 < 0 marks an `Output` header
@@ -261,6 +264,9 @@ func (v *View) Event() []byte {
 func (r *Reader) read(m *Message, keep func(event []byte) bool, accept func(v *View) bool) (bool, error) {
 	m.Headers = m.Headers[:0]
 	m.raw = ""
+	if end := r.scan(); end > 0 && !r.slow {
+		return r.take(m, end, keep, accept), nil
+	}
 	r.spans = r.spans[:0]
 	r.pend = r.pend[:0]
 	size := 0    // bytes of the message's complete lines so far
@@ -354,6 +360,149 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool, accept func(v *V
 		m.Headers = append(m.Headers, Header{Key: key, Value: s[sp.v0:sp.v1]})
 	}
 	return true, nil
+}
+
+// scan is read's fast path, for a message that is whole in buf[r.r:r.w], shorter than
+// MaxLine and MaxMessage, with no more headers than r.spans holds (read's general loop
+// grows it), no empty line before it, no '(' in a key (`ChanVariable(<channel>)`, see
+// splitHeader) and not a `Response: Follows`: it finds its headers (into r.spans) and
+// returns its length, line endings and the closing empty line included. For anything
+// else it returns 0 and read's general loop reads the message from its start: scan
+// changes nothing but r.spans, which that loop resets.
+func (r *Reader) scan() int {
+	// No call in the loop: Go keeps no register across a call, so one call per line
+	// (bytes.IndexByte) made the loop reload its state from the stack every line. The
+	// search goes eight bytes at a time and may read past r.w (within buf); a '\n' found
+	// there is not taken.
+	b := r.buf[r.r:]
+	// A '\n' at or past end: not whole here, or too long. A message shorter than MaxLine
+	// has no line over it. Words are read from offsets up to last: a word starting at
+	// end or later is not needed.
+	end := min(r.w-r.r, r.lim.MaxMessage, r.lim.MaxLine)
+	b = b[:min(len(b), end+7)]
+	spans := r.spans[:min(cap(r.spans), r.lim.MaxHeaders)]
+	n, p := 0, 0 // headers found, start of the current line
+	for {
+		sp, next := lineAt(b, p)
+		if next > end { // its '\n' is not in the message's bytes or not there at all
+			return 0
+		}
+		if sp.v1 == sp.k0 { // an empty line
+			if n == 0 { // before the message
+				return 0
+			}
+			p = next
+			break
+		}
+		if n == len(spans) {
+			return 0
+		}
+		spans[n] = sp
+		n++
+		p = next
+	}
+	spans = spans[:n]
+	if isFollows(b, spans[0]) { // its output may hold empty lines
+		return 0
+	}
+	r.spans = spans
+	return p
+}
+
+// lineAt splits the line starting at b[p] as splitHeader does (k0 == v1: an empty line)
+// and returns the offset after its '\n'. It reads b eight bytes at a time; next is past
+// len(b) when it could not find the line's end there, or when a '(' comes before the
+// first colon (see splitHeader: left to read's general loop).
+//
+// The key ends at the first ':' and the line at its '\n'; all of them and '(' are below
+// ';': the first byte below it is found a word at a time (the lowest byte flagged by
+// (x-0x3b…)&^x&0x80… is exactly the first one below 0x3b; flags above it may be false).
+func lineAt(b []byte, p int) (sp span, next int) {
+	last := len(b) - 8
+	q, c := p, 0
+	for {
+		if q > last {
+			return sp, len(b) + 1
+		}
+		x := binary.LittleEndian.Uint64(b[q:])
+		if f := (x - 0x3b*lowBits) &^ x & highBits; f != 0 {
+			c = q + bits.TrailingZeros64(f)/8
+			if ch := b[c]; ch == ':' {
+				break
+			} else if ch == '\n' {
+				le := c
+				if le > p && b[le-1] == '\r' {
+					le--
+				}
+				return span{k0: int32(p), k1: int32(p), v0: int32(p), v1: int32(le)}, c + 1
+			} else if ch == '(' {
+				return sp, len(b) + 1
+			}
+			q = c + 1
+			continue
+		}
+		q += 8
+	}
+	for q = c + 1; q <= last; q += 8 {
+		x := binary.LittleEndian.Uint64(b[q:]) ^ ('\n' * lowBits)
+		if f := (x - lowBits) &^ x & highBits; f != 0 {
+			e := q + bits.TrailingZeros64(f)/8
+			le := e
+			if b[le-1] == '\r' { // le-1 >= c: not the colon
+				le--
+			}
+			v := c + 1
+			if v < le && b[v] == ' ' {
+				v++
+			}
+			return span{k0: int32(p), k1: int32(c), v0: int32(v), v1: int32(le)}, e + 1
+		}
+	}
+	return sp, len(b) + 1
+}
+
+// Word-at-a-time byte search constants (scan).
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+// isFollows reports whether the first header sp of the message at b is
+// `Response: Follows`.
+func isFollows(b []byte, sp span) bool {
+	return equalFoldBytes(b[sp.k0:sp.k1], "Response") && equalFoldBytes(b[sp.v0:sp.v1], "Follows")
+}
+
+// take finishes a message that scan found whole, end bytes at r.r, as read's general
+// loop does: an event keep or accept turns down is consumed and dropped, anything else
+// copied into m.
+func (r *Reader) take(m *Message, end int, keep func(event []byte) bool, accept func(v *View) bool) bool {
+	raw := r.buf[r.r : r.r+end]
+	r.r += end
+	spans := r.spans
+	event := equalFoldBytes(raw[spans[0].k0:spans[0].k1], "Event")
+	if event && keep != nil && !keep(raw[spans[0].v0:spans[0].v1]) {
+		return false
+	}
+	if event && accept != nil {
+		r.view = View{raw: raw, spans: spans}
+		ok := accept(&r.view)
+		r.view = View{}
+		if !ok {
+			return false
+		}
+	}
+	s := string(raw)
+	m.raw = s
+	if cap(m.Headers) < len(spans) {
+		m.Headers = make([]Header, 0, len(spans)+len(spans)/2)
+	}
+	hs := m.Headers[:len(spans)]
+	for i, sp := range spans {
+		hs[i] = Header{Key: s[sp.k0:sp.k1], Value: s[sp.v0:sp.v1]}
+	}
+	m.Headers = hs
+	return true
 }
 
 // oversize handles a message that broke a limit: without MaxSkip, le; otherwise the
