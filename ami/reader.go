@@ -137,6 +137,7 @@ type Reader struct {
 
 	skipped [64]byte // name of the event being skipped (ReadMessageFiltered)
 	slow    bool     // tests: read's general loop only, as the reference for scan
+	fixed   [64]span // spans of a message read by scan
 }
 
 // span locates one header inside a message's bytes. k0 < 0 marks an `Output` header
@@ -363,102 +364,96 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool, accept func(v *V
 }
 
 // scan is read's fast path, for a message that is whole in buf[r.r:r.w], shorter than
-// MaxLine and MaxMessage, with no more headers than r.spans holds (read's general loop
-// grows it), no empty line before it, no '(' in a key (`ChanVariable(<channel>)`, see
-// splitHeader) and not a `Response: Follows`: it finds its headers (into r.spans) and
-// returns its length, line endings and the closing empty line included. For anything
-// else it returns 0 and read's general loop reads the message from its start: scan
-// changes nothing but r.spans, which that loop resets.
+// MaxLine and MaxMessage, with at most len(r.fixed) headers and no more than
+// MaxHeaders, no empty line before it, no '(' in a key (`ChanVariable(<channel>)`, see
+// splitHeader) and not a `Response: Follows`: it finds its headers (r.spans, in
+// r.fixed) and returns its length, line endings and the closing empty line included.
+// For anything else it returns 0 and read's general loop reads the message from its
+// start: scan changes nothing but r.fixed.
 func (r *Reader) scan() int {
-	// No call in the loop: Go keeps no register across a call, so one call per line
-	// (bytes.IndexByte) made the loop reload its state from the stack every line. The
-	// search goes eight bytes at a time and may read past r.w (within buf); a '\n' found
-	// there is not taken.
-	b := r.buf[r.r:]
-	// A '\n' at or past end: not whole here, or too long. A message shorter than MaxLine
-	// has no line over it. Words are read from offsets up to last: a word starting at
-	// end or later is not needed.
-	end := min(r.w-r.r, r.lim.MaxMessage, r.lim.MaxLine)
-	b = b[:min(len(b), end+7)]
-	spans := r.spans[:min(cap(r.spans), r.lim.MaxHeaders)]
-	n, p := 0, 0 // headers found, start of the current line
-	for {
-		sp, next := lineAt(b, p)
-		if next > end { // its '\n' is not in the message's bytes or not there at all
-			return 0
-		}
-		if sp.v1 == sp.k0 { // an empty line
-			if n == 0 { // before the message
-				return 0
-			}
-			p = next
-			break
-		}
-		if n == len(spans) {
-			return 0
-		}
-		spans[n] = sp
-		n++
-		p = next
-	}
-	spans = spans[:n]
-	if isFollows(b, spans[0]) { // its output may hold empty lines
+	// A '\n' at or past end: not whole here, or too long (a message shorter than
+	// MaxLine has no line over it). Words are read from offsets up to end-1, so b must
+	// hold 7 bytes more (possibly past r.w: never taken).
+	end := min(r.w-r.r, r.lim.MaxMessage, r.lim.MaxLine, len(r.buf)-r.r-7)
+	if end <= 0 {
 		return 0
 	}
-	r.spans = spans
-	return p
-}
-
-// lineAt splits the line starting at b[p] as splitHeader does (k0 == v1: an empty line)
-// and returns the offset after its '\n'. It reads b eight bytes at a time; next is past
-// len(b) when it could not find the line's end there, or when a '(' comes before the
-// first colon (see splitHeader: left to read's general loop).
-//
-// The key ends at the first ':' and the line at its '\n'; all of them and '(' are below
-// ';': the first byte below it is found a word at a time (the lowest byte flagged by
-// (x-0x3b…)&^x&0x80… is exactly the first one below 0x3b; flags above it may be false).
-func lineAt(b []byte, p int) (sp span, next int) {
+	b := r.buf[r.r : r.r+end+7]
 	last := len(b) - 8
-	q, c := p, 0
+	maxHeaders := min(len(r.fixed), r.lim.MaxHeaders)
+	spans := &r.fixed
+	n, p := 0, 0 // headers found, start of the current line
 	for {
-		if q > last {
-			return sp, len(b) + 1
-		}
-		x := binary.LittleEndian.Uint64(b[q:])
-		if f := (x - 0x3b*lowBits) &^ x & highBits; f != 0 {
-			c = q + bits.TrailingZeros64(f)/8
-			if ch := b[c]; ch == ':' {
-				break
-			} else if ch == '\n' {
-				le := c
-				if le > p && b[le-1] == '\r' {
-					le--
+		// The key ends at the first ':' (a '(' before it: general loop); a line without
+		// one ends at its '\n'. All three are below ';': the first byte below it is found
+		// a word at a time (the lowest byte flagged by (x-0x3b…)&^x&0x80… is exactly the
+		// first one below 0x3b; flags above it may be false). No call in the loop: Go
+		// keeps no register across one.
+		q, c := p, 0
+		for {
+			if q > last {
+				return 0
+			}
+			x := binary.LittleEndian.Uint64(b[q:])
+			if f := (x - 0x3b*lowBits) &^ x & highBits; f != 0 {
+				c = q + bits.TrailingZeros64(f)/8
+				if ch := b[c]; ch == ':' || ch == '\n' {
+					break
+				} else if ch == '(' {
+					return 0
 				}
-				return span{k0: int32(p), k1: int32(p), v0: int32(p), v1: int32(le)}, c + 1
-			} else if ch == '(' {
-				return sp, len(b) + 1
+				q = c + 1
+				continue
 			}
-			q = c + 1
-			continue
+			q += 8
 		}
-		q += 8
-	}
-	for q = c + 1; q <= last; q += 8 {
-		x := binary.LittleEndian.Uint64(b[q:]) ^ ('\n' * lowBits)
-		if f := (x - lowBits) &^ x & highBits; f != 0 {
-			e := q + bits.TrailingZeros64(f)/8
-			le := e
-			if b[le-1] == '\r' { // le-1 >= c: not the colon
-				le--
+		e := c // the line's '\n'
+		if b[c] != '\n' {
+			for q = c + 1; ; q += 8 {
+				if q > last {
+					return 0
+				}
+				x := binary.LittleEndian.Uint64(b[q:]) ^ ('\n' * lowBits)
+				if f := (x - lowBits) &^ x & highBits; f != 0 {
+					e = q + bits.TrailingZeros64(f)/8
+					break
+				}
 			}
+		}
+		if e > last { // past end
+			return 0
+		}
+		le := e // the line's end, CR excluded
+		if le > p && b[le-1] == '\r' {
+			le--
+		}
+		if le == p {
+			if n == 0 { // an empty line before the message
+				return 0
+			}
+			p = e + 1
+			break
+		}
+		if n == maxHeaders {
+			return 0
+		}
+		if c >= le { // no colon: the whole line is the value
+			spans[n] = span{k0: int32(p), k1: int32(p), v0: int32(p), v1: int32(le)}
+		} else {
 			v := c + 1
 			if v < le && b[v] == ' ' {
 				v++
 			}
-			return span{k0: int32(p), k1: int32(c), v0: int32(v), v1: int32(le)}, e + 1
+			spans[n] = span{k0: int32(p), k1: int32(c), v0: int32(v), v1: int32(le)}
 		}
+		n++
+		p = e + 1
 	}
-	return sp, len(b) + 1
+	if isFollows(b, spans[0]) { // its output may hold empty lines
+		return 0
+	}
+	r.spans = spans[:n]
+	return p
 }
 
 // Word-at-a-time byte search constants (scan).
