@@ -383,6 +383,7 @@ func (r *Reader) scan() int {
 	maxHeaders := min(len(r.fixed), r.lim.MaxHeaders)
 	spans := &r.fixed
 	n, p := 0, 0 // headers found, start of the current line
+line:
 	for {
 		// The key ends at the first ':' (a '(' before it: general loop); a line without
 		// one ends at its '\n'. All three are below ';': the first byte below it is found
@@ -397,9 +398,34 @@ func (r *Reader) scan() int {
 			x := binary.LittleEndian.Uint64(b[q:])
 			if f := (x - 0x3b*lowBits) &^ x & highBits; f != 0 {
 				c = q + bits.TrailingZeros64(f)/8
-				if ch := b[c]; ch == ':' || ch == '\n' {
+				ch := b[c]
+				if ch == ':' {
 					break
-				} else if ch == '(' {
+				}
+				if ch == '\n' { // a line without a colon: the whole line is the value
+					if c > last { // past end
+						return 0
+					}
+					le := c
+					if le > p && b[le-1] == '\r' {
+						le--
+					}
+					if le == p { // an empty line
+						if n == 0 { // before the message
+							return 0
+						}
+						p = c + 1
+						break line
+					}
+					if n == maxHeaders {
+						return 0
+					}
+					spans[n] = span{k0: int32(p), k1: int32(p), v0: int32(p), v1: int32(le)}
+					n++
+					p = c + 1
+					continue line
+				}
+				if ch == '(' {
 					return 0
 				}
 				q = c + 1
@@ -407,45 +433,32 @@ func (r *Reader) scan() int {
 			}
 			q += 8
 		}
-		e := c // the line's '\n'
-		if b[c] != '\n' {
-			for q = c + 1; ; q += 8 {
-				if q > last {
-					return 0
-				}
-				x := binary.LittleEndian.Uint64(b[q:]) ^ ('\n' * lowBits)
-				if f := (x - lowBits) &^ x & highBits; f != 0 {
-					e = q + bits.TrailingZeros64(f)/8
-					break
-				}
+		e := 0 // the line's '\n', after the colon
+		for q = c + 1; ; q += 8 {
+			if q > last {
+				return 0
+			}
+			x := binary.LittleEndian.Uint64(b[q:]) ^ ('\n' * lowBits)
+			if f := (x - lowBits) &^ x & highBits; f != 0 {
+				e = q + bits.TrailingZeros64(f)/8
+				break
 			}
 		}
 		if e > last { // past end
 			return 0
 		}
-		le := e // the line's end, CR excluded
-		if le > p && b[le-1] == '\r' {
+		le := e // the line's end, CR excluded (b[e-1] may be the colon, not a CR)
+		if b[e-1] == '\r' {
 			le--
 		}
-		if le == p {
-			if n == 0 { // an empty line before the message
-				return 0
-			}
-			p = e + 1
-			break
+		v := c + 1 // a space there is before le
+		if b[v] == ' ' {
+			v++
 		}
 		if n == maxHeaders {
 			return 0
 		}
-		if c >= le { // no colon: the whole line is the value
-			spans[n] = span{k0: int32(p), k1: int32(p), v0: int32(p), v1: int32(le)}
-		} else {
-			v := c + 1
-			if v < le && b[v] == ' ' {
-				v++
-			}
-			spans[n] = span{k0: int32(p), k1: int32(c), v0: int32(v), v1: int32(le)}
-		}
+		spans[n] = span{k0: int32(p), k1: int32(c), v0: int32(v), v1: int32(le)}
 		n++
 		p = e + 1
 	}
