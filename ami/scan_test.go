@@ -112,6 +112,25 @@ func TestScanMatchesGeneralLoop(t *testing.T) {
 	for range n {
 		diffRead(t, randomStream(rng))
 	}
+	// Boundaries the fast path must leave to the general loop: the header count around
+	// its fixed array and MaxHeaders, lines and messages around MaxLine and MaxMessage.
+	for _, h := range []int{1, 3, 4, 5, 23, 24, 25, 63, 64, 65, 100} {
+		var b strings.Builder
+		for range 2 {
+			b.WriteString("Event: VarSet\r\n")
+			for i := range h - 1 {
+				fmt.Fprintf(&b, "K%d: v\r\n", i)
+			}
+			b.WriteString("\r\n")
+		}
+		diffRead(t, []byte(b.String()))
+	}
+	for _, n := range []int{38, 39, 40, 41, 118, 119, 120, 121, 198, 199, 200, 201, 202} {
+		for _, eol := range []string{"\r\n", "\n"} {
+			v := strings.Repeat("v", n)
+			diffRead(t, []byte("Event: A"+eol+"K:"+v+eol+eol+"Event: B"+eol+v+eol+eol+"Event: C"+eol+"K: "+v[:n/2]+eol+"L: "+v[n/2:]+eol+eol))
+		}
+	}
 	for _, name := range []string{"busy-40-calls.ami", "actions.ami"} {
 		data := loadCapture(t, name)
 		diffRead(t, data[:min(len(data), 30000)])
