@@ -265,15 +265,32 @@ func (v *View) Event() []byte {
 func (r *Reader) read(m *Message, keep func(event []byte) bool, accept func(v *View) bool) (bool, error) {
 	m.Headers = m.Headers[:0]
 	m.raw = ""
-	if end := r.scan(); end > 0 && !r.slow {
-		return r.take(m, end, keep, accept), nil
-	}
 	r.spans = r.spans[:0]
 	r.pend = r.pend[:0]
 	size := 0    // bytes of the message's complete lines so far
 	start := r.r // first byte of the message still in buf (earlier ones are in pend)
 	follows := false
 	event := false // the first header is Event:
+	if !r.slow {
+		// The fast path (scan), as long as it has not called keep, can leave the message
+		// to the loop below from its start; after keep, from its second line.
+		if n, sp, ok := r.firstEvent(keep); ok {
+			name := r.buf[r.r+int(sp.v0) : r.r+int(sp.v1)]
+			if !keep(name) {
+				r.r += n
+				return false, r.skip(name, n)
+			}
+			r.fixed[0] = sp
+			if end := r.scan(n, 1); end > 0 {
+				return r.take(m, end, accept), nil
+			}
+			r.r += n
+			size, event = n, true
+			r.spans = append(r.spans, sp)
+		} else if end := r.scan(0, 0); end > 0 {
+			return r.take(m, end, accept), nil
+		}
+	}
 	for {
 		i := bytes.IndexByte(r.buf[r.r:r.w], '\n')
 		if i < 0 {
@@ -320,15 +337,7 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool, accept func(v *V
 			key, val := line[:sp.k1-sp.k0], line[sp.v0-int32(off):]
 			event = equalFoldBytes(key, "Event")
 			if keep != nil && event && !keep(val) {
-				n := copy(r.skipped[:], val) // val's bytes may be overwritten while skipping
-				if err := r.skipRest(size); err != nil {
-					var le *LimitError
-					if errors.As(err, &le) && r.lim.MaxSkip > 0 {
-						return false, r.discard(&OversizeError{Limit: le, Event: string(r.skipped[:n])}, false)
-					}
-					return false, err
-				}
-				return false, nil
+				return false, r.skip(val, size)
 			}
 			follows = equalFoldBytes(key, "Response") && equalFoldBytes(val, "Follows")
 		}
@@ -363,14 +372,52 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool, accept func(v *V
 	return true, nil
 }
 
+// skip discards the rest of an event that keep turned down: name is its name, size the
+// bytes of its first line.
+func (r *Reader) skip(name []byte, size int) error {
+	n := copy(r.skipped[:], name) // name's bytes may be overwritten while skipping
+	if err := r.skipRest(size); err != nil {
+		var le *LimitError
+		if errors.As(err, &le) && r.lim.MaxSkip > 0 {
+			return r.discard(&OversizeError{Limit: le, Event: string(r.skipped[:n])}, false)
+		}
+		return err
+	}
+	return nil
+}
+
+// firstEvent is the fast path's first look when keep is set: when buf[r.r:r.w] holds a
+// whole first line within the limits and it is `Event:`, it returns the line's length
+// (line ending included) and its span, for read to call keep as its general loop would
+// have.
+func (r *Reader) firstEvent(keep func(event []byte) bool) (n int, sp span, ok bool) {
+	if keep == nil {
+		return 0, sp, false
+	}
+	i := bytes.IndexByte(r.buf[r.r:r.w], '\n')
+	if i < 0 || i+1 > r.lim.MaxMessage {
+		return 0, sp, false
+	}
+	line := trimCR(r.buf[r.r : r.r+i])
+	if len(line) == 0 || len(line) > r.lim.MaxLine {
+		return 0, sp, false
+	}
+	sp = splitHeader(line, 0)
+	if !equalFoldBytes(line[:sp.k1], "Event") {
+		return 0, sp, false
+	}
+	return i + 1, sp, true
+}
+
 // scan is read's fast path, for a message that is whole in buf[r.r:r.w], shorter than
 // MaxLine and MaxMessage, with at most len(r.fixed) headers and no more than
 // MaxHeaders, no empty line before it, no '(' in a key (`ChanVariable(<channel>)`, see
 // splitHeader) and not a `Response: Follows`: it finds its headers (r.spans, in
 // r.fixed) and returns its length, line endings and the closing empty line included.
-// For anything else it returns 0 and read's general loop reads the message from its
-// start: scan changes nothing but r.fixed.
-func (r *Reader) scan() int {
+// For anything else it returns 0 and read's general loop reads the message: scan
+// changes nothing but r.fixed. It starts at offset p (a line start) with n headers
+// already in r.fixed.
+func (r *Reader) scan(p, n int) int {
 	// A '\n' at or past end: not whole here, or too long (a message shorter than
 	// MaxLine has no line over it). Words are read from offsets up to end-1, so b must
 	// hold 7 bytes more (possibly past r.w: never taken).
@@ -382,7 +429,6 @@ func (r *Reader) scan() int {
 	last := len(b) - 8
 	maxHeaders := min(len(r.fixed), r.lim.MaxHeaders)
 	spans := &r.fixed
-	n, p := 0, 0 // headers found, start of the current line
 line:
 	for {
 		// The key ends at the first ':' (a '(' before it: general loop); a line without
@@ -482,17 +528,13 @@ func isFollows(b []byte, sp span) bool {
 }
 
 // take finishes a message that scan found whole, end bytes at r.r, as read's general
-// loop does: an event keep or accept turns down is consumed and dropped, anything else
-// copied into m.
-func (r *Reader) take(m *Message, end int, keep func(event []byte) bool, accept func(v *View) bool) bool {
+// loop does: an event accept turns down is consumed and dropped, anything else copied
+// into m.
+func (r *Reader) take(m *Message, end int, accept func(v *View) bool) bool {
 	raw := r.buf[r.r : r.r+end]
 	r.r += end
 	spans := r.spans
-	event := equalFoldBytes(raw[spans[0].k0:spans[0].k1], "Event")
-	if event && keep != nil && !keep(raw[spans[0].v0:spans[0].v1]) {
-		return false
-	}
-	if event && accept != nil {
+	if accept != nil && equalFoldBytes(raw[spans[0].k0:spans[0].k1], "Event") {
 		r.view = View{raw: raw, spans: spans}
 		ok := accept(&r.view)
 		r.view = View{}
