@@ -137,7 +137,7 @@ type Reader struct {
 
 	skipped [64]byte // name of the event being skipped (ReadMessageFiltered)
 	slow    bool     // tests: read's general loop only, as the reference for scan
-	fixed   [64]span // spans of a message read by scan
+	fixed   [64]span // spans of a message read by scan (a power of two)
 }
 
 // span locates one header inside a message's bytes. k0 < 0 marks an `Output` header
@@ -463,10 +463,7 @@ line:
 						p = c + 1
 						break line
 					}
-					if n == maxHeaders {
-						return 0
-					}
-					spans[n] = span{k0: int32(p), k1: int32(p), v0: int32(p), v1: int32(le)}
+					spans[n&(len(spans)-1)] = span{k0: int32(p), k1: int32(p), v0: int32(p), v1: int32(le)}
 					n++
 					p = c + 1
 					continue line
@@ -501,14 +498,12 @@ line:
 		if b[v] == ' ' {
 			v++
 		}
-		if n == maxHeaders {
-			return 0
-		}
-		spans[n] = span{k0: int32(p), k1: int32(c), v0: int32(v), v1: int32(le)}
+		spans[n&(len(spans)-1)] = span{k0: int32(p), k1: int32(c), v0: int32(v), v1: int32(le)}
 		n++
 		p = e + 1
 	}
-	if isFollows(b, spans[0]) { // its output may hold empty lines
+	// Past len(spans), n&(len(spans)-1) wrapped round: the message goes to the general loop.
+	if n > maxHeaders || isFollows(b, spans[0]) { // its output may hold empty lines
 		return 0
 	}
 	r.spans = spans[:n]
