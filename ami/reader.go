@@ -288,7 +288,10 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool, accept func(v *V
 			size, event = n, true
 			r.spans = append(r.spans, sp)
 		} else if end := r.scan(0, 0); end > 0 {
-			return r.take(m, end, accept), nil
+			if !r.follows() {
+				return r.take(m, end, accept), nil
+			}
+			r.spans = r.spans[:0]
 		}
 	}
 	for {
@@ -412,7 +415,7 @@ func (r *Reader) firstEvent(keep func(event []byte) bool) (n int, sp span, ok bo
 // scan is read's fast path, for a message that is whole in buf[r.r:r.w], shorter than
 // MaxLine and MaxMessage, with at most len(r.fixed) headers and no more than
 // MaxHeaders, no empty line before it, no '(' in a key (`ChanVariable(<channel>)`, see
-// splitHeader) and not a `Response: Follows`: it finds its headers (r.spans, in
+// splitHeader) and not a `Response: Follows` (read checks that): it finds its headers (r.spans, in
 // r.fixed) and returns its length, line endings and the closing empty line included.
 // For anything else it returns 0 and read's general loop reads the message: scan
 // changes nothing but r.fixed. It starts at offset p (a line start) with n headers
@@ -503,7 +506,7 @@ line:
 		p = e + 1
 	}
 	// Past len(spans), n&(len(spans)-1) wrapped round: the message goes to the general loop.
-	if n > maxHeaders || isFollows(b, spans[0]) { // its output may hold empty lines
+	if n > maxHeaders {
 		return 0
 	}
 	r.spans = spans[:n]
@@ -516,10 +519,12 @@ const (
 	highBits = 0x8080808080808080
 )
 
-// isFollows reports whether the first header sp of the message at b is
-// `Response: Follows`.
-func isFollows(b []byte, sp span) bool {
-	return equalFoldBytes(b[sp.k0:sp.k1], "Response") && equalFoldBytes(b[sp.v0:sp.v1], "Follows")
+// follows reports whether the message scan found at r.r is a `Response: Follows`, left
+// to the general loop (its output may hold empty lines).
+func (r *Reader) follows() bool {
+	sp := r.spans[0]
+	return sp.k1-sp.k0 == int32(len("Response")) &&
+		equalFoldBytes(r.buf[r.r+int(sp.k0):r.r+int(sp.k1)], "Response") && equalFoldBytes(r.buf[r.r+int(sp.v0):r.r+int(sp.v1)], "Follows")
 }
 
 // take finishes a message that scan found whole, end bytes at r.r, as read's general
