@@ -281,13 +281,15 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool, accept func(v *V
 				return false, r.skip(name, n)
 			}
 			r.fixed[0] = sp
-			if end := r.scan(n, 1); end > 0 {
+			if end, headers := r.scan(n, 1); end > 0 {
+				r.spans = r.fixed[:headers]
 				return r.take(m, end, accept), nil
 			}
 			r.r += n
 			size, event = n, true
 			r.spans = append(r.spans, sp)
-		} else if end := r.scan(0, 0); end > 0 {
+		} else if end, headers := r.scan(0, 0); end > 0 {
+			r.spans = r.fixed[:headers]
 			if !r.follows() {
 				return r.take(m, end, accept), nil
 			}
@@ -415,18 +417,19 @@ func (r *Reader) firstEvent(keep func(event []byte) bool) (n int, sp span, ok bo
 // scan is read's fast path, for a message that is whole in buf[r.r:r.w], shorter than
 // MaxLine and MaxMessage, with at most len(r.fixed) headers and no more than
 // MaxHeaders, no empty line before it, no '(' in a key (`ChanVariable(<channel>)`, see
-// splitHeader) and not a `Response: Follows` (read checks that): it finds its headers (r.spans, in
-// r.fixed) and returns its length, line endings and the closing empty line included.
+// splitHeader) and not a `Response: Follows` (read checks that): it finds its headers
+// (into r.fixed) and returns its length, line endings and the closing empty line
+// included, and their number.
 // For anything else it returns 0 and read's general loop reads the message: scan
 // changes nothing but r.fixed. It starts at offset p (a line start) with n headers
 // already in r.fixed.
-func (r *Reader) scan(p, n int) int {
+func (r *Reader) scan(p, n int) (size, headers int) {
 	// A '\n' at or past end: not whole here, or too long (a message shorter than
 	// MaxLine has no line over it). Words are read from offsets up to end-1, so b must
 	// hold 7 bytes more (possibly past r.w: never taken).
 	end := min(r.w-r.r, r.lim.MaxMessage, r.lim.MaxLine, len(r.buf)-r.r-7)
 	if end <= 0 {
-		return 0
+		return 0, 0
 	}
 	b := r.buf[r.r : r.r+end+7]
 	last := len(b) - 8
@@ -442,7 +445,7 @@ line:
 		q, c := p, 0
 		for {
 			if q > last {
-				return 0
+				return 0, 0
 			}
 			x := binary.LittleEndian.Uint64(b[q:])
 			if f := (x - 0x3b*lowBits) &^ x & highBits; f != 0 {
@@ -453,7 +456,7 @@ line:
 				}
 				if ch == '\n' { // a line without a colon: the whole line is the value
 					if c > last { // past end
-						return 0
+						return 0, 0
 					}
 					le := c
 					if le > p && b[le-1] == '\r' {
@@ -461,7 +464,7 @@ line:
 					}
 					if le == p { // an empty line
 						if n == 0 { // before the message
-							return 0
+							return 0, 0
 						}
 						p = c + 1
 						break line
@@ -472,7 +475,7 @@ line:
 					continue line
 				}
 				if ch == '(' {
-					return 0
+					return 0, 0
 				}
 				q = c + 1
 				continue
@@ -482,7 +485,7 @@ line:
 		e := 0 // the line's '\n', after the colon
 		for q = c + 1; ; q += 8 {
 			if q > last {
-				return 0
+				return 0, 0
 			}
 			x := binary.LittleEndian.Uint64(b[q:]) ^ ('\n' * lowBits)
 			if f := (x - lowBits) &^ x & highBits; f != 0 {
@@ -491,7 +494,7 @@ line:
 			}
 		}
 		if e > last { // past end
-			return 0
+			return 0, 0
 		}
 		le := e // the line's end, CR excluded (b[e-1] may be the colon, not a CR)
 		if b[e-1] == '\r' {
@@ -507,10 +510,9 @@ line:
 	}
 	// Past len(spans), n&(len(spans)-1) wrapped round: the message goes to the general loop.
 	if n > maxHeaders {
-		return 0
+		return 0, 0
 	}
-	r.spans = spans[:n]
-	return p
+	return p, n
 }
 
 // Word-at-a-time byte search constants (scan).
