@@ -419,10 +419,9 @@ func (r *Reader) firstEvent(keep func(event []byte) bool) (n int, sp span, ok bo
 // MaxHeaders, no empty line before it, no '(' in a key (`ChanVariable(<channel>)`, see
 // splitHeader) and not a `Response: Follows` (read checks that): it finds its headers
 // (into r.fixed) and returns its length, line endings and the closing empty line
-// included, and their number.
-// For anything else it returns 0 and read's general loop reads the message: scan
-// changes nothing but r.fixed. It starts at offset p (a line start) with n headers
-// already in r.fixed.
+// included, and their number. For anything else it returns 0 and read's general loop
+// reads the message: scan changes nothing but r.fixed. It starts at offset p (a line
+// start) with n headers already in r.fixed.
 func (r *Reader) scan(p, n int) (size, headers int) {
 	// A '\n' at or past end: not whole here, or too long (a message shorter than
 	// MaxLine has no line over it). Words are read from offsets up to end-1, so b must
