@@ -2,9 +2,11 @@ package ami
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"strconv"
 	"strings"
 )
@@ -134,6 +136,8 @@ type Reader struct {
 	n     int64  // bytes read from rd
 
 	skipped [64]byte // name of the event being skipped (ReadMessageFiltered)
+	slow    bool     // tests: read's general loop only, as the reference for scan
+	fixed   [64]span // spans of a message read by scan (a power of two)
 }
 
 // span locates one header inside a message's bytes. k0 < 0 marks an `Output` header
@@ -267,6 +271,31 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool, accept func(v *V
 	start := r.r // first byte of the message still in buf (earlier ones are in pend)
 	follows := false
 	event := false // the first header is Event:
+	if !r.slow {
+		// The fast path (scan), as long as it has not called keep, can leave the message
+		// to the loop below from its start; after keep, from its second line.
+		if n, sp, ok := r.firstEvent(keep); ok {
+			name := r.buf[r.r+int(sp.v0) : r.r+int(sp.v1)]
+			if !keep(name) {
+				r.r += n
+				return false, r.skip(name, n)
+			}
+			r.fixed[0] = sp
+			if end, headers := r.scan(n, 1); end > 0 {
+				r.spans = r.fixed[:headers]
+				return r.take(m, end, accept), nil
+			}
+			r.r += n
+			size, event = n, true
+			r.spans = append(r.spans, sp)
+		} else if end, headers := r.scan(0, 0); end > 0 {
+			r.spans = r.fixed[:headers]
+			if !r.follows() {
+				return r.take(m, end, accept), nil
+			}
+			r.spans = r.spans[:0]
+		}
+	}
 	for {
 		i := bytes.IndexByte(r.buf[r.r:r.w], '\n')
 		if i < 0 {
@@ -313,15 +342,7 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool, accept func(v *V
 			key, val := line[:sp.k1-sp.k0], line[sp.v0-int32(off):]
 			event = equalFoldBytes(key, "Event")
 			if keep != nil && event && !keep(val) {
-				n := copy(r.skipped[:], val) // val's bytes may be overwritten while skipping
-				if err := r.skipRest(size); err != nil {
-					var le *LimitError
-					if errors.As(err, &le) && r.lim.MaxSkip > 0 {
-						return false, r.discard(&OversizeError{Limit: le, Event: string(r.skipped[:n])}, false)
-					}
-					return false, err
-				}
-				return false, nil
+				return false, r.skip(val, size)
 			}
 			follows = equalFoldBytes(key, "Response") && equalFoldBytes(val, "Follows")
 		}
@@ -354,6 +375,185 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool, accept func(v *V
 		m.Headers = append(m.Headers, Header{Key: key, Value: s[sp.v0:sp.v1]})
 	}
 	return true, nil
+}
+
+// skip discards the rest of an event that keep turned down: name is its name, size the
+// bytes of its first line.
+func (r *Reader) skip(name []byte, size int) error {
+	n := copy(r.skipped[:], name) // name's bytes may be overwritten while skipping
+	if err := r.skipRest(size); err != nil {
+		var le *LimitError
+		if errors.As(err, &le) && r.lim.MaxSkip > 0 {
+			return r.discard(&OversizeError{Limit: le, Event: string(r.skipped[:n])}, false)
+		}
+		return err
+	}
+	return nil
+}
+
+// firstEvent is the fast path's first look when keep is set: when buf[r.r:r.w] holds a
+// whole first line within the limits and it is `Event:`, it returns the line's length
+// (line ending included) and its span, for read to call keep as its general loop would
+// have.
+func (r *Reader) firstEvent(keep func(event []byte) bool) (n int, sp span, ok bool) {
+	if keep == nil {
+		return 0, sp, false
+	}
+	i := bytes.IndexByte(r.buf[r.r:r.w], '\n')
+	if i < 0 || i+1 > r.lim.MaxMessage {
+		return 0, sp, false
+	}
+	line := trimCR(r.buf[r.r : r.r+i])
+	if len(line) == 0 || len(line) > r.lim.MaxLine {
+		return 0, sp, false
+	}
+	sp = splitHeader(line, 0)
+	if !equalFoldBytes(line[:sp.k1], "Event") {
+		return 0, sp, false
+	}
+	return i + 1, sp, true
+}
+
+// scan is read's fast path, for a message that is whole in buf[r.r:r.w], shorter than
+// MaxLine and MaxMessage, with at most len(r.fixed) headers and no more than
+// MaxHeaders, no empty line before it, no '(' in a key (`ChanVariable(<channel>)`, see
+// splitHeader) and not a `Response: Follows` (read checks that): it finds its headers
+// (into r.fixed) and returns its length, line endings and the closing empty line
+// included, and their number. For anything else it returns 0 and read's general loop
+// reads the message: scan changes nothing but r.fixed. It starts at offset p (a line
+// start) with n headers already in r.fixed.
+func (r *Reader) scan(p, n int) (size, headers int) {
+	// A '\n' at or past end: not whole here, or too long (a message shorter than
+	// MaxLine has no line over it). Words are read from offsets up to end-1, so b must
+	// hold 7 bytes more (possibly past r.w: never taken).
+	end := min(r.w-r.r, r.lim.MaxMessage, r.lim.MaxLine, len(r.buf)-r.r-7)
+	if end <= 0 {
+		return 0, 0
+	}
+	b := r.buf[r.r : r.r+end+7]
+	last := len(b) - 8
+	maxHeaders := min(len(r.fixed), r.lim.MaxHeaders)
+	spans := &r.fixed
+line:
+	for {
+		// The key ends at the first ':' (a '(' before it: general loop); a line without
+		// one ends at its '\n'. All three are below ';': the first byte below it is found
+		// a word at a time (the lowest byte flagged by (x-0x3b…)&^x&0x80… is exactly the
+		// first one below 0x3b; flags above it may be false). No call in the loop: Go
+		// keeps no register across one.
+		q, c := p, 0
+		for {
+			if q > last {
+				return 0, 0
+			}
+			x := binary.LittleEndian.Uint64(b[q:])
+			if f := (x - 0x3b*lowBits) &^ x & highBits; f != 0 {
+				c = q + bits.TrailingZeros64(f)/8
+				ch := b[c]
+				if ch == ':' {
+					break
+				}
+				if ch == '\n' { // a line without a colon: the whole line is the value
+					if c > last { // past end
+						return 0, 0
+					}
+					le := c
+					if le > p && b[le-1] == '\r' {
+						le--
+					}
+					if le == p { // an empty line
+						if n == 0 { // before the message
+							return 0, 0
+						}
+						p = c + 1
+						break line
+					}
+					spans[n&(len(spans)-1)] = span{k0: int32(p), k1: int32(p), v0: int32(p), v1: int32(le)}
+					n++
+					p = c + 1
+					continue line
+				}
+				if ch == '(' {
+					return 0, 0
+				}
+				q = c + 1
+				continue
+			}
+			q += 8
+		}
+		e := 0 // the line's '\n', after the colon
+		for q = c + 1; ; q += 8 {
+			if q > last {
+				return 0, 0
+			}
+			x := binary.LittleEndian.Uint64(b[q:]) ^ ('\n' * lowBits)
+			if f := (x - lowBits) &^ x & highBits; f != 0 {
+				e = q + bits.TrailingZeros64(f)/8
+				break
+			}
+		}
+		if e > last { // past end
+			return 0, 0
+		}
+		le := e // the line's end, CR excluded (b[e-1] may be the colon, not a CR)
+		if b[e-1] == '\r' {
+			le--
+		}
+		v := c + 1 // a space there is before le
+		if b[v] == ' ' {
+			v++
+		}
+		spans[n&(len(spans)-1)] = span{k0: int32(p), k1: int32(c), v0: int32(v), v1: int32(le)}
+		n++
+		p = e + 1
+	}
+	// Past len(spans), n&(len(spans)-1) wrapped round: the message goes to the general loop.
+	if n > maxHeaders {
+		return 0, 0
+	}
+	return p, n
+}
+
+// Word-at-a-time byte search constants (scan).
+const (
+	lowBits  = 0x0101010101010101
+	highBits = 0x8080808080808080
+)
+
+// follows reports whether the message scan found at r.r is a `Response: Follows`, left
+// to the general loop (its output may hold empty lines).
+func (r *Reader) follows() bool {
+	sp := r.spans[0]
+	return sp.k1-sp.k0 == int32(len("Response")) &&
+		equalFoldBytes(r.buf[r.r+int(sp.k0):r.r+int(sp.k1)], "Response") && equalFoldBytes(r.buf[r.r+int(sp.v0):r.r+int(sp.v1)], "Follows")
+}
+
+// take finishes a message that scan found whole, end bytes at r.r, as read's general
+// loop does: an event accept turns down is consumed and dropped, anything else copied
+// into m.
+func (r *Reader) take(m *Message, end int, accept func(v *View) bool) bool {
+	raw := r.buf[r.r : r.r+end]
+	r.r += end
+	spans := r.spans
+	if accept != nil && equalFoldBytes(raw[spans[0].k0:spans[0].k1], "Event") {
+		r.view = View{raw: raw, spans: spans}
+		ok := accept(&r.view)
+		r.view = View{}
+		if !ok {
+			return false
+		}
+	}
+	s := string(raw)
+	m.raw = s
+	if cap(m.Headers) < len(spans) {
+		m.Headers = make([]Header, 0, len(spans)+len(spans)/2)
+	}
+	hs := m.Headers[:len(spans)]
+	for i, sp := range spans {
+		hs[i] = Header{Key: s[sp.k0:sp.k1], Value: s[sp.v0:sp.v1]}
+	}
+	m.Headers = hs
+	return true
 }
 
 // oversize handles a message that broke a limit: without MaxSkip, le; otherwise the
