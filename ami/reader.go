@@ -247,7 +247,8 @@ type View struct {
 // Get returns the value of the first header named key (ASCII case-insensitively), or nil.
 func (v *View) Get(key string) []byte {
 	for _, sp := range v.spans {
-		if sp.k0 >= 0 && equalFoldBytes(v.raw[sp.k0:sp.k1], key) {
+		// The length first, inline: most headers differ in it, and need no call.
+		if sp.k0 >= 0 && int(sp.k1-sp.k0) == len(key) && equalFoldBytes(v.raw[sp.k0:sp.k1], key) {
 			return v.raw[sp.v0:sp.v1]
 		}
 	}

@@ -36,11 +36,7 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 		kind = KindChannel
 	case "VarSet":
 		t.varSets.seen = true
-		name, _ := stripInherit(headerValue(m, "Variable"))
-		if !t.interesting(name) {
-			return false // most VarSets (LOCAL(ARGn), BRIDGEPEER...) stop here
-		}
-		kind = KindVar
+		kind = KindVar // its variable is checked in the loop below, at its first Variable header
 	case "DialEnd":
 		kind = KindDialAnswer
 	case "AgentConnect":
@@ -59,6 +55,7 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 	vars, peerVars := ev.Vars[:0], ev.PeerVars[:0]
 	*ev = Event{Kind: kind}
 	var status, hold, stamp, cause string
+	varChecked := false
 	for _, h := range m.Headers {
 		switch h.Key {
 		case "Channel":
@@ -75,6 +72,15 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 			ev.Peer.LinkedID = h.Value
 		case "Variable":
 			ev.Name = h.Value
+			if kind == KindVar && !varChecked {
+				// Most VarSets (LOCAL(ARGn), BRIDGEPEER...) stop here, unless the
+				// client's Accept (AcceptAMI) already dropped them.
+				varChecked = true
+				if name, _ := stripInherit(h.Value); !t.interesting(name) {
+					ev.Vars, ev.PeerVars = vars[:0], peerVars[:0] // keep the scratch arrays
+					return false
+				}
+			}
 		case "Value":
 			ev.Value = h.Value
 		case "BridgeUniqueid":
@@ -102,6 +108,13 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 		}
 	}
 	ev.Vars, ev.PeerVars = vars, peerVars
+	if kind == KindVar && !varChecked {
+		// No header spelled "Variable": headerValue's fallback (any case).
+		if name, _ := stripInherit(m.Get("Variable")); !t.interesting(name) {
+			ev.Vars, ev.PeerVars = vars[:0], peerVars[:0]
+			return false
+		}
+	}
 	if kind == KindVar {
 		ev.Value = unescapeAMI(ev.Value) // VarSet's Value is C-escaped; Getvar's and ARI's are not
 	}

@@ -133,6 +133,11 @@ type channel struct {
 	seq              uint64   // creation number (Resync leaves newer channels alone)
 }
 
+// channelVars is the capacity of a channel's variables, allocated with its first one:
+// the legs of the real captures that have any keep 11 or 12 (the OML* set,
+// MIXMONITOR_FILENAME), which append would reach in five allocations and copies.
+const channelVars = 16
+
 // group is one call: the channels sharing a Linkedid (AMI) or related by Local pairs,
 // Dial and OMLCALLID (ARI).
 type group struct {
@@ -189,6 +194,7 @@ type Tracker struct {
 	callIDs  map[string]int // live groups per call id: Ended when it drops to 0
 	oldest   *channel
 	newest   *channel
+	lastCh   *channel // the channel ensure found last: a dialplan sets its variables in a row
 	npending int
 	emitted  *emittedSet
 	stopped  bool
@@ -370,8 +376,12 @@ func (t *Tracker) ensure(ref ChannelRef, at time.Time) *channel {
 	if ref.ID == "" {
 		return nil
 	}
-	ch := t.chans[ref.ID]
+	ch := t.lastCh
+	if ch == nil || ch.id != ref.ID {
+		ch = t.chans[ref.ID]
+	}
 	if ch != nil {
+		t.lastCh = ch
 		if ref.Name != "" && ref.Name != ch.name {
 			t.rename(ch, ref.Name)
 		}
@@ -390,12 +400,21 @@ func (t *Tracker) ensure(ref ChannelRef, at time.Time) *channel {
 		t.evictOldest(at)
 	}
 	t.seq++
-	ch = &channel{id: strings.Clone(ref.ID), linked: strings.Clone(ref.LinkedID), seq: t.seq}
-	if ref.Name != "" {
-		ch.name = strings.Clone(ref.Name)
+	// One copy holds the three strings (they live as long as the channel).
+	var b strings.Builder
+	b.Grow(len(ref.ID) + len(ref.LinkedID) + len(ref.Name))
+	b.WriteString(ref.ID)
+	b.WriteString(ref.LinkedID)
+	b.WriteString(ref.Name)
+	all := b.String()
+	id, linked, name := all[:len(ref.ID)], all[len(ref.ID):len(ref.ID)+len(ref.LinkedID)], all[len(ref.ID)+len(ref.LinkedID):]
+	ch = &channel{id: id, linked: linked, seq: t.seq}
+	if name != "" {
+		ch.name = name
 		t.byName[ch.name] = ch
 	}
 	t.chans[ch.id] = ch
+	t.lastCh = ch
 	if t.newest == nil {
 		t.oldest, t.newest = ch, ch
 	} else {
@@ -461,11 +480,17 @@ func (t *Tracker) detach(ch *channel, at time.Time) {
 }
 
 func (t *Tracker) sibling(ch *channel) *channel {
-	name := siblingName(ch.name)
-	if name == "" {
+	if !isLocalHalf(ch.name) {
 		return nil
 	}
-	return t.byName[name]
+	// The other half's name in a stack buffer: the map lookup does not allocate.
+	var buf [96]byte
+	if len(ch.name) > len(buf) {
+		return t.byName[siblingName(ch.name)]
+	}
+	b := append(buf[:0], ch.name...)
+	b[len(b)-1] ^= '1' ^ '2'
+	return t.byName[string(b)]
 }
 
 // merge joins two calls (sources without Linkedid only).
@@ -552,10 +577,10 @@ func (t *Tracker) setVar(ch *channel, rawName, value string) {
 	if name == "" || !t.interesting(name) {
 		return
 	}
-	key := upperASCII(name)
+	ascii, lower := asciiCase(name)
 	for i := range ch.vars {
 		e := &ch.vars[i]
-		if e.key != key {
+		if !sameKey(e.key, name, ascii) {
 			continue
 		}
 		if value == "" {
@@ -566,22 +591,21 @@ func (t *Tracker) setVar(ch *channel, rawName, value string) {
 			e.value = strings.Clone(value)
 		}
 		e.inherited = inherited
-		t.noteVar(ch, key, e.value, inherited)
+		t.noteVar(ch, e.key, e.value, inherited)
 		return
 	}
 	if value == "" {
 		return
 	}
-	if key == name {
-		key = strings.Clone(name)
-		name = key
-	} else {
-		name = strings.Clone(name)
-		t.noteSpelling(key, name)
+	e := newVarEntry(name, value, inherited, ascii, lower)
+	if e.key != e.name {
+		t.noteSpelling(e.key, e.name)
 	}
-	value = strings.Clone(value)
-	ch.vars = append(ch.vars, varEntry{key: key, name: name, value: value, inherited: inherited})
-	t.noteVar(ch, key, value, inherited)
+	if ch.vars == nil {
+		ch.vars = make([]varEntry, 0, channelVars)
+	}
+	ch.vars = append(ch.vars, e)
+	t.noteVar(ch, e.key, e.value, inherited)
 }
 
 // noteVar reacts to variables that shape the call itself.
@@ -668,6 +692,9 @@ func (t *Tracker) removeChannel(ch *channel, at time.Time) {
 		t.leaveBridge(ch)
 	}
 	delete(t.chans, ch.id)
+	if t.lastCh == ch {
+		t.lastCh = nil
+	}
 	if t.tomb != nil {
 		t.tomb[ch.id] = struct{}{}
 	}
@@ -774,7 +801,7 @@ func (t *Tracker) agentMarked(ch *channel) bool {
 // roles decides which of two bridged channels is the agent and which the customer;
 // ok is false when they are not an agent–customer pair.
 func (t *Tracker) roles(a, b *channel) (agent, cust *channel, ok bool) {
-	if siblingName(a.name) != "" && siblingName(a.name) == b.name {
+	if localPair(a.name, b.name) {
 		return nil, nil, false
 	}
 	aa, ba := t.isAgentLike(a), t.isAgentLike(b)

@@ -4,6 +4,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Channel variables the tracker reads, by their upper-case name without the "__"
@@ -104,6 +105,94 @@ func extensionOf(name string) string {
 		}
 	}
 	return ext
+}
+
+// isLocalHalf reports whether name is one half of a Local channel pair (siblingName is
+// not empty), without building the other half's name.
+func isLocalHalf(name string) bool {
+	if !strings.HasPrefix(name, "Local/") || len(name) < 3 || name[len(name)-2] != ';' {
+		return false
+	}
+	c := name[len(name)-1]
+	return c == '1' || c == '2'
+}
+
+// localPair reports whether b is the other half of a's Local channel pair
+// (siblingName(a) != "" && siblingName(a) == b), without allocating.
+func localPair(a, b string) bool {
+	n := len(a)
+	return isLocalHalf(a) && len(b) == n && b[n-1] == a[n-1]^('1'^'2') && a[:n-1] == b[:n-1]
+}
+
+// sameKey reports whether key == upperASCII(name) (ascii: name has no byte >= 0x80)
+// without allocating for an ASCII name.
+func sameKey(key, name string, ascii bool) bool {
+	if !ascii {
+		return key == upperASCII(name)
+	}
+	if len(key) != len(name) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != key[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// asciiCase reports whether s has no byte >= 0x80 and whether it has an ASCII
+// lower-case letter (upperASCII would change it).
+func asciiCase(s string) (ascii, lower bool) {
+	ascii = true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= utf8.RuneSelf:
+			ascii = false
+		case 'a' <= c && c <= 'z':
+			lower = true
+		}
+	}
+	return ascii, lower
+}
+
+// newVarEntry copies a variable out of the event (its strings may point into a buffer
+// the source reuses): key (upperASCII(name)), name and value share one allocation.
+// ascii and lower are asciiCase(name).
+func newVarEntry(name, value string, inherited, ascii, lower bool) varEntry {
+	var b strings.Builder
+	n := len(name)
+	if lower && !ascii {
+		key := strings.ToUpper(name) // upperASCII's Unicode case: a string of its own
+		b.Grow(n + len(value))
+		b.WriteString(name)
+		b.WriteString(value)
+		s := b.String()
+		return varEntry{key: key, name: s[:n], value: s[n:], inherited: inherited}
+	}
+	if !lower {
+		b.Grow(n + len(value))
+		b.WriteString(name)
+		b.WriteString(value)
+		s := b.String()
+		return varEntry{key: s[:n], name: s[:n], value: s[n:], inherited: inherited}
+	}
+	b.Grow(2*n + len(value))
+	for i := 0; i < n; i++ {
+		c := name[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	b.WriteString(name)
+	b.WriteString(value)
+	s := b.String()
+	return varEntry{key: s[:n], name: s[n : 2*n], value: s[2*n:], inherited: inherited}
 }
 
 // siblingName returns the other half of a Local channel pair ("Local/x@ctx-00000001;1"
