@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -34,18 +35,33 @@ func (m replayMode) String() string {
 	return [...]string{"live", "no-varset", "restarted", "dropped"}[m]
 }
 
-// amiRef lets the tracker's reader and lister reach a client created after it.
-type amiRef struct{ c atomic.Pointer[ami.Client] }
+// amiRef lets the tracker's reader and lister reach a client created after it. They wait
+// for it: the resync asked when the first session comes up may run before Dial returns,
+// and must not fail for that (a second resync asked to make up for it could then run in
+// the middle of the replay and recover a connect the stream was about to show live).
+type amiRef struct{ clientRef[ami.Client] }
 
-func (r *amiRef) client() (*ami.Client, error) {
-	if c := r.c.Load(); c != nil {
-		return c, nil
+// clientRef holds a client set once, after the tracker that uses it was made.
+type clientRef[C any] struct {
+	c     *C
+	ready chan struct{}
+}
+
+func newClientRef[C any]() clientRef[C] { return clientRef[C]{ready: make(chan struct{})} }
+
+func (r *clientRef[C]) set(c *C) { r.c = c; close(r.ready) }
+
+func (r *clientRef[C]) client(ctx context.Context) (*C, error) {
+	select {
+	case <-r.ready:
+		return r.c, nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("no client yet: %w", ctx.Err())
 	}
-	return nil, ami.ErrNotConnected
 }
 
 func (r *amiRef) Getvar(ctx context.Context, ch, name string) (string, error) {
-	c, err := r.client()
+	c, err := r.client(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -53,7 +69,7 @@ func (r *amiRef) Getvar(ctx context.Context, ch, name string) (string, error) {
 }
 
 func (r *amiRef) Status(ctx context.Context, ch string, all bool) ([]*ami.Message, error) {
-	c, err := r.client()
+	c, err := r.client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -61,7 +77,7 @@ func (r *amiRef) Status(ctx context.Context, ch string, all bool) ([]*ami.Messag
 }
 
 func (r *amiRef) CoreShowChannels(ctx context.Context) ([]*ami.Message, error) {
-	c, err := r.client()
+	c, err := r.client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +136,7 @@ func replayAMIWith(t *testing.T, file string, mode replayMode, opts calls.Option
 		}
 	}
 	srv := amitest.NewServer(t)
-	ref := &amiRef{}
+	ref := &amiRef{newClientRef[ami.Client]()}
 	var logs logtest.Buffer
 	opts.Logger = zerolog.New(&logs)
 	opts.VarReader, opts.Lister = calls.AMIVarReader(ref), calls.AMILister(ref)
@@ -150,11 +166,10 @@ func replayAMIWith(t *testing.T, file string, mode replayMode, opts calls.Option
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cl.Close() })
-	ref.c.Store(cl)
+	ref.set(cl)
 	if err := srv.WaitLogins(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	tr.RequestResync() // the one asked at login may have found no client yet
 	waitFor(t, "first resync", func() bool { return tr.Stats().Resyncs >= 1 })
 	barrier := func() {
 		if err := cl.Ping(ctx); err != nil { // answered after every event sent before it
@@ -307,18 +322,11 @@ func TestPJSIPOverAMI(t *testing.T) {
 	}
 }
 
-// ariRef lets the tracker's reader and lister reach a client created after it.
-type ariRef struct{ c atomic.Pointer[ari.Client] }
-
-func (r *ariRef) client() (*ari.Client, error) {
-	if c := r.c.Load(); c != nil {
-		return c, nil
-	}
-	return nil, errors.New("no ARI client yet")
-}
+// ariRef is amiRef for ARI.
+type ariRef struct{ clientRef[ari.Client] }
 
 func (r *ariRef) Variable(ctx context.Context, id, name string) (string, error) {
-	c, err := r.client()
+	c, err := r.client(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -326,7 +334,7 @@ func (r *ariRef) Variable(ctx context.Context, id, name string) (string, error) 
 }
 
 func (r *ariRef) Channels(ctx context.Context) ([]ari.Channel, error) {
-	c, err := r.client()
+	c, err := r.client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -334,7 +342,7 @@ func (r *ariRef) Channels(ctx context.Context) ([]ari.Channel, error) {
 }
 
 func (r *ariRef) Bridges(ctx context.Context) ([]ari.Bridge, error) {
-	c, err := r.client()
+	c, err := r.client(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +378,7 @@ func replayARI(t *testing.T, file string, mode replayMode, opts calls.Options) (
 		}
 	}
 	srv := aritest.NewServer(t, aritest.Options{Username: "omlcrm", Password: "s3cret"})
-	ref := &ariRef{}
+	ref := &ariRef{newClientRef[ari.Client]()}
 	var logs logtest.Buffer
 	opts.Logger = zerolog.New(&logs)
 	opts.VarReader, opts.Lister = calls.ARIVarReader(ref), calls.ARILister(ref)
@@ -401,11 +409,10 @@ func replayARI(t *testing.T, file string, mode replayMode, opts calls.Options) (
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cl.Close() })
-	ref.c.Store(cl)
+	ref.set(cl)
 	if err := srv.WaitClients(ctx, 1); err != nil {
 		t.Fatal(err)
 	}
-	tr.RequestResync()
 	waitFor(t, "first resync", func() bool { return tr.Stats().Resyncs >= 1 })
 	var sent int64
 	barrier := func() {
