@@ -144,7 +144,7 @@ func (t *Tracker) spellings(name string) []string {
 		add(seen)
 	}
 	add(key)
-	if !strings.HasPrefix(key, "OML") || t.isDialplanName(name, nil) {
+	if !strings.HasPrefix(key, varPrefixOML) || t.isDialplanName(name, nil) {
 		lower := strings.ToLower(name)
 		for _, p := range t.prefixes {
 			if hasPrefixFold(name, p) && len(name) > len(p) {

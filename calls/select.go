@@ -41,7 +41,7 @@ func (t *Tracker) interestingBytes(raw []byte) bool {
 // and the dialplan prefixes, any case, with or without an inheritance prefix.
 func (t *Tracker) AMIVarSetFilter() ami.VarSetFilter {
 	return ami.VarSetFilter{
-		Prefixes: append([]string{"OML"}, t.prefixes...),
+		Prefixes: append([]string{varPrefixOML}, t.prefixes...),
 		Names:    []string{varMixMonitor},
 	}
 }

@@ -561,7 +561,7 @@ func (t *Tracker) applyVars(ch *channel, vars []Var) {
 
 // interesting reports whether a variable (without "__") is kept.
 func (t *Tracker) interesting(name string) bool {
-	if hasPrefixFold(name, "OML") || strings.EqualFold(name, varMixMonitor) {
+	if hasPrefixFold(name, varPrefixOML) || strings.EqualFold(name, varMixMonitor) {
 		return true
 	}
 	for _, p := range t.prefixes {

@@ -2,8 +2,9 @@ package calls
 
 import "testing"
 
-// The allocation-free helpers of setVar and sibling must agree with the plain
-// definitions they replace (upperASCII, siblingName), Unicode names included.
+// The allocation-free helpers of setVar must agree with the plain definition they
+// replace (upperASCII), Unicode names included; the Local-pair helpers give each name's
+// other half.
 func TestVarKeyHelpersMatchDefinitions(t *testing.T) {
 	names := []string{"OMLCALLID", "Omlcrmticket", "omlcrmorigen", "OmlcrmÁrea", "OMLÁREA", "omlé", "ÉOML", "", "a", "Z", "OML_x1", "omlcrm\xff"}
 	for _, name := range names {
@@ -20,13 +21,26 @@ func TestVarKeyHelpersMatchDefinitions(t *testing.T) {
 	}
 	chans := []string{"Local/1001@oml-agent-0000000d;1", "Local/1001@oml-agent-0000000d;2", "Local/1001@oml-agent-0000000e;2",
 		"Local/x;3", "PJSIP/1001-0000002a", "Local/;1", "Local/;2", ";1", "", "Local/1001@ctx;1;2"}
+	// The other half of each name; none for the rest.
+	sibling := map[string]string{
+		"Local/1001@oml-agent-0000000d;1": "Local/1001@oml-agent-0000000d;2",
+		"Local/1001@oml-agent-0000000d;2": "Local/1001@oml-agent-0000000d;1",
+		"Local/1001@oml-agent-0000000e;2": "Local/1001@oml-agent-0000000e;1",
+		"Local/;1":                        "Local/;2",
+		"Local/;2":                        "Local/;1",
+		"Local/1001@ctx;1;2":              "Local/1001@ctx;1;1",
+	}
 	for _, a := range chans {
-		if got, want := isLocalHalf(a), siblingName(a) != ""; got != want {
-			t.Errorf("isLocalHalf(%q) = %v, want %v", a, got, want)
+		want := sibling[a]
+		if got := siblingName(a); got != want {
+			t.Errorf("siblingName(%q) = %q, want %q", a, got, want)
+		}
+		if got := isLocalHalf(a); got != (want != "") {
+			t.Errorf("isLocalHalf(%q) = %v, want %v", a, got, want != "")
 		}
 		for _, b := range chans {
-			if got, want := localPair(a, b), siblingName(a) != "" && siblingName(a) == b; got != want {
-				t.Errorf("localPair(%q, %q) = %v, want %v", a, b, got, want)
+			if got := localPair(a, b); got != (want != "" && want == b) {
+				t.Errorf("localPair(%q, %q) = %v, want %v", a, b, got, want != "" && want == b)
 			}
 		}
 	}

@@ -12,20 +12,23 @@ import (
 // (OMLUNIQUEID, OMLCODCLI, OMLCAMPRECFILENAME) and Set 2 (OMLCALLID, OMLCONTACTID,
 // OMLRECFILENAME).
 const (
-	varCallID        = "OMLCALLID"
-	varUniqueID      = "OMLUNIQUEID"
-	varCampID        = "OMLCAMPID"
-	varCampTransfer  = "OMLCAMPTRANSFERID" // campaign of a campaign transfer: wins over OMLCAMPID
-	varCampType      = "OMLCAMPTYPE"
-	varCallTypeID    = "OMLCALLTYPEID"
-	varOutNum        = "OMLOUTNUM"
-	varCodCli        = "OMLCODCLI"
-	varContactID     = "OMLCONTACTID"
-	varAgentID       = "OMLAGENTID"
-	varCampRecFile   = "OMLCAMPRECFILENAME"
-	varRecFile       = "OMLRECFILENAME"
-	varCampRec       = "OMLCAMPREC"
-	varMixMonitor    = "MIXMONITOR_FILENAME"
+	varCallID       = "OMLCALLID"
+	varUniqueID     = "OMLUNIQUEID"
+	varCampID       = "OMLCAMPID"
+	varCampTransfer = "OMLCAMPTRANSFERID" // campaign of a campaign transfer: wins over OMLCAMPID
+	varCampType     = "OMLCAMPTYPE"
+	varCallTypeID   = "OMLCALLTYPEID"
+	varOutNum       = "OMLOUTNUM"
+	varCodCli       = "OMLCODCLI"
+	varContactID    = "OMLCONTACTID"
+	varAgentID      = "OMLAGENTID"
+	varCampRecFile  = "OMLCAMPRECFILENAME"
+	varRecFile      = "OMLRECFILENAME"
+	varCampRec      = "OMLCAMPREC"
+	varMixMonitor   = "MIXMONITOR_FILENAME"
+	// varPrefixOML starts every OMniLeads variable. Variables with it, varMixMonitor and
+	// the dialplan prefixes are all the tracker keeps (interesting, AMIVarSetFilter).
+	varPrefixOML     = "OML"
 	varMotherChan    = "OMLMOTHERCHAN"
 	varCustomVarList = "OMLCUSTOMDIALPLANVARS"
 	varQueueHold     = "QEHOLDTIME" // app_queue, with setqueueentryvar: seconds the caller waited
@@ -198,16 +201,11 @@ func newVarEntry(name, value string, inherited, ascii, lower bool) varEntry {
 // siblingName returns the other half of a Local channel pair ("Local/x@ctx-00000001;1"
 // ↔ ";2"), or "" for any other channel.
 func siblingName(name string) string {
-	if !strings.HasPrefix(name, "Local/") || len(name) < 3 || name[len(name)-2] != ';' {
+	if !isLocalHalf(name) {
 		return ""
 	}
-	switch name[len(name)-1] {
-	case '1':
-		return name[:len(name)-1] + "2"
-	case '2':
-		return name[:len(name)-1] + "1"
-	}
-	return ""
+	n := len(name)
+	return name[:n-1] + string(name[n-1]^('1'^'2'))
 }
 
 // agentIDFromMember parses a queue MemberName "<agent id>_<name>"; 0 when it has no

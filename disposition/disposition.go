@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/rs/zerolog"
 
@@ -197,27 +196,36 @@ func (s *Source) pollDispositions(ctx context.Context) (int, error) {
 		list = append(list, r)
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+	if err := rows.Err(); err != nil {
 		return 0, fmt.Errorf("read disposition history: %w", err)
 	}
 	for _, r := range list {
+		var ev *crmnotify.DispositionEvent
 		// OMniLeads keeps the stored callid when the agent edits from the report, but fires
 		// only with the call's data: the change reason ("reporte") tells them apart.
 		if r.typ != "-" && r.callID != "" && r.fromCall && r.fires && r.tipo != optionGestion {
-			ev := crmnotify.DispositionEvent{
+			ev = &crmnotify.DispositionEvent{
 				Seq: strconv.FormatInt(r.hid, 10), CallID: r.callID, AgentID: r.agent, CampaignID: r.campaign,
 				ContactID: r.contact, At: r.at, FiresCRM: r.fires,
 				Disposition: crmnotify.Disposition{ID: r.id, Name: r.name, Subdisposition: r.sub},
 			}
-			if _, err := s.o.Handle(ctx, ev); err != nil && !errors.Is(err, crmnotify.ErrDispositionIgnored) {
-				return 0, fmt.Errorf("disposition %d (history %d, call %s): %w", r.id, r.hid, r.callID, err)
-			}
 		}
-		if err := s.o.Cursors.AdvanceCursor(ctx, CursorName, r.hid); err != nil {
+		if err := s.fire(ctx, CursorName, r.hid, ev, fmt.Sprintf("disposition %d", r.id)); err != nil {
 			return 0, err
 		}
 	}
 	return len(list), nil
+}
+
+// fire hands ev (nil: the history row fires nothing) to Handle, then moves cursor past
+// the row's history id hid; what names the row in an error.
+func (s *Source) fire(ctx context.Context, cursor string, hid int64, ev *crmnotify.DispositionEvent, what string) error {
+	if ev != nil {
+		if _, err := s.o.Handle(ctx, *ev); err != nil && !errors.Is(err, crmnotify.ErrDispositionIgnored) {
+			return fmt.Errorf("%s (history %d, call %s): %w", what, hid, ev.CallID, err)
+		}
+	}
+	return s.o.Cursors.AdvanceCursor(ctx, cursor, hid)
 }
 
 // FormCursorName names the management-form answers' history cursor in the CursorStore.
@@ -290,19 +298,17 @@ func (s *Source) pollForms(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("read management-form history: %w", err)
 	}
 	for _, r := range list {
+		var ev *crmnotify.DispositionEvent
 		if r.typ != "-" && r.id != 0 && r.callID != "" && r.fromCall && r.fires && r.tipo == optionGestion {
 			// "form-": the answers' history_id is another sequence than the
 			// disposition's, so its notification ids must not meet those.
-			ev := crmnotify.DispositionEvent{
+			ev = &crmnotify.DispositionEvent{
 				Seq: "form-" + strconv.FormatInt(r.hid, 10), CallID: r.callID, AgentID: r.agent, CampaignID: r.campaign,
 				ContactID: r.contact, At: r.at, FiresCRM: r.fires,
 				Disposition: crmnotify.Disposition{ID: r.id, Name: r.name, Subdisposition: r.sub, FormJSON: r.form},
 			}
-			if _, err := s.o.Handle(ctx, ev); err != nil && !errors.Is(err, crmnotify.ErrDispositionIgnored) {
-				return 0, fmt.Errorf("disposition %d management form (history %d, call %s): %w", r.id, r.hid, r.callID, err)
-			}
 		}
-		if err := s.o.Cursors.AdvanceCursor(ctx, FormCursorName, r.hid); err != nil {
+		if err := s.fire(ctx, FormCursorName, r.hid, ev, fmt.Sprintf("disposition %d management form", r.id)); err != nil {
 			return 0, err
 		}
 	}
