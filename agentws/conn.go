@@ -372,13 +372,14 @@ func (c *conn) readLoop() {
 	}
 }
 
-// handleAside runs handle on a short-lived goroutine and waits for it. The reader lives
-// as long as the page, and a stack grown by handling a message (JSON, the pop store,
-// Redis, logging) would stay grown until garbage collections shrink it back; a finished
-// goroutine's stack is reused at once.
+// handleAside runs handle on another goroutine (a worker of the hub's pool, shared by
+// every connection) and waits for it. The reader lives as long as the page, and a stack
+// grown by handling a message (JSON, the pop store, Redis, logging) would stay grown
+// until garbage collections shrink it back: 2,000 idle readers would keep 2,000 grown
+// stacks, where the pool keeps as many as handle at once.
 func (c *conn) handleAside(typ websocket.MessageType, data []byte) string {
 	res := make(chan string, 1)
-	go func() { res <- c.handle(typ, data) }()
+	c.hub.opts.Goroutines.Go(func() { res <- c.handle(typ, data) })
 	return <-res
 }
 

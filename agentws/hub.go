@@ -30,6 +30,7 @@ import (
 	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/crmnotify"
 	"github.com/omlcrm/oml-crm/internal/lograte"
+	"github.com/omlcrm/oml-crm/internal/workpool"
 )
 
 // AuthMode selects how /ws authenticates agents.
@@ -67,6 +68,10 @@ type Options struct {
 	// origin: do not combine it with AuthDjangoSession (cross-site websocket hijacking).
 	// A request without Origin (not a browser) is not origin-checked.
 	AllowedOrigins []string
+
+	// Goroutines runs the handling of agents' messages on reusable goroutines (the daemon's
+	// pool, closed after the hub). Optional: nil runs each on a new goroutine.
+	Goroutines *workpool.Pool
 
 	PopTTL       time.Duration // a pop is replayable until ConnectedAt+PopTTL (default 2m)
 	SendQueue    int           // per-connection outgoing queue; full = client closed (default 64)

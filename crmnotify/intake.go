@@ -8,11 +8,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/calls"
+	"github.com/omlcrm/oml-crm/internal/workpool"
 )
 
 // Intake is the bounded hand-off between the tracker (which must not block on the
 // network) and the dispatcher (which reads the catalog and writes the queue). Each
-// connect is dispatched on its own goroutine, at most `workers` at a time; when all are
+// connect is dispatched on a goroutine of its own (a pool's worker, reused), at most
+// `workers` at a time; when all are
 // busy the tracker waits, which slows the Asterisk socket (back-pressure) rather than
 // dropping anything. A call's Ended is handed on only after its connects were.
 type Intake struct {
@@ -21,6 +23,7 @@ type Intake struct {
 	slots     chan struct{}
 	onConnect func(calls.Connected, error)
 	log       zerolog.Logger
+	pool      *workpool.Pool
 
 	mu       sync.Mutex
 	inflight map[string]*sync.WaitGroup // call id → its connects being dispatched
@@ -32,12 +35,12 @@ type Intake struct {
 // or pop); beyond it the tracker waits.
 const DefaultIntakeWorkers = 256
 
-// NewIntake hands connects to disp on at most workers goroutines at a time, under ctx
-// (cancelled only past the shutdown deadline). onConnect, if set, is told each
-// connect's outcome.
-func NewIntake(ctx context.Context, disp *Dispatcher, workers int, onConnect func(calls.Connected, error), log zerolog.Logger) *Intake {
+// NewIntake hands connects to disp on at most workers goroutines at a time, taken
+// from pool (nil: a new goroutine each), under ctx (cancelled only past the shutdown
+// deadline). onConnect, if set, is told each connect's outcome.
+func NewIntake(ctx context.Context, disp *Dispatcher, workers int, pool *workpool.Pool, onConnect func(calls.Connected, error), log zerolog.Logger) *Intake {
 	return &Intake{ctx: ctx, disp: disp, slots: make(chan struct{}, workers), onConnect: onConnect, log: log,
-		inflight: map[string]*sync.WaitGroup{}}
+		pool: pool, inflight: map[string]*sync.WaitGroup{}}
 }
 
 // Connected implements calls.Output.
@@ -59,7 +62,7 @@ func (in *Intake) Connected(c calls.Connected) {
 	in.all.Add(1)
 	rings := in.ringsOf(c.CallID)
 	in.mu.Unlock()
-	go func() {
+	in.pool.Go(func() {
 		defer in.all.Done()
 		defer func() { <-in.slots }()
 		for _, r := range rings {
@@ -70,7 +73,7 @@ func (in *Intake) Connected(c calls.Connected) {
 		if in.onConnect != nil {
 			in.onConnect(c, err)
 		}
-	}()
+	})
 }
 
 func (in *Intake) lost(c calls.Connected) {
@@ -89,7 +92,7 @@ func (in *Intake) Ended(e calls.Ended) {
 	rings := in.forgetRings(e.CallID)
 	in.all.Add(1)
 	in.mu.Unlock()
-	go func() {
+	in.pool.Go(func() {
 		defer in.all.Done()
 		if wg != nil {
 			wg.Wait()
@@ -98,7 +101,7 @@ func (in *Intake) Ended(e calls.Ended) {
 			<-c
 		}
 		_ = in.disp.HandleEnded(in.ctx, e)
-	}()
+	})
 }
 
 // Wait waits for every hand-off to finish, or ctx; it returns how many connects were

@@ -32,12 +32,12 @@ func (in *Intake) Ringing(r calls.Ringing) {
 	in.rings[r.CallID] = append(in.rings[r.CallID], ringDone{key: ringKey(r.AgentID, r.Extension), done: done})
 	in.all.Add(1)
 	in.mu.Unlock()
-	go func() {
+	in.pool.Go(func() {
 		defer in.all.Done()
 		defer func() { <-in.slots }()
 		defer close(done)
 		in.disp.HandleRinging(in.ctx, r)
-	}()
+	})
 }
 
 // RingStopped implements calls.PhaseOutput: the withdrawal waits for its ringing pop
@@ -58,14 +58,14 @@ func (in *Intake) RingStopped(r calls.RingStopped) {
 	in.rings[r.CallID] = append(in.rings[r.CallID], ringDone{key: "stop " + key, done: done})
 	in.all.Add(1)
 	in.mu.Unlock()
-	go func() {
+	in.pool.Go(func() {
 		defer in.all.Done()
 		defer close(done)
 		for _, c := range wait {
 			<-c
 		}
 		in.disp.HandleRingStopped(in.ctx, r)
-	}()
+	})
 }
 
 // forgetRings drops a call's ringing hand-offs (at its Ended: nothing refers to them

@@ -11,6 +11,7 @@ import (
 	omlcrm "github.com/omlcrm/oml-crm"
 	"github.com/omlcrm/oml-crm/calls"
 	"github.com/omlcrm/oml-crm/catalog/file"
+	"github.com/omlcrm/oml-crm/internal/workpool"
 )
 
 // blockingSinks stand in for the queue and the hub; pops block until release is closed.
@@ -58,7 +59,9 @@ func newTestIntake(t *testing.T, workers int, sinks *blockingSinks) *Intake {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewIntake(context.Background(), disp, workers, nil, zerolog.Nop())
+	pool := workpool.New(0)
+	t.Cleanup(func() { _ = pool.Close(context.Background()) })
+	return NewIntake(context.Background(), disp, workers, pool, nil, zerolog.Nop())
 }
 
 // A call's end reaches the hub only after its connects were handed on, however slow

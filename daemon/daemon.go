@@ -38,6 +38,7 @@ import (
 	"github.com/omlcrm/oml-crm/health"
 	"github.com/omlcrm/oml-crm/internal/backoff"
 	"github.com/omlcrm/oml-crm/internal/lograte"
+	"github.com/omlcrm/oml-crm/internal/workpool"
 )
 
 // Names of the dependencies /readyz reports.
@@ -96,6 +97,10 @@ type Daemon struct {
 
 	sessions *pgxpool.Pool // django-session auth
 
+	// goroutines runs the per-call hand-offs (intake, delivery attempts, agents'
+	// messages) on reusable workers; closed last, after everything that hands off.
+	goroutines *workpool.Pool
+
 	// catalogTTL is catalog.cache_ttl as running (SIGHUP changes it): the period of the
 	// dialplan variable list refresh.
 	catalogTTL atomic.Int64
@@ -114,7 +119,8 @@ type Daemon struct {
 // /readyz.
 func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	cfg := o.Config
-	d := &Daemon{cfg: cfg, version: o.Version, levels: o.Levels, log: o.Logger, served: make(chan error, 1), scheme: "http", routes: map[string]http.Handler{}}
+	d := &Daemon{cfg: cfg, version: o.Version, levels: o.Levels, log: o.Logger, served: make(chan error, 1), scheme: "http", routes: map[string]http.Handler{},
+		goroutines: workpool.New(0)}
 	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
 	d.stopBG = stopBG
 	defer func() {
@@ -154,6 +160,7 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	if err != nil {
 		return d, err
 	}
+	qopts.Goroutines = d.goroutines
 	d.queue = newQueueSlot()
 	// Checked on every readiness probe, so that a store that goes away after opening
 	// (PostgreSQL down) shows in /readyz.
@@ -191,6 +198,7 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	if err != nil {
 		return d, err
 	}
+	hopts.Goroutines = d.goroutines
 	// Which embedded CRMs refuse framing: probed in the background (every site at start,
 	// a new site URL at its first pop, each again after agentws.frame_probe_interval), so
 	// pops carry frame_refused (crmnotify/framing).
@@ -249,7 +257,7 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	if err := d.startDispositions(bgCtx, disp); err != nil {
 		return d, err
 	}
-	d.intake = crmnotify.NewIntake(bgCtx, disp, crmnotify.DefaultIntakeWorkers, o.OnConnect, d.log)
+	d.intake = crmnotify.NewIntake(bgCtx, disp, crmnotify.DefaultIntakeWorkers, d.goroutines, o.OnConnect, d.log)
 
 	// Call tracker and the Asterisk client. The dialplan variables to read on demand come
 	// from the catalog, which may not answer yet: refreshDialplanVars keeps them current.
@@ -682,6 +690,10 @@ func (d *Daemon) Shutdown(timeout time.Duration) bool {
 	}
 	d.stopBG()
 	d.bg.Wait()
+	if err := d.goroutines.Close(ctx); err != nil {
+		clean = false
+		d.log.Warn().Msg("shutdown deadline reached with hand-offs still running")
+	}
 	if d.catalog != nil {
 		d.catalog.Close()
 	}
@@ -724,6 +736,7 @@ func (d *Daemon) closeAll() {
 			q.Close()
 		}
 	}
+	_ = d.goroutines.Close(context.Background()) // the hub and the queue waited for theirs
 	if d.catalog != nil {
 		d.catalog.Close()
 	}

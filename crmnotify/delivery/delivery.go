@@ -49,6 +49,7 @@ import (
 
 	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/crmnotify"
+	"github.com/omlcrm/oml-crm/internal/workpool"
 )
 
 // Status is the state of a delivery as the CLI shows it.
@@ -156,6 +157,9 @@ type Options struct {
 	// Store is where the outbox lives: "sqlite:PATH" (or a bare path) or a
 	// postgres:// / postgresql:// URL. Required.
 	Store string
+	// Goroutines runs the delivery attempts on reusable goroutines (the daemon's pool,
+	// closed after the queue). Optional: nil runs each on a new goroutine.
+	Goroutines *workpool.Pool
 	// SQLiteSynchronous is SQLite's synchronous mode: "normal" (default; a committed
 	// delivery survives kill -9 and any process crash) or "full" (also an OS crash or
 	// power cut, at the cost of an fsync per commit).
@@ -580,7 +584,7 @@ func (q *Queue) dispatch(d *Delivery) bool {
 	}
 	f.inFlight++
 	q.wg.Add(1)
-	go func() {
+	q.opts.Goroutines.Go(func() {
 		defer q.wg.Done()
 		for next := d; next != nil; next = q.nextParked(d.SiteID) {
 			q.attempt(next)
@@ -589,7 +593,7 @@ func (q *Queue) dispatch(d *Delivery) bool {
 		if q.backlog.Load() {
 			q.nudge()
 		}
-	}()
+	})
 	return true
 }
 
