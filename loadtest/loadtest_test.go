@@ -393,3 +393,28 @@ func TestLagOverTheBoundFailsTheRun(t *testing.T) {
 		t.Errorf("targets table does not show the lag failing:\n%s", b.String())
 	}
 }
+
+// waitUntil never returns before its instant (the generator's schedule is a floor: a
+// connect written early would shorten its measured latency), and returns ctx's error
+// when ctx ends first.
+func TestWaitUntilNeverEarly(t *testing.T) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for _, d := range []time.Duration{-time.Millisecond, 0, 50 * time.Microsecond, 700 * time.Microsecond, 3 * time.Millisecond} {
+		at := time.Now().Add(d)
+		if err := waitUntil(context.Background(), timer, at); err != nil {
+			t.Fatal(err)
+		}
+		if now := time.Now(); now.Before(at) {
+			t.Errorf("waitUntil(+%v) returned %v early", d, at.Sub(now))
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := waitUntil(ctx, timer, time.Now().Add(time.Hour)); err != context.Canceled {
+		t.Errorf("waitUntil with an ended context: %v, want %v", err, context.Canceled)
+	}
+	if err := waitUntil(ctx, timer, time.Now().Add(time.Millisecond)); err != context.Canceled {
+		t.Errorf("waitUntil (short) with an ended context: %v, want %v", err, context.Canceled)
+	}
+}

@@ -73,6 +73,12 @@ type Targets struct {
 	CRMP99      time.Duration // connect → request at the CRM
 }
 
+// batchWindow is the generator's shortest pause between two writes: events that fall
+// due within it go out in one write. Asterisk writes each event as it is queued, so the
+// window is kept short (it was 1 ms, with timers that woke ~1 ms late besides); see
+// waitUntil.
+const batchWindow = 200 * time.Microsecond
+
 // DefaultMaxLag is the default bound on the generator lag (Options.MaxLag).
 const DefaultMaxLag = 50 * time.Millisecond
 
@@ -382,7 +388,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	lag := NewRecorder()
 	snd := &sender{
 		gen: newGenerator(plan, opts.Talk, time.Now().Unix()), sink: sink, rate: opts.Rate, slots: slots,
-		calls: opts.Calls, pops: pops, crm: crm, owners: owners, minGap: time.Millisecond, lead: lead, lag: lag,
+		calls: opts.Calls, pops: pops, crm: crm, owners: owners, minGap: batchWindow, lead: lead, lag: lag,
 	}
 	if opts.CPUProfile != "" {
 		// The profile covers the steady window (see below), from settle after T0.

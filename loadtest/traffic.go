@@ -395,11 +395,11 @@ func (s *sender) run(ctx context.Context) error {
 		if live.Len() > 0 && (wake.IsZero() || live[0].nextAt().Before(wake)) {
 			wake = live[0].nextAt()
 		}
-		timer.Reset(max(time.Until(wake), s.minGap))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timer.C:
+		if next := time.Now().Add(s.minGap); wake.Before(next) {
+			wake = next
+		}
+		if err := waitUntil(ctx, timer, wake); err != nil {
+			return err
 		}
 	}
 }
