@@ -587,14 +587,19 @@ func (r *Reader) take(m *Message, end int, accept func(v *View) bool) bool {
 }
 
 // slabSize is the size of the chunks own copies messages into, and so the most a string
-// kept from a Message can pin.
-const slabSize = 16 << 10
+// kept from a Message can pin. A Reader's first chunk is smaller (firstSlab), each next
+// one twice the last up to slabSize, so that a Reader that reads a few messages (a
+// login, ParseMessage) does not take 16 KiB.
+const (
+	slabSize  = 16 << 10
+	firstSlab = 1 << 10
+)
 
 // own returns an immutable copy of a message's bytes raw. Messages are copied one after
-// the other into the unused tail of a chunk of slabSize bytes (r.slab), a new chunk
-// taken when the tail is too short; the old one is left to the strings pointing into
-// it. A message over a quarter of a chunk gets an allocation of its own, so that a
-// chunk's unused tail is at most a quarter of it.
+// the other into the unused tail of a chunk (r.slab), a new chunk taken when the tail is
+// too short; the old one is left to the strings pointing into it. A message over a
+// quarter of slabSize gets an allocation of its own, so that a full-size chunk's unused
+// tail is at most a quarter of it.
 func (r *Reader) own(raw []byte) string {
 	n := r.slab.Len()
 	if r.slab.Cap()-n < len(raw) {
@@ -609,8 +614,9 @@ func (r *Reader) ownNew(raw []byte) string {
 	if len(raw) > slabSize/4 {
 		return string(raw)
 	}
+	size := min(max(2*r.slab.Cap(), firstSlab, len(raw)), slabSize)
 	r.slab.Reset()
-	r.slab.Grow(slabSize)
+	r.slab.Grow(size)
 	r.slab.Write(raw)
 	return r.slab.String()
 }

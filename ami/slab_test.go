@@ -71,15 +71,18 @@ func TestReaderStringsStayIntact(t *testing.T) {
 }
 
 // TestReaderCopiesIntoChunks checks the layout own promises: consecutive messages lie
-// one after the other in a chunk, a message over a quarter of a chunk has an allocation
-// of its own and leaves the chunk's tail to the next message, and a chunk holds at most
-// slabSize bytes.
+// one after the other in a chunk, a message over a quarter of slabSize has an
+// allocation of its own and leaves the chunk's tail to the next message, a new chunk is
+// taken only when the last one's tail is too short, the first is firstSlab bytes, each
+// next one twice the last, and none more than slabSize.
 func TestReaderCopiesIntoChunks(t *testing.T) {
 	r := NewReader(strings.NewReader(slabStream(200)), Limits{})
 	var m Message
 	var prev string
 	chunks, used, adjacent := 1, 0, 0
+	var sizes []int // each chunk's capacity
 	for {
+		prevCap := r.slab.Cap()
 		err := r.ReadMessage(&m)
 		if err == io.EOF {
 			break
@@ -97,23 +100,31 @@ func TestReaderCopiesIntoChunks(t *testing.T) {
 		switch {
 		case prev == "":
 			used = len(raw)
+			sizes = append(sizes, r.slab.Cap())
 		case unsafe.StringData(raw) == (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(prev)), len(prev))):
 			adjacent++
 			used += len(raw)
 		default:
 			chunks++
-			if used+len(raw) <= slabSize {
-				t.Fatalf("a new chunk with %d bytes of room left in the last one for %d", slabSize-used, len(raw))
+			if used+len(raw) <= prevCap {
+				t.Fatalf("a new chunk with %d bytes of room left in the last one for %d", prevCap-used, len(raw))
 			}
 			used = len(raw)
+			sizes = append(sizes, r.slab.Cap())
 		}
-		if used > slabSize || r.slab.Cap() > slabSize {
+		if used > r.slab.Cap() || r.slab.Cap() > slabSize {
 			t.Fatalf("a chunk holds %d bytes (capacity %d), more than %d", used, r.slab.Cap(), slabSize)
 		}
 		prev = raw
 	}
-	if chunks < 3 || adjacent < 350 {
+	if chunks < 7 || adjacent < 350 {
 		t.Fatalf("%d chunks, %d messages right after the one before: the messages were not packed", chunks, adjacent)
+	}
+	for i, c := range sizes {
+		want := min(firstSlab<<i, slabSize)
+		if c != want {
+			t.Fatalf("chunk sizes %v: chunk %d holds %d bytes, want %d", sizes, i, c, want)
+		}
 	}
 }
 
