@@ -123,7 +123,8 @@ var errNoProgress = io.ErrNoProgress
 //
 // It owns one buffer of MaxLine+2 bytes (at least 64 KiB) and a scratch area bounded by
 // MaxMessage; memory never grows past that whatever the peer sends. The messages it
-// returns are copied into chunks of 16 KiB shared by consecutive messages (see Message).
+// returns are copied into chunks of up to 16 KiB shared by consecutive messages (see
+// Message).
 // A Reader is not safe for concurrent use.
 type Reader struct {
 	rd    io.Reader
