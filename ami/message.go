@@ -17,9 +17,12 @@ type Header struct{ Key, Value string }
 //
 // Ownership: a Message filled by Reader.ReadMessage (and the one passed to
 // Config.Handler) is reused for the next message: its Headers slice is overwritten. The
-// strings themselves are immutable copies — one allocation per message holds all of them —
-// so keeping a string such as m.Get("Uniqueid") is safe (it pins that message's bytes,
-// a few hundred bytes); keeping m or m.Headers is not. Clone the message to keep it.
+// strings themselves are immutable copies, never written again, so keeping a string such
+// as m.Get("Uniqueid") is correct; keeping m or m.Headers is not. Clone the message to
+// keep it. The Reader copies consecutive messages one after the other into chunks of up
+// to 16 KiB (a message over 4 KiB gets an allocation of its own), so a kept string pins
+// its whole chunk: state that outlives the handler should keep strings.Clone copies (the
+// call tracker does), or up to 16 KiB stay alive per string kept.
 type Message struct {
 	Headers []Header
 

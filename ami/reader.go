@@ -2,13 +2,13 @@ package ami
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math/bits"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // Default limits (see Limits).
@@ -122,8 +122,10 @@ var errNoProgress = io.ErrNoProgress
 // `--END COMMAND--` (its lines become `Output` headers, as Asterisk 14+ sends them).
 //
 // It owns one buffer of MaxLine+2 bytes (at least 64 KiB) and a scratch area bounded by
-// MaxMessage; memory never grows past that whatever the peer sends. A Reader is not safe
-// for concurrent use.
+// MaxMessage; memory never grows past that whatever the peer sends. The messages it
+// returns are copied into chunks of up to 16 KiB shared by consecutive messages (see
+// Message).
+// A Reader is not safe for concurrent use.
 type Reader struct {
 	rd    io.Reader
 	buf   []byte
@@ -138,6 +140,10 @@ type Reader struct {
 	skipped [64]byte // name of the event being skipped (ReadMessageFiltered)
 	slow    bool     // tests: read's general loop only, as the reference for scan
 	fixed   [64]span // spans of a message read by scan (a power of two)
+
+	// slab holds the bytes of the messages read, each copied once after the last (see
+	// own). A strings.Builder never writes where a string it returned points.
+	slab strings.Builder
 }
 
 // span locates one header inside a message's bytes. k0 < 0 marks an `Output` header
@@ -363,7 +369,7 @@ func (r *Reader) read(m *Message, keep func(event []byte) bool, accept func(v *V
 			return false, nil
 		}
 	}
-	s := string(raw)
+	s := r.own(raw)
 	m.raw = s
 	if cap(m.Headers) < len(r.spans) {
 		m.Headers = make([]Header, 0, len(r.spans)+len(r.spans)/2)
@@ -433,7 +439,9 @@ func (r *Reader) scan(p, n int) (size, headers int) {
 	}
 	b := r.buf[r.r : r.r+end+7]
 	last := len(b) - 8
-	maxHeaders := min(len(r.fixed), r.lim.MaxHeaders)
+	// The loops read b through base, without bounds checks: every offset read is
+	// checked against last first (a word at q <= last, a byte at most 7 past one).
+	base := unsafe.Pointer(unsafe.SliceData(b))
 	spans := &r.fixed
 line:
 	for {
@@ -447,10 +455,14 @@ line:
 			if q > last {
 				return 0, 0
 			}
-			x := binary.LittleEndian.Uint64(b[q:])
+			// The word, little-endian, spelled out: binary.LittleEndian.Uint64 here left
+			// two inlining-mark NOPs per word, executed each time (the loads still
+			// combine into one).
+			w := (*[8]byte)(unsafe.Add(base, q))
+			x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 | uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
 			if f := (x - 0x3b*lowBits) &^ x & highBits; f != 0 {
 				c = q + bits.TrailingZeros64(f)/8
-				ch := b[c]
+				ch := *(*byte)(unsafe.Add(base, c))
 				if ch == ':' {
 					break
 				}
@@ -459,7 +471,7 @@ line:
 						return 0, 0
 					}
 					le := c
-					if le > p && b[le-1] == '\r' {
+					if le > p && *(*byte)(unsafe.Add(base, le-1)) == '\r' {
 						le--
 					}
 					if le == p { // an empty line
@@ -487,7 +499,9 @@ line:
 			if q > last {
 				return 0, 0
 			}
-			x := binary.LittleEndian.Uint64(b[q:]) ^ ('\n' * lowBits)
+			w := (*[8]byte)(unsafe.Add(base, q))
+			x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 | uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+			x ^= '\n' * lowBits
 			if f := (x - lowBits) &^ x & highBits; f != 0 {
 				e = q + bits.TrailingZeros64(f)/8
 				break
@@ -497,11 +511,11 @@ line:
 			return 0, 0
 		}
 		le := e // the line's end, CR excluded (b[e-1] may be the colon, not a CR)
-		if b[e-1] == '\r' {
+		if *(*byte)(unsafe.Add(base, e-1)) == '\r' {
 			le--
 		}
 		v := c + 1 // a space there is before le
-		if b[v] == ' ' {
+		if *(*byte)(unsafe.Add(base, v)) == ' ' {
 			v++
 		}
 		spans[n&(len(spans)-1)] = span{k0: int32(p), k1: int32(c), v0: int32(v), v1: int32(le)}
@@ -509,7 +523,7 @@ line:
 		p = e + 1
 	}
 	// Past len(spans), n&(len(spans)-1) wrapped round: the message goes to the general loop.
-	if n > maxHeaders {
+	if n > min(len(r.fixed), r.lim.MaxHeaders) {
 		return 0, 0
 	}
 	return p, n
@@ -546,17 +560,66 @@ func (r *Reader) take(m *Message, end int, accept func(v *View) bool) bool {
 			return false
 		}
 	}
-	s := string(raw)
+	// own, inline (a call here costs ~20 instructions per message).
+	var s string
+	if n := r.slab.Len(); r.slab.Cap()-n >= len(raw) {
+		r.slab.Write(raw)
+		s = r.slab.String()[n:]
+	} else {
+		s = r.ownNew(raw)
+	}
 	m.raw = s
 	if cap(m.Headers) < len(spans) {
 		m.Headers = make([]Header, 0, len(spans)+len(spans)/2)
 	}
 	hs := m.Headers[:len(spans)]
+	// scan's spans lie inside the message, each before its line's '\n' (so none starts
+	// past the end, even empty): unsafe.String without slicing's bounds checks and
+	// empty-string guards (−24 instructions per message, docs/bench/ami.md).
+	p := unsafe.Pointer(unsafe.StringData(s))
 	for i, sp := range spans {
-		hs[i] = Header{Key: s[sp.k0:sp.k1], Value: s[sp.v0:sp.v1]}
+		hs[i] = Header{
+			Key:   unsafe.String((*byte)(unsafe.Add(p, sp.k0)), uint32(sp.k1-sp.k0)),
+			Value: unsafe.String((*byte)(unsafe.Add(p, sp.v0)), uint32(sp.v1-sp.v0)),
+		}
 	}
 	m.Headers = hs
 	return true
+}
+
+// slabSize is the size of the chunks own copies messages into, and so the most a string
+// kept from a Message can pin. A Reader's first chunk is smaller (firstSlab), each next
+// one twice the last up to slabSize, so that a Reader that reads a few messages (a
+// login, ParseMessage) does not take 16 KiB.
+const (
+	slabSize  = 16 << 10
+	firstSlab = 1 << 10
+)
+
+// own returns an immutable copy of a message's bytes raw. Messages are copied one after
+// the other into the unused tail of a chunk (r.slab), a new chunk taken when the tail is
+// too short; the old one is left to the strings pointing into it. A message over a
+// quarter of slabSize gets an allocation of its own, so that a full-size chunk's unused
+// tail is at most a quarter of it.
+func (r *Reader) own(raw []byte) string {
+	n := r.slab.Len()
+	if r.slab.Cap()-n < len(raw) {
+		return r.ownNew(raw)
+	}
+	r.slab.Write(raw)
+	return r.slab.String()[n:]
+}
+
+// ownNew is own when the chunk's tail is too short (not inlined: rare).
+func (r *Reader) ownNew(raw []byte) string {
+	if len(raw) > slabSize/4 {
+		return string(raw)
+	}
+	size := min(max(2*r.slab.Cap(), firstSlab, len(raw)), slabSize)
+	r.slab.Reset()
+	r.slab.Grow(size)
+	r.slab.Write(raw)
+	return r.slab.String()
 }
 
 // oversize handles a message that broke a limit: without MaxSkip, le; otherwise the

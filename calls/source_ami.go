@@ -24,7 +24,11 @@ func (t *Tracker) HandleAMI(m *ami.Message) {
 			t.checkVarSets(ev.At)
 		}
 	}
-	ev.Vars, ev.PeerVars = ev.Vars[:0], ev.PeerVars[:0]
+	// The scratch event keeps no string of m: the reader's messages share 16 KiB chunks,
+	// which a leftover string would keep alive.
+	clear(ev.Vars[:cap(ev.Vars)])
+	clear(ev.PeerVars[:cap(ev.PeerVars)])
+	*ev = Event{Vars: ev.Vars[:0], PeerVars: ev.PeerVars[:0]}
 	t.mu.Unlock()
 }
 

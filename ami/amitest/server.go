@@ -664,6 +664,9 @@ func (s *Server) ReplayWith(r io.Reader, o ReplayOptions) (int, error) {
 
 // track applies one replayed event to the live channels (ReplayOptions.Track).
 func (s *Server) track(m *ami.Message) {
+	// The channels keep copies: the Reader's strings share 16 KiB chunks, which a kept
+	// one would pin for as long as the channel lives.
+	get := func(key string) string { return strings.Clone(m.Get(key)) }
 	name := m.Get("Channel")
 	if name == "" {
 		return
@@ -682,12 +685,12 @@ func (s *Server) track(m *ami.Message) {
 	switch m.Event() {
 	case "Newchannel":
 		if ch == nil {
-			s.channels = append(s.channels, Channel{Name: name})
+			s.channels = append(s.channels, Channel{Name: strings.Clone(name)})
 			ch = &s.channels[len(s.channels)-1]
 		}
-		ch.Uniqueid, ch.Linkedid = m.Get("Uniqueid"), m.Get("Linkedid")
-		ch.CallerIDNum, ch.CallerIDName = m.Get("CallerIDNum"), m.Get("CallerIDName")
-		ch.Context, ch.Exten, ch.Priority = m.Get("Context"), m.Get("Exten"), m.Get("Priority")
+		ch.Uniqueid, ch.Linkedid = get("Uniqueid"), get("Linkedid")
+		ch.CallerIDNum, ch.CallerIDName = get("CallerIDNum"), get("CallerIDName")
+		ch.Context, ch.Exten, ch.Priority = get("Context"), get("Exten"), get("Priority")
 	case "Hangup":
 		for i := range s.channels {
 			if s.channels[i].Name == name {
@@ -700,19 +703,19 @@ func (s *Server) track(m *ami.Message) {
 	if ch == nil {
 		return
 	}
-	if l := m.Get("Linkedid"); l != "" {
-		ch.Linkedid = l
+	if l := m.Get("Linkedid"); l != "" && l != ch.Linkedid {
+		ch.Linkedid = strings.Clone(l)
 	}
 	switch m.Event() {
 	case "VarSet":
-		v := strings.TrimPrefix(strings.TrimPrefix(m.Get("Variable"), "_"), "_")
+		v := strings.TrimPrefix(strings.TrimPrefix(get("Variable"), "_"), "_")
 		if ch.Vars == nil {
 			ch.Vars = make(map[string]string)
 		}
-		ch.Vars[v] = unescapeC(m.Get("Value")) // VarSet shows it C-escaped; the channel holds it raw
+		ch.Vars[v] = unescapeC(get("Value")) // VarSet shows it C-escaped; the channel holds it raw
 	case "Newexten":
-		ch.Context, ch.Exten, ch.Priority = m.Get("Context"), m.Get("Extension"), m.Get("Priority")
-		ch.Application, ch.Data = m.Get("Application"), m.Get("AppData")
+		ch.Context, ch.Exten, ch.Priority = get("Context"), get("Extension"), get("Priority")
+		ch.Application, ch.Data = get("Application"), get("AppData")
 	case "DialBegin":
 		// Asterisk names the callee's application after the caller's: AppQueue for a
 		// queue member, AppDial for Dial.
@@ -724,7 +727,7 @@ func (s *Server) track(m *ami.Message) {
 			d.Data = "(Outgoing Line)"
 		}
 	case "BridgeEnter":
-		ch.BridgeID = m.Get("BridgeUniqueid")
+		ch.BridgeID = get("BridgeUniqueid")
 	case "BridgeLeave":
 		ch.BridgeID = ""
 	}
@@ -1024,7 +1027,7 @@ func (c *conn) filter(req *ami.Message) bool {
 	if _, ok := req.Lookup("MatchCriteria"); ok {
 		return c.reply(req, "Error", msg("amitest: MatchCriteria (advanced filters) is not implemented")) == nil
 	}
-	rule := req.Get("Filter")
+	rule := strings.Clone(req.Get("Filter")) // kept (s.filters, the regexp): not pinning a Reader chunk
 	pattern, exclude := strings.CutPrefix(rule, "!")
 	if pattern == "" {
 		return c.reply(req, "Error", msg("Filter was formatted incorrectly.  Check the syntax of the filter given.")) == nil
