@@ -52,5 +52,8 @@ func (s *sqlStore) advanceCursor(ctx context.Context, name string, value int64) 
 	}
 	_, err := s.w.ExecContext(ctx, s.d.sql(`INSERT INTO `+t+` (name, value) VALUES (?, ?)
 		ON CONFLICT (name) DO UPDATE SET value = `+larger), name, value)
+	if err == nil {
+		s.wrote()
+	}
 	return err
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/rs/zerolog"
 	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
 
 	"github.com/omlcrm/oml-crm/crmnotify"
@@ -69,7 +70,7 @@ func openStore(ctx context.Context, o Options) (store, error) {
 	if kind == "postgres" {
 		return openPostgres(ctx, target, o)
 	}
-	return openSQLite(ctx, target, o.SQLiteSynchronous)
+	return openSQLite(ctx, target, o.SQLiteSynchronous, o.Logger)
 }
 
 // dialect is what differs between SQLite and PostgreSQL.
@@ -77,12 +78,16 @@ type dialect struct {
 	pg                   bool
 	deliveries, attempts string // table names, schema-qualified on PostgreSQL
 	skipLocked           string // row-locking clause of the claim
+	// dueIndex makes SQLite's claim read deliveries_due in next_attempt_at order: left
+	// to itself (no ANALYZE statistics) it reads deliveries_status_created and sorts
+	// every pending and failed row, a whole backlog, on every sweep.
+	dueIndex string
 }
 
 // sql fills {D} and {A} with the table names and numbers ? placeholders for PostgreSQL.
 func (d dialect) sql(q string) string {
 	q = strings.ReplaceAll(strings.ReplaceAll(q, "{D}", d.deliveries), "{A}", d.attempts)
-	q = strings.ReplaceAll(q, "{SKIP_LOCKED}", d.skipLocked)
+	q = strings.ReplaceAll(strings.ReplaceAll(q, "{SKIP_LOCKED}", d.skipLocked), "{DUE_INDEX}", d.dueIndex)
 	if !d.pg {
 		return q
 	}
@@ -135,8 +140,16 @@ type sqlStore struct {
 	closeF func() error
 	stmts  stmtCache // the hot write statements, prepared once (stmt.go)
 
-	file     string      // SQLite: the queue file's path
-	fileInfo os.FileInfo // SQLite: the file as opened (to notice it vanishing)
+	file     string           // SQLite: the queue file's path
+	fileInfo os.FileInfo      // SQLite: the file as opened (to notice it vanishing)
+	wal      *walCheckpointer // SQLite: checkpoints the WAL (nil on PostgreSQL)
+}
+
+// wrote counts a commit of the writer connection (SQLite: for the WAL checkpoints).
+func (s *sqlStore) wrote() {
+	if s.wal != nil {
+		s.wal.committed()
+	}
 }
 
 func (s *sqlStore) fileGone() error {
@@ -150,7 +163,7 @@ func (s *sqlStore) fileGone() error {
 	return nil
 }
 
-func openSQLite(ctx context.Context, path, synchronous string) (*sqlStore, error) {
+func openSQLite(ctx context.Context, path, synchronous string, log zerolog.Logger) (*sqlStore, error) {
 	sync := strings.ToUpper(synchronous)
 	if sync == "" {
 		sync = "NORMAL"
@@ -172,7 +185,9 @@ func openSQLite(ctx context.Context, path, synchronous string) (*sqlStore, error
 	// 2 ms on the benchmark machine, docs/bench/delivery.md). busy_timeout: the CLI
 	// writing (retry) waits for the daemon's transaction instead of failing.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(" + sync + ")&_pragma=busy_timeout(10000)&_pragma=foreign_keys(ON)"
-	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate")
+	// wal_autocheckpoint(0): the store's own goroutine checkpoints, not the commits
+	// (checkpoint.go).
+	w, err := sql.Open("sqlite", dsn+"&_txlock=immediate&_pragma=wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
 	}
@@ -187,8 +202,16 @@ func openSQLite(ctx context.Context, path, synchronous string) (*sqlStore, error
 	}
 	r.SetMaxOpenConns(sqliteReaders)
 	r.SetMaxIdleConns(sqliteReaders) // kept open: reads go on from the open file if it vanishes
-	s := &sqlStore{d: dialect{deliveries: "deliveries", attempts: "delivery_attempts"}, w: w, r: r,
-		closeF: func() error { return errors.Join(r.Close(), w.Close()) }}
+	ck, err := sql.Open("sqlite", strings.Replace(dsn, "?", "?mode=rw&", 1))
+	if err != nil {
+		r.Close()
+		w.Close()
+		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
+	}
+	ck.SetMaxOpenConns(1)
+	ck.SetConnMaxIdleTime(0)
+	s := &sqlStore{d: dialect{deliveries: "deliveries", attempts: "delivery_attempts", dueIndex: " INDEXED BY deliveries_due"}, w: w, r: r,
+		closeF: func() error { return errors.Join(ck.Close(), r.Close(), w.Close()) }}
 	if err := s.migrate(ctx, sqliteMigrations); err != nil {
 		s.close()
 		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
@@ -201,7 +224,12 @@ func openSQLite(ctx context.Context, path, synchronous string) (*sqlStore, error
 		s.close()
 		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
 	}
+	if err := openAll(ctx, ck, 1); err != nil {
+		s.close()
+		return nil, fmt.Errorf("delivery store %s (delivery.sqlite_path): %w", path, err)
+	}
 	s.file = path
+	s.wal = startWALCheckpointer(ck, w, walCheckpointEvery, walRestartFrames, log)
 	return s, nil
 }
 
@@ -340,7 +368,30 @@ CREATE TABLE IF NOT EXISTS delivery_attempts (
 CREATE TABLE IF NOT EXISTS cursors (
 	name  TEXT PRIMARY KEY,
 	value INTEGER NOT NULL
-);`}
+);`,
+	// 4: fewer b-trees written per delivery (each one is a WAL frame per commit, the
+	// bulk of a delivery's store cost: docs/benchmarks.md, Issue 16). deliveries_created
+	// goes: list reads deliveries_status_created one status at a time. The attempt log
+	// is keyed by its primary key alone (WITHOUT ROWID: one b-tree instead of a table
+	// and its autoindex), rows kept, and loses its foreign key, whose check cost every
+	// attempt insert: finish inserts attempts only for the delivery its UPDATE just
+	// found, and prune deletes the attempts with their deliveries.
+	`
+DROP INDEX IF EXISTS deliveries_created;
+CREATE TABLE delivery_attempts_v4 (
+	delivery_id TEXT NOT NULL,
+	n           INTEGER NOT NULL,
+	at          INTEGER NOT NULL,
+	status      INTEGER NOT NULL,
+	latency_us  INTEGER NOT NULL,
+	error       TEXT NOT NULL,
+	response    TEXT NOT NULL,
+	PRIMARY KEY (delivery_id, n)
+) WITHOUT ROWID;
+INSERT INTO delivery_attempts_v4 (delivery_id, n, at, status, latency_us, error, response)
+	SELECT delivery_id, n, at, status, latency_us, error, response FROM delivery_attempts;
+DROP TABLE delivery_attempts;
+ALTER TABLE delivery_attempts_v4 RENAME TO delivery_attempts;`}
 
 func postgresMigrations(schema string) []string {
 	s := `"` + schema + `"`
@@ -438,6 +489,9 @@ func (s *sqlStore) migrate(ctx context.Context, steps []string) error {
 }
 
 func (s *sqlStore) close() error {
+	if s.wal != nil {
+		s.wal.close()
+	}
 	s.closeStmts()
 	return s.closeF()
 }
@@ -476,6 +530,7 @@ func (s *sqlStore) insert(ctx context.Context, d *Delivery, owner string, leaseU
 	if err != nil {
 		return false, err
 	}
+	s.wrote()
 	n, err := res.RowsAffected()
 	if err != nil {
 		return false, err
@@ -485,6 +540,9 @@ func (s *sqlStore) insert(ctx context.Context, d *Delivery, owner string, leaseU
 
 func (s *sqlStore) release(ctx context.Context, id, owner string) error {
 	_, err := s.w.ExecContext(ctx, s.d.sql(`UPDATE {D} SET lease_owner = NULL, lease_until = NULL WHERE id = ? AND lease_owner = ?`), id, owner)
+	if err == nil {
+		s.wrote()
+	}
 	return err
 }
 
@@ -502,8 +560,18 @@ func (s *sqlStore) releaseAll(ctx context.Context, owner string, cut time.Time) 
 	if err != nil {
 		return 0, err
 	}
+	s.wrote()
 	n, _ := res.RowsAffected()
 	return int(n), nil
+}
+
+// claimDueQuery is claimDue's statement; notIn excludes sites.
+func claimDueQuery(notIn string) string {
+	return `UPDATE {D} SET lease_owner = ?, lease_until = ?
+		WHERE id IN (SELECT id FROM {D}{DUE_INDEX}
+			WHERE status IN ('pending','failed') AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)` + notIn + `
+			ORDER BY next_attempt_at LIMIT ? {SKIP_LOCKED})
+		RETURNING ` + deliveryColumns
 }
 
 func (s *sqlStore) claimDue(ctx context.Context, now time.Time, limit int, owner string, lease time.Duration, exclude []int) ([]*Delivery, error) {
@@ -516,15 +584,12 @@ func (s *sqlStore) claimDue(ctx context.Context, now time.Time, limit int, owner
 		}
 	}
 	args = append(args, limit)
-	rows, err := s.w.QueryContext(ctx, s.d.sql(`UPDATE {D} SET lease_owner = ?, lease_until = ?
-		WHERE id IN (SELECT id FROM {D}
-			WHERE status IN ('pending','failed') AND next_attempt_at <= ? AND (lease_until IS NULL OR lease_until < ?)`+notIn+`
-			ORDER BY next_attempt_at LIMIT ? {SKIP_LOCKED})
-		RETURNING `+deliveryColumns), args...)
+	rows, err := s.w.QueryContext(ctx, s.d.sql(claimDueQuery(notIn)), args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	s.wrote()
 	var out []*Delivery
 	for rows.Next() {
 		d, err := scanDelivery(rows)
@@ -583,7 +648,11 @@ func (s *sqlStore) finish(ctx context.Context, id, owner string, attempts []Atte
 			return err
 		}
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	s.wrote()
+	return nil
 }
 
 type scanner interface{ Scan(dest ...any) error }
@@ -622,6 +691,25 @@ func scanDelivery(row scanner) (*Delivery, error) {
 }
 
 func (s *sqlStore) list(ctx context.Context, f Filter, since time.Time) ([]Delivery, error) {
+	q, args := s.listQuery(f, since)
+	rows, err := s.r.QueryContext(ctx, s.d.sql(q), args...)
+	if err != nil {
+		return nil, fmt.Errorf("list deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list deliveries: %w", err)
+		}
+		out = append(out, *d)
+	}
+	return out, rows.Err()
+}
+
+// listQuery is list's query template and arguments.
+func (s *sqlStore) listQuery(f Filter, since time.Time) (string, []any) {
 	var where []string
 	var args []any
 	if f.Status != "" {
@@ -639,31 +727,56 @@ func (s *sqlStore) list(ctx context.Context, f Filter, since time.Time) ([]Deliv
 	}
 	q += " ORDER BY created_at DESC, id LIMIT ?"
 	args = append(args, f.Limit)
-	rows, err := s.r.QueryContext(ctx, s.d.sql(q), args...)
-	if err != nil {
-		return nil, fmt.Errorf("list deliveries: %w", err)
+	if f.Status == "" {
+		return listAllStatuses(where, args)
 	}
-	defer rows.Close()
-	var out []Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list deliveries: %w", err)
-		}
-		out = append(out, *d)
-	}
-	return out, rows.Err()
+	return q, args
 }
 
+// listStatuses are the values of deliveries.status (its CHECK constraint).
+var listStatuses = []Status{StatusPending, StatusFailed, StatusDead, StatusDelivered}
+
+// listAllStatuses is list's query over every status: the newest limit of each status,
+// each read from deliveries_status_created (status, created_at) in order, then merged.
+// There is no index on created_at alone (it cost a b-tree write per delivery), and a
+// status IN (...) would sort every matching row.
+func listAllStatuses(where []string, args []any) (string, []any) {
+	limit := args[len(args)-1]
+	args = args[:len(args)-1]
+	cond := strings.Join(append([]string{"status = ?"}, where...), " AND ")
+	parts := make([]string, len(listStatuses))
+	var all []any
+	for i, st := range listStatuses {
+		parts[i] = `SELECT * FROM (SELECT ` + deliveryColumns + ` FROM {D} WHERE ` + cond +
+			` ORDER BY created_at DESC, id LIMIT ?) AS s` + strconv.Itoa(i)
+		all = append(append(append(all, string(st)), args...), limit)
+	}
+	return strings.Join(parts, " UNION ALL ") + " ORDER BY created_at DESC, id LIMIT ?", append(all, limit)
+}
+
+// The reads of get, Stats and the gauges (their plans are checked in store_test.go).
+const (
+	getDelivery = `SELECT ` + deliveryColumns + ` FROM {D} WHERE id = ?`
+	getAttempts = `SELECT n, at, status, latency_us, error, response FROM {A} WHERE delivery_id = ? ORDER BY n`
+	statsQuery  = `SELECT
+		(SELECT COUNT(*) FROM {D} WHERE status IN ('pending','failed')),
+		(SELECT MIN(created_at) FROM {D} WHERE status IN ('pending','failed')),
+		(SELECT COUNT(*) FROM {D} WHERE status = 'dead'),
+		(SELECT COUNT(*) FROM {D} WHERE status = 'delivered'),
+		(SELECT COUNT(*) FROM {D} WHERE status IN ('pending','failed') AND deferred <> ''),
+		(SELECT MIN(created_at) FROM {D} WHERE status IN ('pending','failed') AND deferred <> '')`
+	backlogQuery = `SELECT site_id, COUNT(*) FROM {D} WHERE status IN ('pending','failed') GROUP BY site_id`
+)
+
 func (s *sqlStore) get(ctx context.Context, id string) (*Delivery, error) {
-	d, err := scanDelivery(s.r.QueryRowContext(ctx, s.d.sql(`SELECT `+deliveryColumns+` FROM {D} WHERE id = ?`), id))
+	d, err := scanDelivery(s.r.QueryRowContext(ctx, s.d.sql(getDelivery), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("delivery %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read delivery %s: %w", id, err)
 	}
-	rows, err := s.r.QueryContext(ctx, s.d.sql(`SELECT n, at, status, latency_us, error, response FROM {A} WHERE delivery_id = ? ORDER BY n`), id)
+	rows, err := s.r.QueryContext(ctx, s.d.sql(getAttempts), id)
 	if err != nil {
 		return nil, fmt.Errorf("read attempts of delivery %s: %w", id, err)
 	}
@@ -687,6 +800,7 @@ func (s *sqlStore) retry(ctx context.Context, id string, now, expires time.Time)
 	if err != nil {
 		return false, err
 	}
+	s.wrote()
 	n, err := res.RowsAffected()
 	return n == 1, err
 }
@@ -697,6 +811,7 @@ func (s *sqlStore) retryDead(ctx context.Context, now, expires time.Time) (int, 
 	if err != nil {
 		return 0, err
 	}
+	s.wrote()
 	n, err := res.RowsAffected()
 	return int(n), err
 }
@@ -704,13 +819,7 @@ func (s *sqlStore) retryDead(ctx context.Context, now, expires time.Time) (int, 
 func (s *sqlStore) stats(ctx context.Context, now time.Time) (Stats, error) {
 	var st Stats
 	var oldest, oldestWaiting dbTime
-	err := s.r.QueryRowContext(ctx, s.d.sql(`SELECT
-		(SELECT COUNT(*) FROM {D} WHERE status IN ('pending','failed')),
-		(SELECT MIN(created_at) FROM {D} WHERE status IN ('pending','failed')),
-		(SELECT COUNT(*) FROM {D} WHERE status = 'dead'),
-		(SELECT COUNT(*) FROM {D} WHERE status = 'delivered'),
-		(SELECT COUNT(*) FROM {D} WHERE status IN ('pending','failed') AND deferred <> ''),
-		(SELECT MIN(created_at) FROM {D} WHERE status IN ('pending','failed') AND deferred <> '')`)).
+	err := s.r.QueryRowContext(ctx, s.d.sql(statsQuery)).
 		Scan(&st.Depth, &oldest, &st.Dead, &st.DeliveredTotal, &st.WaitingForContact, &oldestWaiting)
 	if err != nil {
 		return st, fmt.Errorf("count deliveries: %w", err)
@@ -725,7 +834,7 @@ func (s *sqlStore) stats(ctx context.Context, now time.Time) (Stats, error) {
 }
 
 func (s *sqlStore) backlogBySite(ctx context.Context) (map[int]int, error) {
-	rows, err := s.r.QueryContext(ctx, s.d.sql(`SELECT site_id, COUNT(*) FROM {D} WHERE status IN ('pending','failed') GROUP BY site_id`))
+	rows, err := s.r.QueryContext(ctx, s.d.sql(backlogQuery))
 	if err != nil {
 		return nil, fmt.Errorf("count deliveries per site: %w", err)
 	}
@@ -753,6 +862,7 @@ func (s *sqlStore) setRequest(ctx context.Context, d *Delivery, owner string) er
 	if err != nil {
 		return err
 	}
+	s.wrote()
 	if n, err := res.RowsAffected(); err == nil && n != 1 {
 		return fmt.Errorf("delivery %s is no longer claimed by %s", d.ID, owner)
 	}
@@ -770,6 +880,13 @@ func encodeDeferred(def *crmnotify.Deferred) (string, error) {
 	return string(b), nil
 }
 
+// The statements of prune: the attempts first, then their deliveries.
+const (
+	pruneCond       = `status IN ('delivered','dead') AND created_at < ?`
+	pruneAttempts   = `DELETE FROM {A} WHERE delivery_id IN (SELECT id FROM {D} WHERE ` + pruneCond + `)`
+	pruneDeliveries = `DELETE FROM {D} WHERE ` + pruneCond
+)
+
 // prune deletes delivered and dead deliveries created before the cut (and their
 // attempts).
 func (s *sqlStore) prune(ctx context.Context, before time.Time) (int, error) {
@@ -778,14 +895,17 @@ func (s *sqlStore) prune(ctx context.Context, before time.Time) (int, error) {
 		return 0, err
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	cond := `status IN ('delivered','dead') AND created_at < ?`
-	if _, err := tx.ExecContext(ctx, s.d.sql(`DELETE FROM {A} WHERE delivery_id IN (SELECT id FROM {D} WHERE `+cond+`)`), s.d.ts(before)); err != nil {
+	if _, err := tx.ExecContext(ctx, s.d.sql(pruneAttempts), s.d.ts(before)); err != nil {
 		return 0, err
 	}
-	res, err := tx.ExecContext(ctx, s.d.sql(`DELETE FROM {D} WHERE `+cond), s.d.ts(before))
+	res, err := tx.ExecContext(ctx, s.d.sql(pruneDeliveries), s.d.ts(before))
 	if err != nil {
 		return 0, err
 	}
 	n, _ := res.RowsAffected()
-	return int(n), tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return 0, err
+	}
+	s.wrote()
+	return int(n), nil
 }
