@@ -321,7 +321,7 @@ func (c *Client) read(ctx context.Context, conn *websocket.Conn, act *activity, 
 			c.log.Warn().Int("bytes", len(data)).Msg("ARI sent a binary websocket message; skipped")
 			continue
 		}
-		// The skip path: no decode and no allocation. json.Valid runs only for an event
+		// The skip path: no decode and no allocation. The syntax check runs only for an event
 		// about to be skipped, so invalid JSON is still decoded and reported below.
 		ev, skipped, err := c.filter.Decode(data)
 		if skipped != nil {

@@ -246,14 +246,27 @@ var ErrMalformedEvent = errors.New("ari: malformed event")
 // event has a field of the wrong JSON kind. DecodeEvent does not retain data.
 //
 // The result is exactly that of decoding the common fields with encoding/json, then the
-// whole message into the struct of the type found; the fast path below only saves the first
-// pass when a quick scan names a typed event and the full decode confirms it.
+// whole message into the struct of the type found. Two shortcuts give the same result: a
+// quick scan naming a typed event saves the first pass (the full decode confirms it), and
+// for the types the tracker keeps, fastDecode replaces encoding/json on the plain form
+// Asterisk sends (anything else still goes through encoding/json).
 func DecodeEvent(data []byte) (Event, error) {
 	return decodeWithHint(data, peekType(data))
 }
 
 // decodeWithHint is DecodeEvent with the type already peeked (nil: unsure).
 func decodeWithHint(data, hint []byte) (Event, error) {
+	if hint != nil {
+		if ev, ok := fastDecode(data, hint); ok {
+			finishBase(ev.EventBase())
+			return ev, nil
+		}
+	}
+	return decodeJSON(data, hint)
+}
+
+// decodeJSON is decodeWithHint with encoding/json alone.
+func decodeJSON(data, hint []byte) (Event, error) {
 	if hint != nil {
 		if ev := newTyped(hint); ev != nil {
 			if err := json.Unmarshal(data, ev); err == nil && ev.EventType() == string(hint) {
@@ -373,7 +386,7 @@ func isASCII(b []byte) bool {
 // It does not allocate.
 func ScanEventType(data []byte) (eventType []byte, ok bool) {
 	t := peekType(data)
-	if len(t) == 0 || !json.Valid(data) { // "type":"" is an error for DecodeEvent
+	if len(t) == 0 || !validJSON(data) { // "type":"" is an error for DecodeEvent
 		return nil, false
 	}
 	return t, true

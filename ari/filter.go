@@ -1,9 +1,6 @@
 package ari
 
-import (
-	"bytes"
-	"encoding/json"
-)
+import "bytes"
 
 // EventFilter decides, from an event message's raw JSON and without allocating, whether
 // the client can skip it undecoded: its type is not among the wanted types, or it is a
@@ -31,8 +28,8 @@ var channelVarset = []byte("ChannelVarset")
 
 // Skip reports whether data can be skipped, and the event type it was skipped for. It
 // answers false whenever it is unsure (escapes, odd values: see peekType), and for
-// invalid JSON, which must be decoded to be reported as malformed: json.Valid runs only
-// for an event about to be skipped.
+// invalid JSON, which must be decoded to be reported as malformed: the syntax check
+// (validJSON) runs only for an event about to be skipped.
 func (f *EventFilter) Skip(data []byte) (eventType []byte, skip bool) {
 	t, skip, _ := f.scan(data)
 	return t, skip
@@ -62,11 +59,11 @@ func (f *EventFilter) scan(data []byte) (eventType []byte, skip bool, hint []byt
 	}
 	if f.wanted != nil {
 		if _, ok := f.wanted[string(t)]; !ok {
-			return t, json.Valid(data), t
+			return t, validJSON(data), t
 		}
 	}
 	if vok && bytes.Equal(t, channelVarset) && !f.acceptVar(v) {
-		return t, json.Valid(data), t
+		return t, validJSON(data), t
 	}
 	return nil, false, t
 }
