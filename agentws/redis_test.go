@@ -32,6 +32,15 @@ func TestRedisFanout(t *testing.T) {
 	if got := onB.sync(); len(got) != 0 {
 		t.Fatalf("duplicate delivery: %v", got)
 	}
+	// Hub A hears the pops above through Redis, asynchronously; once it delivers a later
+	// one, it has handled them (one channel: Redis keeps its messages in order). Without
+	// this the reload below could meet a late live copy instead of the replay (1 run in
+	// ~100 did).
+	later := notification("call-y", 22, catalog.TriggerAgent, catalog.TargetEmbedded)
+	mustPop(t, b.Hub, later)
+	if m := otherOnA.next(); m["type"] != TypePop || m["id"] != later.ID {
+		t.Fatalf("agent 22 on hub A got %v, want its own pop and never agent 21's", m)
+	}
 	if got := otherOnA.sync(); len(got) != 0 {
 		t.Fatalf("agent 22 got agent 21's pop: %v", got)
 	}
