@@ -35,20 +35,10 @@ func fastDecode(data, hint []byte) (Event, bool) {
 		})
 	case "ChannelCreated":
 		e := &ChannelCreated{}
-		ev, ok = e, d.object(func(key []byte) (uint32, bool) {
-			if string(key) == "channel" {
-				return 1 << 4, d.channel(&e.Channel)
-			}
-			return d.base(&e.Base, key)
-		})
+		ev, ok = e, d.object(d.channelEvent(&e.Base, &e.Channel))
 	case "StasisEnd":
 		e := &StasisEnd{}
-		ev, ok = e, d.object(func(key []byte) (uint32, bool) {
-			if string(key) == "channel" {
-				return 1 << 4, d.channel(&e.Channel)
-			}
-			return d.base(&e.Base, key)
-		})
+		ev, ok = e, d.object(d.channelEvent(&e.Base, &e.Channel))
 	case "StasisStart":
 		e := &StasisStart{}
 		ev, ok = e, d.object(func(key []byte) (uint32, bool) {
@@ -79,26 +69,10 @@ func fastDecode(data, hint []byte) (Event, bool) {
 		})
 	case "ChannelEnteredBridge":
 		e := &ChannelEnteredBridge{}
-		ev, ok = e, d.object(func(key []byte) (uint32, bool) {
-			switch string(key) {
-			case "bridge":
-				return 1 << 4, d.bridge(&e.Bridge)
-			case "channel":
-				return 1 << 5, d.channel(&e.Channel)
-			}
-			return d.base(&e.Base, key)
-		})
+		ev, ok = e, d.object(d.bridgeEvent(&e.Base, &e.Bridge, &e.Channel))
 	case "ChannelLeftBridge":
 		e := &ChannelLeftBridge{}
-		ev, ok = e, d.object(func(key []byte) (uint32, bool) {
-			switch string(key) {
-			case "bridge":
-				return 1 << 4, d.bridge(&e.Bridge)
-			case "channel":
-				return 1 << 5, d.channel(&e.Channel)
-			}
-			return d.base(&e.Base, key)
-		})
+		ev, ok = e, d.object(d.bridgeEvent(&e.Base, &e.Bridge, &e.Channel))
 	case "Dial":
 		e := &DialEvent{}
 		ev, ok = e, d.object(func(key []byte) (uint32, bool) {
@@ -127,6 +101,30 @@ func fastDecode(data, hint []byte) (Event, bool) {
 	return ev, true
 }
 
+// channelEvent is the field function of an event made of the common fields and a channel.
+func (d *fastDecoder) channelEvent(b *Base, ch *Channel) func(key []byte) (uint32, bool) {
+	return func(key []byte) (uint32, bool) {
+		if string(key) == "channel" {
+			return 1 << 4, d.channel(ch)
+		}
+		return d.base(b, key)
+	}
+}
+
+// bridgeEvent is the field function of an event made of the common fields, a bridge and
+// a channel.
+func (d *fastDecoder) bridgeEvent(b *Base, br *Bridge, ch *Channel) func(key []byte) (uint32, bool) {
+	return func(key []byte) (uint32, bool) {
+		switch string(key) {
+		case "bridge":
+			return 1 << 4, d.bridge(br)
+		case "channel":
+			return 1 << 5, d.channel(ch)
+		}
+		return d.base(b, key)
+	}
+}
+
 // fastDecoder walks data; every method starts at (or skips to) the next non-space byte and
 // answers false to give up.
 type fastDecoder struct {
@@ -134,6 +132,8 @@ type fastDecoder struct {
 	i    int
 }
 
+// space skips whitespace. It is skipSpace written as a switch: calling skipSpace here
+// measured +200 instructions per event on BenchmarkDecodeCapturesDaemon (callgrind).
 func (d *fastDecoder) space() {
 	for d.i < len(d.data) {
 		switch d.data[d.i] {

@@ -25,8 +25,12 @@ type Pool struct {
 	work chan func() // unbuffered: a send succeeds only when a worker waits for it
 	idle time.Duration
 	quit chan struct{}
-	once sync.Once
-	wg   sync.WaitGroup
+
+	// mu orders new workers with Close: a worker counted in wg after Close began
+	// waiting would misuse the WaitGroup (an Add from zero racing its Wait).
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // New returns a pool whose idle workers exit after idle (DefaultIdle when ≤ 0).
@@ -49,7 +53,14 @@ func (p *Pool) Go(fn func()) {
 		return
 	default:
 	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		go fn()
+		return
+	}
 	p.wg.Add(1)
+	p.mu.Unlock()
 	go p.worker(fn)
 }
 
@@ -82,7 +93,12 @@ func (p *Pool) Close(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	p.once.Do(func() { close(p.quit) })
+	p.mu.Lock()
+	if !p.closed {
+		p.closed = true
+		close(p.quit)
+	}
+	p.mu.Unlock()
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }() // ends when the last worker does
 	select {
