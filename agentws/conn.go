@@ -159,11 +159,14 @@ func (c *conn) pingTick() {
 }
 
 // wakeLocked starts the writer unless one runs. c.mu is held. The writer is owned by
-// the connection: run waits for finished, which the last writer closes.
+// the connection: run waits for finished, which the last writer closes. It runs on
+// the hub's worker pool (a plain goroutine without one): a writer lives for one burst
+// of messages, so a goroutine of its own was started, and its stack grown through the
+// websocket write, for every pop and ping.
 func (c *conn) wakeLocked() {
 	if c.started && !c.writing {
 		c.writing = true
-		go c.writeLoop()
+		c.hub.opts.Goroutines.Go(c.writeLoop)
 	}
 }
 

@@ -69,8 +69,9 @@ type Options struct {
 	// A request without Origin (not a browser) is not origin-checked.
 	AllowedOrigins []string
 
-	// Goroutines runs the handling of agents' messages on reusable goroutines (the daemon's
-	// pool, closed after the hub). Optional: nil runs each on a new goroutine.
+	// Goroutines runs the handling of agents' messages and the connections' writers (one
+	// per burst of pops and pings) on reusable goroutines (the daemon's pool, closed
+	// after the hub). Optional: nil runs each on a new goroutine.
 	Goroutines *workpool.Pool
 
 	PopTTL       time.Duration // a pop is replayable until ConnectedAt+PopTTL (default 2m)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	runtimemetrics "runtime/metrics"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/crmnotify"
+	"github.com/omlcrm/oml-crm/internal/workpool"
 )
 
 func TestTokenAuth(t *testing.T) {
@@ -483,4 +485,42 @@ func TestSetPopTTL(t *testing.T) {
 	if got := th.PopTTL(); got != 2*time.Minute {
 		t.Errorf("PopTTL() = %s after SetPopTTL(0), want the 2m default", got)
 	}
+}
+
+// TestPopsReuseGoroutines: with a worker pool, a connection's writer runs on the
+// pool's goroutines, so pops one after another (each acked) start no goroutine of
+// their own in the daemon (before: one writer per pop). Counted with the runtime's
+// goroutines-created counter.
+func TestPopsReuseGoroutines(t *testing.T) {
+	pool := workpool.New(0)
+	th := newTestHub(t, Options{Goroutines: pool})
+	t.Cleanup(func() { _ = pool.Close(context.Background()) })
+	c := dialAgent(t, th, 3)
+	pop := func(i int) {
+		n := notification(fmt.Sprintf("call-%d", i), 3, catalog.TriggerAutomatic, catalog.TargetEmbedded)
+		mustPop(t, th.Hub, n)
+		if m := c.next(); m["id"] != n.ID {
+			t.Fatalf("pop %d: got %v", i, m)
+		}
+		c.send(map[string]string{"type": TypeAck, "id": n.ID})
+		c.sync()
+	}
+	for i := range 5 { // workers started
+		pop(i)
+	}
+	const n = 100
+	before := goroutinesCreated()
+	for i := range n {
+		pop(5 + i)
+	}
+	if created := goroutinesCreated() - before; created > n/4 {
+		t.Errorf("%d pops started %d goroutines; want them on the pool's workers (≤ %d)", n, created, n/4)
+	}
+}
+
+// goroutinesCreated reads the runtime's count of goroutines started so far.
+func goroutinesCreated() uint64 {
+	s := []runtimemetrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	runtimemetrics.Read(s)
+	return s[0].Value.Uint64()
 }

@@ -96,7 +96,7 @@ func readiness(t *testing.T, d *Daemon) (int, health.Status) {
 // start-up), and /metrics serves them all.
 func TestDaemonMetricsRegistry(t *testing.T) {
 	common := []string{
-		"go_goroutines", "process_open_fds", "omlcrm_dependency_up",
+		"go_goroutines", "go_sched_goroutines_created_goroutines_total", "process_open_fds", "omlcrm_dependency_up",
 		"omlcrm_connects_total", "omlcrm_dispatch_calls_ended_total", // dispatcher
 		"omlcrm_calls_ended_total", "omlcrm_calls_channels", // tracker
 		"omlcrm_delivery_queue_depth", "omlcrm_agentws_connections",

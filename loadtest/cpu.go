@@ -15,34 +15,42 @@ const clockTick = time.Second / 100
 // ReadCPU returns the CPU time (user + system) process pid (0: this process) has used,
 // from /proc/<pid>/stat (Linux).
 func ReadCPU(pid int) (time.Duration, error) {
+	user, system, err := ReadCPUTimes(pid)
+	return user + system, err
+}
+
+// ReadCPUTimes returns the CPU time process pid (0: this process) has used in user space
+// and in the kernel (system calls, page faults, and the network stack's work done on its
+// behalf), from /proc/<pid>/stat (Linux).
+func ReadCPUTimes(pid int) (user, system time.Duration, err error) {
 	p := "/proc/self/stat"
 	if pid > 0 {
 		p = fmt.Sprintf("/proc/%d/stat", pid)
 	}
 	b, err := os.ReadFile(p)
 	if err != nil {
-		return 0, fmt.Errorf("reading CPU time: %w", err)
+		return 0, 0, fmt.Errorf("reading CPU time: %w", err)
 	}
 	// The command name (field 2) is parenthesised and may hold spaces: fields are
 	// counted after its closing parenthesis. utime and stime are fields 14 and 15.
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	if i < 0 {
-		return 0, fmt.Errorf("reading CPU time: malformed %s", p)
+		return 0, 0, fmt.Errorf("reading CPU time: malformed %s", p)
 	}
 	f := strings.Fields(s[i+1:])
 	if len(f) < 13 {
-		return 0, fmt.Errorf("reading CPU time: short %s", p)
+		return 0, 0, fmt.Errorf("reading CPU time: short %s", p)
 	}
-	var total time.Duration
-	for _, v := range f[11:13] { // fields 14 and 15 (field 3 is f[0])
+	var t [2]time.Duration
+	for k, v := range f[11:13] { // fields 14 and 15 (field 3 is f[0])
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("reading CPU time from %s: %w", p, err)
+			return 0, 0, fmt.Errorf("reading CPU time from %s: %w", p, err)
 		}
-		total += time.Duration(n) * clockTick
+		t[k] = time.Duration(n) * clockTick
 	}
-	return total, nil
+	return t[0], t[1], nil
 }
 
 // LoadAverage returns the machine's 1-minute load average from /proc/loadavg (Linux): how
@@ -107,4 +115,42 @@ func (c TCPCounters) Sub(before TCPCounters) TCPCounters {
 		RcvQDrops:   c.RcvQDrops - before.RcvQDrops,
 		LossProbes:  c.LossProbes - before.LossProbes,
 	}
+}
+
+// ReadContextSwitches returns how many times the threads of process pid (0: this
+// process) have left the CPU, voluntarily (to wait: a park, a read with nothing to read)
+// or not, summed over /proc/<pid>/task/*/status. Each is a sleep and a wake-up: the count
+// shows hand-offs and wake-ups that CPU time hides in its noise. Threads that already
+// exited are not counted (Go keeps its threads).
+func ReadContextSwitches(pid int) (uint64, error) {
+	dir := "/proc/self/task"
+	if pid > 0 {
+		dir = fmt.Sprintf("/proc/%d/task", pid)
+	}
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("reading context switches: %w", err)
+	}
+	var total uint64
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/status")
+		if err != nil {
+			continue // the thread exited meanwhile
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			rest, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:")
+			if !ok {
+				rest, ok = strings.CutPrefix(line, "nonvoluntary_ctxt_switches:")
+			}
+			if !ok {
+				continue
+			}
+			n, err := strconv.ParseUint(strings.TrimSpace(rest), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("reading context switches from %s/%s/status: %w", dir, t.Name(), err)
+			}
+			total += n
+		}
+	}
+	return total, nil
 }

@@ -252,6 +252,24 @@ func TestReadCPU(t *testing.T) {
 	if _, err := ReadCPU(1); err != nil {
 		t.Errorf("reading pid 1: %v", err)
 	}
+	user, system, err := ReadCPUTimes(0)
+	if total, _ := ReadCPU(0); err != nil || user <= 0 || system < 0 || user+system > total+clockTick {
+		t.Errorf("ReadCPUTimes = %v user, %v system, %v; ReadCPU %v", user, system, err, total)
+	}
+	// Sleeping parks this process's threads: each wake-up is a context switch.
+	switches, err := ReadContextSwitches(0)
+	if err != nil || switches == 0 {
+		t.Fatalf("ReadContextSwitches = %d, %v", switches, err)
+	}
+	for range 20 {
+		time.Sleep(time.Millisecond)
+	}
+	if after, err := ReadContextSwitches(0); err != nil || after < switches+10 {
+		t.Errorf("context switches %d → %d (%v) across 20 sleeps", switches, after, err)
+	}
+	if _, err := ReadContextSwitches(1 << 30); err == nil {
+		t.Error("context switches of a process that does not exist: no error")
+	}
 	if _, err := ReadCPU(1 << 30); err == nil {
 		t.Error("reading a process that does not exist: no error")
 	}

@@ -131,6 +131,11 @@ func (r *Result) Tables() (run, paths, targets *Table) {
 	} else {
 		run.Add("daemon CPU per connect / per event", "-")
 	}
+	if r.DaemonSystemCPUTime >= 0 && r.DaemonCPUTime > 0 {
+		run.Add("daemon CPU in the kernel", fmt.Sprintf("%s (%.0f%%)", r.DaemonSystemCPUTime, 100*float64(r.DaemonSystemCPUTime)/float64(r.DaemonCPUTime)))
+	}
+	run.Add("daemon per connect: goroutines started / context switches",
+		fmt.Sprintf("%s / %s", perConnect(r.DaemonGoroutinesPerConnect), perConnect(r.DaemonContextSwitchesPerConnect)))
 	if r.CPUProfile != "" {
 		run.Add("daemon CPU profile (steady window)", r.CPUProfile)
 	} else if r.CPUProfileError != "" {
@@ -198,4 +203,12 @@ func (r *Result) WriteMarkdown(w io.Writer, command string) error {
 		}
 	}
 	return nil
+}
+
+// perConnect formats a count per connect ("-" unknown).
+func perConnect(v float64) string {
+	if v < 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", v)
 }

@@ -178,6 +178,14 @@ type Result struct {
 	DaemonCPUTime         time.Duration
 	DaemonCPUPerConnectUS float64 `json:"daemon_cpu_per_connect_us"` // µs of daemon CPU per connect (-1 unknown)
 	DaemonCPUPerEventUS   float64 `json:"daemon_cpu_per_event_us"`   // µs of daemon CPU per Asterisk event (-1 unknown)
+	// DaemonSystemCPUTime is the part of DaemonCPUTime spent in the kernel (-1 unknown).
+	DaemonSystemCPUTime time.Duration
+	// Over the same span, per connect: the goroutines the daemon started (its
+	// go_sched_goroutines_created_goroutines_total) and the times its threads left the CPU
+	// (context switches, /proc/<pid>/task/*/status). They count hand-offs and wake-ups,
+	// which CPU time shows only through its run-to-run noise (-1 unknown).
+	DaemonGoroutinesPerConnect      float64 `json:"daemon_goroutines_per_connect"`
+	DaemonContextSwitchesPerConnect float64 `json:"daemon_context_switches_per_connect"`
 	// CPUProfile is the file the daemon's CPU profile was written to ("" none) and
 	// CPUProfileError why it could not be taken.
 	CPUProfile      string `json:",omitempty"`
@@ -226,7 +234,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, errors.New("no work directory")
 	}
 	res := &Result{Options: opts, DaemonEvents: -1, DaemonEventRate: -1, DaemonCPU: -1, LoadTestCPU: -1,
-		DaemonCPUTime: -1, DaemonCPUPerConnectUS: -1, DaemonCPUPerEventUS: -1}
+		DaemonCPUTime: -1, DaemonCPUPerConnectUS: -1, DaemonCPUPerEventUS: -1, DaemonSystemCPUTime: -1,
+		DaemonGoroutinesPerConnect: -1, DaemonContextSwitchesPerConnect: -1}
 	pops, crm := NewLedger(), NewLedger()
 	owners := newPopOwners()
 	worst := newWorstArrivals(10)
@@ -369,6 +378,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		eventsMetric = "omlcrm_ari_events_total"
 	}
 	eventsBefore, eventsErr := ScrapeSum(ctx, client, metricsURL, eventsMetric)
+	goroutinesBefore, goroutinesErr := ScrapeSum(ctx, client, metricsURL, goroutinesCreatedMetric)
 	ingest, daemonCPU, selfCPU := &counterSeries{}, &counterSeries{}, &counterSeries{}
 	sampling.Go(func() {
 		ingest.run(sampleCtx, scrapeEvery, func(ctx context.Context) (float64, error) {
@@ -402,7 +412,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			res.CPUProfileError = takeCPUProfile(sampleCtx, "http://"+opts.Pprof, lead+from, secs, opts.CPUProfile)
 		})
 	}
-	cpuBefore, cpuErr := ReadCPU(d.PID())
+	userBefore, sysBefore, cpuErr := ReadCPUTimes(d.PID())
+	switchesBefore, switchesErr := ReadContextSwitches(d.PID())
 	progressCtx, stopProgress := context.WithCancel(ctx)
 	var progress sync.WaitGroup
 	if opts.Progress != nil {
@@ -433,7 +444,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		case <-time.After(300 * time.Millisecond):
 		}
 	}
-	cpuAfter, cpuErr2 := ReadCPU(d.PID())
+	userAfter, sysAfter, cpuErr2 := ReadCPUTimes(d.PID())
+	switchesAfter, switchesErr2 := ReadContextSwitches(d.PID())
 	daemonDied := !d.running()
 	stopTraffic()
 	watching.Wait()
@@ -453,6 +465,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	// Measure, then stop the agents and the daemon.
 	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	eventsAfter, err := ScrapeSum(fctx, client, metricsURL, eventsMetric)
+	goroutinesAfter, goroutinesErr2 := ScrapeSum(fctx, client, metricsURL, goroutinesCreatedMetric)
 	// Keep the daemon's final metrics beside its log, for the analysis of a run.
 	if err := saveURL(fctx, client, metricsURL, filepath.Join(opts.WorkDir, "metrics.txt")); err != nil {
 		opts.Logger.Warn().Err(err).Msg("saving the daemon's final metrics")
@@ -480,12 +493,21 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res.GeneratorLag = lag.Summary()
 	if cpuErr == nil && cpuErr2 == nil && !daemonDied {
-		res.DaemonCPUTime = cpuAfter - cpuBefore
+		res.DaemonCPUTime = userAfter + sysAfter - userBefore - sysBefore
+		res.DaemonSystemCPUTime = sysAfter - sysBefore
 		if st.Connects > 0 {
 			res.DaemonCPUPerConnectUS = float64(res.DaemonCPUTime) / float64(time.Microsecond) / float64(st.Connects)
 		}
 		if st.Events > 0 {
 			res.DaemonCPUPerEventUS = float64(res.DaemonCPUTime) / float64(time.Microsecond) / float64(st.Events)
+		}
+	}
+	if st.Connects > 0 && !daemonDied {
+		if goroutinesErr == nil && goroutinesErr2 == nil {
+			res.DaemonGoroutinesPerConnect = (goroutinesAfter - goroutinesBefore) / float64(st.Connects)
+		}
+		if switchesErr == nil && switchesErr2 == nil {
+			res.DaemonContextSwitchesPerConnect = float64(switchesAfter-switchesBefore) / float64(st.Connects)
 		}
 	}
 	if opts.CPUProfile != "" && res.CPUProfileError == "" {
@@ -534,6 +556,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 // scrapeEvery is the period of each of the two /metrics samplings (goroutines; events
 // ingested): one scrape a second in all.
 const scrapeEvery = 2 * time.Second
+
+// goroutinesCreatedMetric is the daemon's count of goroutines started (Go's
+// /sched/goroutines-created:goroutines, exported by its Go collector).
+const goroutinesCreatedMetric = "go_sched_goroutines_created_goroutines_total"
 
 // counterSeries samples a counter (the daemon's events) to measure its rate over a window.
 type counterSeries struct {

@@ -510,7 +510,22 @@ const insertDelivery = `INSERT INTO {D} (` + deliveryColumns + `, lease_owner, l
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, '', NULL, NULL, ?, ?, ?)
 		ON CONFLICT (id) DO NOTHING`
 
+// perDelivery is the context of the SQLite statements every delivery makes (insert,
+// finish): ctx without its cancellation. modernc.org/sqlite starts a goroutine per
+// statement run under a cancellable context, to interrupt it when the context ends, and
+// database/sql one per result set: seven goroutines per delivery, each started and
+// woken, in the load test a third of the goroutines the daemon started per connect.
+// These statements are local and short; the longest wait is for a lock held by another
+// process (the CLI), bounded by busy_timeout (10 s). PostgreSQL keeps ctx.
+func (s *sqlStore) perDelivery(ctx context.Context) context.Context {
+	if s.d.pg {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
 func (s *sqlStore) insert(ctx context.Context, d *Delivery, owner string, leaseUntil time.Time) (bool, error) {
+	ctx = s.perDelivery(ctx)
 	headers, err := json.Marshal(d.Header)
 	if err != nil {
 		return false, fmt.Errorf("encode headers: %w", err)
@@ -613,6 +628,7 @@ const (
 )
 
 func (s *sqlStore) finish(ctx context.Context, id, owner string, attempts []Attempt, r result) error {
+	ctx = s.perDelivery(ctx)
 	upd, err := s.prepared(ctx, finishDelivery)
 	if err != nil {
 		return err

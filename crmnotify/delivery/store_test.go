@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	runtimemetrics "runtime/metrics"
 	"strings"
 	"testing"
 	"time"
@@ -272,4 +273,61 @@ func TestSQLiteWALStaysBounded(t *testing.T) {
 		t.Errorf("stats = %+v, %v; want %d delivered", st, err, deliveries)
 	}
 	t.Logf("WAL at most %d bytes", maxWAL)
+}
+
+// TestSQLiteDeliveryStartsFewGoroutines: a delivery's insert and finish, run under a
+// cancellable context as the daemon runs them, start no goroutine per statement (the
+// driver's interrupt watcher); only database/sql's two per transaction remain. Counted
+// with the runtime's goroutines-created counter, over 200 deliveries.
+func TestSQLiteDeliveryStartsFewGoroutines(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := openSQLite(ctx, filepath.Join(t.TempDir(), "q.db"), "", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	base := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	one := func(i int) {
+		d := benchStoreDelivery(base, i)
+		if ok, err := s.insert(ctx, d, "test-instance", d.CreatedAt.Add(time.Minute)); err != nil || !ok {
+			t.Fatalf("insert %d: %v (inserted %v)", i, err, ok)
+		}
+		at := d.CreatedAt.Add(3 * time.Millisecond)
+		att := []Attempt{{At: at, Status: 200, Latency: 2 * time.Millisecond, Response: `{"ok":true}`}}
+		r := result{status: StatusDelivered, lastStatus: 200, deliveredAt: at.Add(2 * time.Millisecond), latency: 5 * time.Millisecond}
+		if err := s.finish(ctx, d.ID, "test-instance", att, r); err != nil {
+			t.Fatalf("finish %d: %v", i, err)
+		}
+	}
+	for i := range 10 { // statements prepared
+		one(-1 - i)
+	}
+	const n = 200
+	before := goroutinesCreated()
+	for i := range n {
+		one(i)
+	}
+	created := goroutinesCreated() - before
+	// Two per delivery: database/sql's Tx and Rows watchers in finish. Before, seven.
+	if created > 2*n+10 {
+		t.Errorf("%d deliveries started %d goroutines (%.1f each); want ≤ 2 each", n, created, float64(created)/n)
+	}
+	// A delivery written as the daemon stops (its context cancelled) is still written
+	// whole: a connect seen is kept.
+	cancel()
+	d := benchStoreDelivery(base, n+1)
+	if ok, err := s.insert(ctx, d, "test-instance", base); err != nil || !ok {
+		t.Fatalf("insert under a cancelled context: %v (inserted %v)", err, ok)
+	}
+	if got, err := s.get(context.Background(), d.ID); err != nil || got.ID != d.ID || string(got.Body) != string(d.Body) {
+		t.Errorf("delivery written under a cancelled context: %+v, %v", got, err)
+	}
+}
+
+// goroutinesCreated reads the runtime's count of goroutines started so far.
+func goroutinesCreated() uint64 {
+	s := []runtimemetrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
+	runtimemetrics.Read(s)
+	return s[0].Value.Uint64()
 }
