@@ -1,6 +1,7 @@
 package callsim
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -54,9 +55,9 @@ func (b *builder) step(kind stepKind, ch, dest *simChan, extra ...kv) *Step {
 	if dest != nil {
 		st.dest = b.snap(dest)
 	}
-	b.c.Steps = append(b.c.Steps, st)
+	b.ids.steps = append(b.ids.steps, st)
 	b.now += time.Millisecond
-	return &b.c.Steps[len(b.c.Steps)-1]
+	return &b.ids.steps[len(b.ids.steps)-1]
 }
 
 func (b *builder) newChan(name, context, exten string, state int, cidNum, cidName string) *simChan {
@@ -193,6 +194,9 @@ func Build(ids *IDs, p Params) *Call {
 		b.queueCall()
 	}
 	c.Duration = b.now
+	c.Steps = slices.Clone(ids.steps)
+	clear(ids.steps) // no call's strings kept alive by the working space
+	ids.steps = ids.steps[:0]
 	for _, ch := range b.chans {
 		c.Channels = append(c.Channels, ChannelVars{Name: ch.name, Uniqueid: ch.uid, Vars: ch.all})
 	}

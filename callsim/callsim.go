@@ -191,6 +191,11 @@ type IDs struct {
 	local  int
 	bridge int
 	optim  int // Local channel optimisation ids
+	// steps is Build's working space, reused from call to call: a call's steps are
+	// copied out at the end into a slice of their exact length. Appended to a call's own
+	// slice they took about three times their size (a load test's 200 calls a second
+	// allocated 18 MB/s there, and the load test's collections were timed as latency).
+	steps []Step
 }
 
 // NewIDs starts a sequence at epoch (Unix seconds).

@@ -5,6 +5,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"testing"
@@ -347,5 +349,44 @@ func TestSenderMeasuresFromTheScheduledInstant(t *testing.T) {
 	if lag.Count() != uint64(st.Connects) || lag.Summary().Max < sink.stall || st.MaxLag < lag.Summary().Max {
 		t.Errorf("lag recorded %d times for %d connects, max %v (all events %v): want >= the %v stall",
 			lag.Count(), st.Connects, lag.Summary().Max, st.MaxLag, sink.stall)
+	}
+}
+
+// holdGC keeps this process's collector from running while its heap grows within the
+// budget, and its release restores Go's settings (once, however often called).
+func TestHoldGC(t *testing.T) {
+	pct := debug.SetGCPercent(100)
+	debug.SetGCPercent(pct)
+	limit := debug.SetMemoryLimit(-1)
+	release := holdGC(512 << 20)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var keep [][]byte
+	for range 64 { // 64 MiB, half of it kept
+		b := make([]byte, 1<<20)
+		if len(keep) < 32 {
+			keep = append(keep, b)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if after.NumGC != before.NumGC {
+		t.Errorf("%d collections while held within the budget", after.NumGC-before.NumGC)
+	}
+	if got := debug.SetGCPercent(-1); got != -1 {
+		t.Errorf("GC percent while held = %d, want -1 (off below the limit)", got)
+	}
+	release()
+	release()
+	if got := debug.SetGCPercent(pct); got != pct {
+		t.Errorf("GC percent after release = %d, want %d", got, pct)
+	}
+	if got := debug.SetMemoryLimit(-1); got != limit {
+		t.Errorf("memory limit after release = %d, want %d", got, limit)
+	}
+	runtime.KeepAlive(keep)
+	// A negative budget leaves the collector alone.
+	holdGC(-1)()
+	if got := debug.SetGCPercent(pct); got != pct {
+		t.Errorf("GC percent after holdGC(-1) = %d, want %d", got, pct)
 	}
 }

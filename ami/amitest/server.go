@@ -551,9 +551,11 @@ func (s *Server) Send(raw []byte) error {
 	}
 	var errs []error
 	for _, c := range conns {
-		out, held := c.rules.Load().filterRaw(raw)
+		held, err := c.writeFiltered(raw)
 		s.held.Add(uint64(held))
-		errs = append(errs, c.write(out, true))
+		if err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -824,6 +826,18 @@ func (c *conn) write(b []byte, flush bool) error {
 		return c.bw.Flush()
 	}
 	return nil
+}
+
+// writeFiltered writes raw through the session's Filter rules and flushes; it returns
+// how many events the rules held back.
+func (c *conn) writeFiltered(raw []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	held, err := c.rules.Load().writeFiltered(c.bw, raw)
+	if err != nil {
+		return held, err
+	}
+	return held, c.bw.Flush()
 }
 
 func (c *conn) flush() error {

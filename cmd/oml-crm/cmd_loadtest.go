@@ -46,6 +46,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	keep := fs.Bool("keep", false, "keep the work directory (a temporary one is removed otherwise)")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	maxLag := fs.Duration("max-lag", loadtest.DefaultMaxLag, "bound on the generator lag (how late the fake Asterisk may write an event after its scheduled instant); a run over it fails with exit 3")
+	gcBudget := fs.Int64("gc-budget-mib", loadtest.DefaultGCBudget>>20, "how many MiB this process's heap may grow while the traffic flows before its own garbage collector runs (its pauses would be timed as the daemon's latency); 0: Go's default collector throughout")
 	pprofAddr := fs.String("pprof", "", "start the daemon with --pprof ADDR (loopback host:port) to serve its runtime profiles there")
 	cpuProfile := fs.String("cpuprofile", "", "write the daemon's CPU profile over the steady window to this file (needs --pprof)")
 	popP99 := fs.Duration("target-pop-p99", d.PopP99, "target: p99 connect→pop")
@@ -105,6 +106,10 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		Talk: *talk, Drain: *drain, Daemon: []string{bin}, DaemonLogLevel: *logLevel,
 		Targets: loadtest.Targets{ConnectRate: *targetRate, PopP99: *popP99, CRMP99: *crmP99},
 		MaxLag:  *maxLag, Pprof: *pprofAddr, CPUProfile: *cpuProfile,
+		GCBudget: *gcBudget << 20,
+	}
+	if *gcBudget <= 0 {
+		opts.GCBudget = -1
 	}
 	if err := opts.Check(); err != nil {
 		return fail(loadtestCouldNot, "%v", err)

@@ -109,7 +109,7 @@ func TestLoadtestUsage(t *testing.T) {
 	if code := runLoadtest(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("--help: exit %d", code)
 	}
-	for _, flag := range []string{"--rate", "--duration", "--agents", "--calls", "--source", "--report", "--daemon", "--max-lag", "--pprof", "--cpuprofile"} {
+	for _, flag := range []string{"--rate", "--duration", "--agents", "--calls", "--source", "--report", "--daemon", "--max-lag", "--gc-budget-mib", "--pprof", "--cpuprofile"} {
 		if !strings.Contains(stdout.String(), flag) {
 			t.Errorf("--help does not document %s:\n%s", flag, stdout.String())
 		}
