@@ -14,10 +14,10 @@ import (
 // both, an event matching an include rule and no exclude rule. It is immutable: Filter
 // replaces a session's filter with a copy holding one more rule.
 type sessionFilter struct {
-	include, exclude []*regexp.Regexp
+	include, exclude []matcher
 }
 
-func (f *sessionFilter) with(re *regexp.Regexp, exclude bool) *sessionFilter {
+func (f *sessionFilter) with(re matcher, exclude bool) *sessionFilter {
 	n := &sessionFilter{}
 	if f != nil {
 		n.include = append(n.include, f.include...)
@@ -42,7 +42,7 @@ func (f *sessionFilter) allows(ev []byte) bool {
 	return !matchAny(f.exclude, ev)
 }
 
-func matchAny(res []*regexp.Regexp, ev []byte) bool {
+func matchAny(res []matcher, ev []byte) bool {
 	for _, re := range res {
 		if re.Match(ev) {
 			return true

@@ -1046,7 +1046,7 @@ func (c *conn) filter(req *ami.Message) bool {
 	if pattern == "" {
 		return c.reply(req, "Error", msg("Filter was formatted incorrectly.  Check the syntax of the filter given.")) == nil
 	}
-	re, err := compileLegacyFilter(pattern)
+	re, err := compileRule(pattern)
 	if err != nil {
 		return c.reply(req, "Error", msg("Filter did not compile.  Check the syntax of the filter given.")) == nil
 	}
