@@ -64,6 +64,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/internal/backoff"
+	"github.com/omlcrm/oml-crm/internal/sockbuf"
 )
 
 // State is the client's connection state, reported through Config.OnState.
@@ -116,6 +117,10 @@ type Config struct {
 	Secret   string      // its secret; never logged
 	AuthMD5  bool        // log in with the MD5 challenge (Action: Challenge) instead of the plain secret
 	TLS      *tls.Config // non-nil: connect with TLS (manager.conf tlsenable); ServerName defaults to Address's host
+	// ReceiveBuffer, when positive, is the TCP receive buffer asked for the connection
+	// (internal/sockbuf: Asterisk's events arrive as many small segments); 0 leaves the
+	// kernel's autotuning.
+	ReceiveBuffer int
 
 	// Events is the Login `Events:` mask: event classes such as "call", "dialplan",
 	// "agent" (joined with commas); empty means "on" (all classes the user may read).
@@ -461,6 +466,19 @@ func errorKind(err error) string {
 	return "io"
 }
 
+// sizeReceiveBuffer applies Config.ReceiveBuffer to conn and warns when the kernel
+// granted less (net.core.rmem_max).
+func (c *Client) sizeReceiveBuffer(conn net.Conn) {
+	granted, err := sockbuf.Set(conn, c.cfg.ReceiveBuffer)
+	switch {
+	case err != nil:
+		c.log.Warn().Err(err).Int("asked", c.cfg.ReceiveBuffer).Msg("ami: setting the connection's receive buffer (asterisk.receive_buffer)")
+	case granted > 0 && granted < c.cfg.ReceiveBuffer:
+		c.log.Warn().Int("asked", c.cfg.ReceiveBuffer).Int("granted", granted).
+			Msg("ami: the kernel granted a smaller receive buffer than asterisk.receive_buffer (net.core.rmem_max caps it): raise net.core.rmem_max so that bursts of events do not stall the stream")
+	}
+}
+
 // session is one TCP connection, from login to failure.
 type session struct {
 	conn   net.Conn
@@ -499,6 +517,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ami: connecting to %s: %w", c.cfg.Address, err)
 	}
+	c.sizeReceiveBuffer(conn)
 	if c.cfg.TLS != nil {
 		tc := c.cfg.TLS.Clone()
 		if tc.ServerName == "" {

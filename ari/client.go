@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
@@ -24,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/internal/backoff"
+	"github.com/omlcrm/oml-crm/internal/sockbuf"
 )
 
 // Client is a connection to one Asterisk's ARI. Its methods are safe for concurrent use.
@@ -80,6 +82,9 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if c.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 8
+		if cfg.ReceiveBuffer > 0 {
+			tr.DialContext = c.dialSized(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second})
+		}
 		c.http = &http.Client{Transport: tr}
 		c.ownHTTP = true
 	}
@@ -87,6 +92,26 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	c.cancel = cancel
 	go c.run(loopCtx)
 	return c, nil
+}
+
+// dialSized dials with d and applies Config.ReceiveBuffer to the connection, warning
+// when the kernel granted less (net.core.rmem_max).
+func (c *Client) dialSized(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		granted, err := sockbuf.Set(conn, c.cfg.ReceiveBuffer)
+		switch {
+		case err != nil:
+			c.log.Warn().Err(err).Int("asked", c.cfg.ReceiveBuffer).Msg("ari: setting the connection's receive buffer (asterisk.receive_buffer)")
+		case granted > 0 && granted < c.cfg.ReceiveBuffer:
+			c.log.Warn().Int("asked", c.cfg.ReceiveBuffer).Int("granted", granted).
+				Msg("ari: the kernel granted a smaller receive buffer than asterisk.receive_buffer (net.core.rmem_max caps it): raise net.core.rmem_max so that bursts of events do not stall the stream")
+		}
+		return conn, nil
+	}
 }
 
 // Close stops the events loop and waits for it (and for a running Handler call) to end.

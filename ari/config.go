@@ -82,6 +82,10 @@ type Config struct {
 	// with jitter (defaults 100 ms and 800 ms).
 	MinBackoff, MaxBackoff time.Duration
 
+	// ReceiveBuffer, when positive, is the TCP receive buffer asked for the connections
+	// of the private HTTP client (the events websocket's above all: internal/sockbuf);
+	// 0 leaves the kernel's autotuning. Not applied to a caller's HTTPClient.
+	ReceiveBuffer int
 	// HTTPClient is used for REST and the websocket handshake; nil uses a private client.
 	HTTPClient *http.Client
 	Logger     zerolog.Logger

@@ -85,6 +85,12 @@ type Asterisk struct {
 	Source string `mapstructure:"source" json:"source"`
 	AMI    AMI    `mapstructure:"ami" json:"ami"`
 	ARI    ARI    `mapstructure:"ari" json:"ari"`
+	// ReceiveBuffer is asterisk.receive_buffer (4MiB): the TCP receive buffer of the
+	// connections to Asterisk (the AMI session, ARI's events websocket and REST). Asterisk
+	// writes each event on its own, and with the kernel's small autotuned buffer a burst
+	// stalled the stream for 200 ms (internal/sockbuf). 0 leaves the kernel's autotuning;
+	// the kernel caps it at net.core.rmem_max (a warning says so).
+	ReceiveBuffer ByteSize `mapstructure:"receive_buffer" json:"receive_buffer"`
 }
 
 // AMI configures the Asterisk Manager Interface connection (asterisk.source=ami).
@@ -353,6 +359,7 @@ func Default() *Config {
 				App:            "omlcrm",
 				RequestTimeout: 5 * time.Second,
 			},
+			ReceiveBuffer: 4 << 20,
 		},
 		Phases: defaultPhases(),
 		Calls: Calls{

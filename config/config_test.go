@@ -393,7 +393,7 @@ func TestByteSize(t *testing.T) {
 
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
-	if len(keys) != 77 {
+	if len(keys) != 78 {
 		t.Errorf("only %d keys: %v", len(keys), keys)
 	}
 	for _, k := range []string{"asterisk.ami.secret", "delivery.sites", "agentws.django_secret_key", "cluster.redis_url", "cluster.redis_prefix", "calls.lazy_var_timeout",

@@ -80,6 +80,9 @@ func (c *Config) Validate() error {
 			v.addf("asterisk.ami.events", "entry %d %q is not an AMI event name", i, e)
 		}
 	}
+	if rb := c.Asterisk.ReceiveBuffer; rb != 0 && (rb < 64<<10 || rb > 1<<30) {
+		v.addf("asterisk.receive_buffer", "must be 0 (the kernel's autotuning) or between 64KiB and 1GiB, got %s", rb)
+	}
 	if ami.MaxLine < 1<<10 || ami.MaxLine > 1<<30 {
 		v.addf("asterisk.ami.max_line", "must be between 1KiB and 1GiB, got %s", ami.MaxLine)
 	}

@@ -528,6 +528,7 @@ func (d *Daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 			ActionTimeout: cfg.AMI.ActionTimeout,
 			PingInterval:  cfg.AMI.PingInterval,
 			MaxLine:       int(cfg.AMI.MaxLine),
+			ReceiveBuffer: int(cfg.ReceiveBuffer),
 			MaxMessage:    int(cfg.AMI.MaxMessage),
 			SkipOversized: d.tracker.SkipOversizedAMI,
 			Logger:        log,
@@ -549,6 +550,7 @@ func (d *Daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 			Handler:        d.tracker.HandleARI,
 			OnState:        func(s ari.State, err error) { d.sourceState(s == ari.StateConnected, err) },
 			RequestTimeout: cfg.ARI.RequestTimeout,
+			ReceiveBuffer:  int(cfg.ReceiveBuffer),
 			Logger:         log,
 			Metrics:        m,
 		})
