@@ -1,0 +1,5 @@
+//go:build !race
+
+package amitest_test
+
+const raceEnabled = false
