@@ -179,6 +179,7 @@ func (b *builder) dial(caller, peer *simChan, dialstring, status string) {
 // be interleaved.
 func Build(ids *IDs, p Params) *Call {
 	c := &Call{Params: p}
+	ids.steps = ids.steps[:0] // empty unless an earlier Build panicked half-way
 	b := &builder{ids: ids, c: c, omit: map[string]bool{}, live: map[*simChan]bool{}}
 	for _, n := range p.Omit {
 		b.omit[strings.ToUpper(strings.TrimPrefix(n, "__"))] = true
