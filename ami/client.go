@@ -466,19 +466,6 @@ func errorKind(err error) string {
 	return "io"
 }
 
-// sizeReceiveBuffer applies Config.ReceiveBuffer to conn and warns when the kernel
-// granted less (net.core.rmem_max).
-func (c *Client) sizeReceiveBuffer(conn net.Conn) {
-	granted, err := sockbuf.Set(conn, c.cfg.ReceiveBuffer)
-	switch {
-	case err != nil:
-		c.log.Warn().Err(err).Int("asked", c.cfg.ReceiveBuffer).Msg("ami: setting the connection's receive buffer (asterisk.receive_buffer)")
-	case granted > 0 && granted < c.cfg.ReceiveBuffer:
-		c.log.Warn().Int("asked", c.cfg.ReceiveBuffer).Int("granted", granted).
-			Msg("ami: the kernel granted a smaller receive buffer than asterisk.receive_buffer (net.core.rmem_max caps it): raise net.core.rmem_max so that bursts of events do not stall the stream")
-	}
-}
-
 // session is one TCP connection, from login to failure.
 type session struct {
 	conn   net.Conn
@@ -517,7 +504,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ami: connecting to %s: %w", c.cfg.Address, err)
 	}
-	c.sizeReceiveBuffer(conn)
+	sockbuf.Apply(conn, c.cfg.ReceiveBuffer, c.log)
 	if c.cfg.TLS != nil {
 		tc := c.cfg.TLS.Clone()
 		if tc.ServerName == "" {

@@ -94,22 +94,14 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// dialSized dials with d and applies Config.ReceiveBuffer to the connection, warning
-// when the kernel granted less (net.core.rmem_max).
+// dialSized dials with d and applies Config.ReceiveBuffer to the connection.
 func (c *Client) dialSized(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		granted, err := sockbuf.Set(conn, c.cfg.ReceiveBuffer)
-		switch {
-		case err != nil:
-			c.log.Warn().Err(err).Int("asked", c.cfg.ReceiveBuffer).Msg("ari: setting the connection's receive buffer (asterisk.receive_buffer)")
-		case granted > 0 && granted < c.cfg.ReceiveBuffer:
-			c.log.Warn().Int("asked", c.cfg.ReceiveBuffer).Int("granted", granted).
-				Msg("ari: the kernel granted a smaller receive buffer than asterisk.receive_buffer (net.core.rmem_max caps it): raise net.core.rmem_max so that bursts of events do not stall the stream")
-		}
+		sockbuf.Apply(conn, c.cfg.ReceiveBuffer, c.log)
 		return conn, nil
 	}
 }

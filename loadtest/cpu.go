@@ -23,10 +23,7 @@ func ReadCPU(pid int) (time.Duration, error) {
 // and in the kernel (system calls, page faults, and the network stack's work done on its
 // behalf), from /proc/<pid>/stat (Linux).
 func ReadCPUTimes(pid int) (user, system time.Duration, err error) {
-	p := "/proc/self/stat"
-	if pid > 0 {
-		p = fmt.Sprintf("/proc/%d/stat", pid)
-	}
+	p := procPath(pid, "stat")
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return 0, 0, fmt.Errorf("reading CPU time: %w", err)
@@ -123,10 +120,7 @@ func (c TCPCounters) Sub(before TCPCounters) TCPCounters {
 // shows hand-offs and wake-ups that CPU time hides in its noise. Threads that already
 // exited are not counted (Go keeps its threads).
 func ReadContextSwitches(pid int) (uint64, error) {
-	dir := "/proc/self/task"
-	if pid > 0 {
-		dir = fmt.Sprintf("/proc/%d/task", pid)
-	}
+	dir := procPath(pid, "task")
 	tasks, err := os.ReadDir(dir)
 	if err != nil {
 		return 0, fmt.Errorf("reading context switches: %w", err)
@@ -153,4 +147,12 @@ func ReadContextSwitches(pid int) (uint64, error) {
 		}
 	}
 	return total, nil
+}
+
+// procPath is /proc/<pid>/name, or /proc/self/name for pid 0.
+func procPath(pid int, name string) string {
+	if pid > 0 {
+		return fmt.Sprintf("/proc/%d/%s", pid, name)
+	}
+	return "/proc/self/" + name
 }

@@ -19,10 +19,7 @@ import (
 // ReadRSS returns the resident set size of process pid (0: this process) from
 // /proc/<pid>/status (Linux).
 func ReadRSS(pid int) (uint64, error) {
-	p := "/proc/self/status"
-	if pid > 0 {
-		p = fmt.Sprintf("/proc/%d/status", pid)
-	}
+	p := procPath(pid, "status")
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return 0, fmt.Errorf("reading RSS: %w", err)

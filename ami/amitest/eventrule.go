@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"regexp"
 	"strings"
+
+	"github.com/omlcrm/oml-crm/ami"
 )
 
 // matcher is one compiled Filter rule: whether Asterisk's regexec finds the rule in an
@@ -58,20 +60,42 @@ const (
 	ruleVarTail = ".*" + ruleSpace + "Variable: _{0,2}("
 )
 
-// parseEventRule recognises a pattern of eventRule's form, exactly as written.
+// parseEventRule recognises a pattern of eventRule's form: what it reads must give the
+// pattern back, byte for byte, through ami.EventFilterRule, so only the rules the daemon
+// writes are taken, however that function changes.
 func parseEventRule(p string) (*eventRule, bool) {
+	r, ok := readEventRule(p)
+	if !ok {
+		return nil, false
+	}
+	var events []string
+	events = append(events, r.names...)
+	var vars ami.VarSetFilter
+	if r.varSet {
+		events = append(events, "VarSet")
+		for _, v := range r.vars {
+			if v.wholeName {
+				vars.Names = append(vars.Names, v.lower)
+			} else {
+				vars.Prefixes = append(vars.Prefixes, v.lower)
+			}
+		}
+	}
+	if again, ok := ami.EventFilterRule(events, vars); !ok || again != p {
+		return nil, false
+	}
+	return r, true
+}
+
+// readEventRule reads the parts of a pattern of eventRule's form.
+func readEventRule(p string) (*eventRule, bool) {
 	r := &eventRule{}
 	if rest, ok := strings.CutPrefix(p, ruleNames); ok {
 		end := strings.Index(rest, ")"+ruleSpace)
 		if end <= 0 {
 			return nil, false
 		}
-		for _, n := range strings.Split(rest[:end], "|") {
-			if !plainRuleName(n) {
-				return nil, false
-			}
-			r.names = append(r.names, n)
-		}
+		r.names = strings.Split(rest[:end], "|")
 		p = rest[end+1+len(ruleSpace):]
 		if p == "" {
 			return r, true
@@ -124,19 +148,6 @@ func unfold(s string) (string, bool) {
 		}
 	}
 	return b.String(), b.Len() > 0
-}
-
-func plainRuleName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := range len(s) {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
 }
 
 // isSpace is POSIX [[:space:]] in the C locale.

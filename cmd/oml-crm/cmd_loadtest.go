@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	gcBudget := fs.Int64("gc-budget-mib", loadtest.DefaultGCBudget>>20, "how many MiB this process's heap may grow while the traffic flows before its own garbage collector runs (its pauses would be timed as the daemon's latency); 0: Go's default collector throughout")
 	pprofAddr := fs.String("pprof", "", "start the daemon with --pprof ADDR (loopback host:port) to serve its runtime profiles there")
 	cpuProfile := fs.String("cpuprofile", "", "write the daemon's CPU profile over the steady window to this file (needs --pprof)")
+	selfProfile := fs.String("self-cpuprofile", "", "write the load test's own CPU profile (fake Asterisk, agents, CRM; the whole run) to this file")
 	popP99 := fs.Duration("target-pop-p99", d.PopP99, "target: p99 connect→pop")
 	crmP99 := fs.Duration("target-crm-p99", d.CRMP99, "target: p99 connect→CRM")
 	targetRate := fs.Float64("target-rate", 0, "target: connects per second sustained for --duration (default: --rate; 0 with --rate: no rate target)")
@@ -150,7 +152,20 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	runCtx, cancel := context.WithTimeout(ctx, *duration+*grace)
 	defer cancel()
 	fmt.Fprintf(stderr, "oml-crm loadtest: %s source, %.0f connects/s for %s, %d agents; work dir %s\n", *source, *rate, *duration, *agents, dir)
+	if *selfProfile != "" {
+		f, err := os.Create(*selfProfile)
+		if err != nil {
+			return fail(loadtestCouldNot, "--self-cpuprofile: %v", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fail(loadtestCouldNot, "--self-cpuprofile: %v", err)
+		}
+	}
 	res, err := loadtest.Run(runCtx, opts)
+	if *selfProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		return fail(loadtestCouldNot, "%v", err)
 	}

@@ -26,7 +26,7 @@ func TestLoadtestSmallRun(t *testing.T) {
 			code := runLoadtest(context.Background(), []string{
 				"--daemon", bin, "--source", source, "--rate", "20", "--duration", "3s", "--agents", "20",
 				"--talk", "2s", "--grace", "60s", "--work-dir", filepath.Join(dir, "work"), "--quiet",
-				"--report", reportPath, "--json", jsonPath,
+				"--report", reportPath, "--json", jsonPath, "--self-cpuprofile", filepath.Join(dir, "self.pprof"),
 				"--max-lag", "1m", // the generator's lag depends on the machine's load, not on the code tested here
 			}, &stdout, &stderr)
 			t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
@@ -34,6 +34,10 @@ func TestLoadtestSmallRun(t *testing.T) {
 				t.Fatalf("exit %d, want %d (completed)", code, loadtestCompleted)
 			}
 
+			// The load test's own profile: a gzipped pprof file.
+			if prof, err := os.ReadFile(filepath.Join(dir, "self.pprof")); err != nil || len(prof) < 2 || prof[0] != 0x1f || prof[1] != 0x8b {
+				t.Errorf("--self-cpuprofile: %d bytes, %v; want a gzipped profile", len(prof), err)
+			}
 			raw, err := os.ReadFile(jsonPath)
 			if err != nil {
 				t.Fatal(err)
@@ -109,7 +113,7 @@ func TestLoadtestUsage(t *testing.T) {
 	if code := runLoadtest(context.Background(), []string{"--help"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("--help: exit %d", code)
 	}
-	for _, flag := range []string{"--rate", "--duration", "--agents", "--calls", "--source", "--report", "--daemon", "--max-lag", "--gc-budget-mib", "--pprof", "--cpuprofile"} {
+	for _, flag := range []string{"--rate", "--duration", "--agents", "--calls", "--source", "--report", "--daemon", "--max-lag", "--gc-budget-mib", "--pprof", "--cpuprofile", "--self-cpuprofile"} {
 		if !strings.Contains(stdout.String(), flag) {
 			t.Errorf("--help does not document %s:\n%s", flag, stdout.String())
 		}

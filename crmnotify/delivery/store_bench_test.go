@@ -32,19 +32,7 @@ func BenchmarkStorePerDelivery(b *testing.B) {
 	}
 	defer s.close()
 	base := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
-	one := func(i int) {
-		d := benchStoreDelivery(base, i)
-		ok, err := s.insert(ctx, d, "bench-instance", d.CreatedAt.Add(time.Minute))
-		if err != nil || !ok {
-			b.Fatalf("insert %d: %v (inserted %v)", i, err, ok)
-		}
-		at := d.CreatedAt.Add(3 * time.Millisecond)
-		att := []Attempt{{At: at, Status: 200, Latency: 2 * time.Millisecond, Response: `{"ok":true}`}}
-		r := result{status: StatusDelivered, lastStatus: 200, deliveredAt: at.Add(2 * time.Millisecond), latency: 40 * time.Millisecond}
-		if err := s.finish(ctx, d.ID, "bench-instance", att, r); err != nil {
-			b.Fatalf("finish %d: %v", i, err)
-		}
-	}
+	one := func(i int) { storeOneDelivery(b, ctx, s, base, i) }
 	for i := range 100 { // prepared statements, a few pages of each b-tree
 		one(-1 - i)
 	}
@@ -61,6 +49,23 @@ func BenchmarkStorePerDelivery(b *testing.B) {
 	slices.Sort(lat)
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 	b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+}
+
+// storeOneDelivery makes the store work of the i-th delivery: its insert (claimed by
+// this instance), then its finish as delivered with one attempt record.
+func storeOneDelivery(tb testing.TB, ctx context.Context, s *sqlStore, base time.Time, i int) {
+	tb.Helper()
+	d := benchStoreDelivery(base, i)
+	ok, err := s.insert(ctx, d, "bench-instance", d.CreatedAt.Add(time.Minute))
+	if err != nil || !ok {
+		tb.Fatalf("insert %d: %v (inserted %v)", i, err, ok)
+	}
+	at := d.CreatedAt.Add(3 * time.Millisecond)
+	att := []Attempt{{At: at, Status: 200, Latency: 2 * time.Millisecond, Response: `{"ok":true}`}}
+	r := result{status: StatusDelivered, lastStatus: 200, deliveredAt: at.Add(2 * time.Millisecond), latency: 40 * time.Millisecond}
+	if err := s.finish(ctx, d.ID, "bench-instance", att, r); err != nil {
+		tb.Fatalf("finish %d: %v", i, err)
+	}
 }
 
 // benchStoreDelivery is the i-th delivery of BenchmarkStorePerDelivery: the shape of

@@ -288,18 +288,7 @@ func TestSQLiteDeliveryStartsFewGoroutines(t *testing.T) {
 	}
 	defer s.close()
 	base := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	one := func(i int) {
-		d := benchStoreDelivery(base, i)
-		if ok, err := s.insert(ctx, d, "test-instance", d.CreatedAt.Add(time.Minute)); err != nil || !ok {
-			t.Fatalf("insert %d: %v (inserted %v)", i, err, ok)
-		}
-		at := d.CreatedAt.Add(3 * time.Millisecond)
-		att := []Attempt{{At: at, Status: 200, Latency: 2 * time.Millisecond, Response: `{"ok":true}`}}
-		r := result{status: StatusDelivered, lastStatus: 200, deliveredAt: at.Add(2 * time.Millisecond), latency: 5 * time.Millisecond}
-		if err := s.finish(ctx, d.ID, "test-instance", att, r); err != nil {
-			t.Fatalf("finish %d: %v", i, err)
-		}
-	}
+	one := func(i int) { storeOneDelivery(t, ctx, s, base, i) }
 	for i := range 10 { // statements prepared
 		one(-1 - i)
 	}
@@ -317,7 +306,7 @@ func TestSQLiteDeliveryStartsFewGoroutines(t *testing.T) {
 	// whole: a connect seen is kept.
 	cancel()
 	d := benchStoreDelivery(base, n+1)
-	if ok, err := s.insert(ctx, d, "test-instance", base); err != nil || !ok {
+	if ok, err := s.insert(ctx, d, "bench-instance", base); err != nil || !ok {
 		t.Fatalf("insert under a cancelled context: %v (inserted %v)", err, ok)
 	}
 	if got, err := s.get(context.Background(), d.ID); err != nil || got.ID != d.ID || string(got.Body) != string(d.Body) {

@@ -2,6 +2,9 @@ package sockbuf
 
 import (
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -20,4 +23,14 @@ func receiveBuffer(tc *net.TCPConn) int {
 		return 0
 	}
 	return v / 2
+}
+
+// Max returns the largest receive buffer the kernel grants (net.core.rmem_max).
+func Max() (int, bool) {
+	b, err := os.ReadFile("/proc/sys/net/core/rmem_max")
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n, err == nil
 }

@@ -12,6 +12,8 @@ package sockbuf
 
 import (
 	"net"
+
+	"github.com/rs/zerolog"
 )
 
 // Set sets conn's receive buffer to size bytes when conn is a TCP connection and size
@@ -26,4 +28,17 @@ func Set(conn net.Conn, size int) (granted int, err error) {
 		return 0, err
 	}
 	return receiveBuffer(tc), nil
+}
+
+// Apply sets conn's receive buffer to size bytes (asterisk.receive_buffer) like Set, and
+// logs on log what went wrong or that the kernel granted less than asked.
+func Apply(conn net.Conn, size int, log zerolog.Logger) {
+	granted, err := Set(conn, size)
+	switch {
+	case err != nil:
+		log.Warn().Err(err).Int("asked", size).Msg("setting the connection's receive buffer (asterisk.receive_buffer)")
+	case granted > 0 && granted < size:
+		log.Warn().Int("asked", size).Int("granted", granted).
+			Msg("the kernel granted a smaller receive buffer than asterisk.receive_buffer (net.core.rmem_max caps it): raise net.core.rmem_max so that bursts of events do not stall the stream")
+	}
 }
