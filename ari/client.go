@@ -44,6 +44,9 @@ type Client struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	// filterRefused: a 403 to the server-side event filter was logged (once, at info).
+	filterRefused atomic.Bool
+
 	mu        sync.Mutex
 	connected bool
 	lastErr   error
@@ -298,6 +301,10 @@ func (c *Client) session(ctx context.Context, buf *bytes.Buffer) (wasUp bool, er
 		defer wg.Done()
 		c.keepalive(sctx, conn, act)
 	}()
+	if c.cfg.ServerFilter && len(c.cfg.EventTypes) > 0 {
+		// Beside the reader: the reply may take a while, events flow meanwhile.
+		wg.Go(func() { c.sendEventFilter(sctx) })
+	}
 	err = c.read(sctx, conn, act, buf)
 	stop()
 	conn.CloseNow()
@@ -362,6 +369,31 @@ func (c *Client) read(ctx context.Context, conn *websocket.Conn, act *activity, 
 			c.cfg.Handler(ev)
 			act.busy.Store(false)
 		}
+	}
+}
+
+// sendEventFilter asks Asterisk for Config.EventTypes only (Config.ServerFilter) and logs
+// the outcome. Asterisk keeps the filter on the application, not the websocket; it is
+// sent after every connect all the same, since the application may have been destroyed
+// (and its filter with it) while no websocket held it.
+func (c *Client) sendEventFilter(ctx context.Context) {
+	app, err := c.SetEventFilter(ctx, c.cfg.EventTypes)
+	switch {
+	case err == nil:
+		if n := len(app.EventsAllowed); n != len(c.cfg.EventTypes) {
+			c.log.Warn().Int("allowed", n).Strs("types", c.cfg.EventTypes).
+				Msg("Asterisk answered the ARI event filter with another allowed list; events are still filtered here")
+			return
+		}
+		c.log.Debug().Strs("types", c.cfg.EventTypes).Msg("ARI event filter set: Asterisk sends only these event types")
+	case ctx.Err() != nil:
+	case errors.Is(err, ErrForbidden):
+		if !c.filterRefused.Swap(true) {
+			c.log.Info().Err(err).
+				Msg("Asterisk refused the ARI event filter (the ari.conf user is read_only): every event crosses the websocket and is filtered here (docs/omnileads.md)")
+		}
+	default:
+		c.log.Warn().Err(err).Msg("setting the ARI event filter; every event crosses the websocket and is filtered here")
 	}
 }
 

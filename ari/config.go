@@ -48,6 +48,13 @@ type Config struct {
 	// (escaped keys, odd "type" values) the event is decoded, then filtered. Nil: all events
 	// (an empty non-nil list: none).
 	EventTypes []string
+	// ServerFilter, with EventTypes non-empty, asks Asterisk after each events websocket
+	// connect to send App only those types (SetEventFilter; Asterisk checks it as each
+	// event leaves for the websocket), so the others never cross it. Events that arrive
+	// before the reply are still filtered here. Asterisk refuses it to a read_only
+	// ari.conf user (403 Write access denied): that is logged once at info level and the
+	// client goes on filtering on its side; another refusal is logged as a warning.
+	ServerFilter bool
 	// AcceptVariable, when non-nil, is asked about the variable of each ChannelVarset event
 	// (its raw name, "__" prefix included, valid only during the call) before the event is
 	// decoded; false skips it like an unwanted type (counted as skipped). Most ChannelVarsets

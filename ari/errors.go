@@ -21,6 +21,9 @@ var (
 	ErrBridgeNotFound = errors.New("ari: bridge not found")
 	// ErrBadRequest: Asterisk answered 400 (a missing or invalid parameter).
 	ErrBadRequest = errors.New("ari: bad request")
+	// ErrForbidden: Asterisk answered 403 (a read_only ari.conf user asking for a change:
+	// "Write access denied"; or the user's ACL).
+	ErrForbidden = errors.New("ari: forbidden")
 
 	// ErrStalled: the events websocket went silent and did not answer a ping in time.
 	ErrStalled = errors.New("ari: events websocket stalled")
@@ -64,6 +67,8 @@ func (e *HTTPError) Is(target error) bool {
 		return e.Status == http.StatusNotFound
 	case ErrBadRequest:
 		return e.Status == http.StatusBadRequest
+	case ErrForbidden:
+		return e.Status == http.StatusForbidden
 	case ErrVariableNotFound:
 		return e.Status == http.StatusNotFound && e.Message == msgVariableNotFound
 	case ErrChannelNotFound:

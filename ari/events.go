@@ -453,3 +453,8 @@ func skipValue(data []byte, i int) int {
 	}
 	return i
 }
+
+// PeekType is the event's top-level "type" read without decoding (see peekType), or nil
+// when a scan cannot be sure of it: then decode the message to know. Fakes of Asterisk
+// use it to apply an application's event filter at the cost of a scan.
+func PeekType(data []byte) []byte { return peekType(data) }

@@ -1,9 +1,11 @@
 package ari
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -77,9 +79,62 @@ func (c *Client) Variable(ctx context.Context, channelID, name string) (string, 
 	return v.Value, nil
 }
 
+// Application is ARI's Application model (GET /applications/{name}, and the reply of
+// PUT /applications/{name}/eventFilter).
+type Application struct {
+	Name        string   `json:"name"`
+	ChannelIDs  []string `json:"channel_ids"`
+	BridgeIDs   []string `json:"bridge_ids"`
+	EndpointIDs []string `json:"endpoint_ids"`
+	DeviceNames []string `json:"device_names"`
+	// EventsAllowed and EventsDisallowed are the application's event filter: objects
+	// with a "type" (Asterisk keeps them as given). Empty allowed: every type.
+	EventsAllowed    []EventTypeFilter `json:"events_allowed"`
+	EventsDisallowed []EventTypeFilter `json:"events_disallowed"`
+}
+
+// EventTypeFilter is one entry of an application's event filter.
+type EventTypeFilter struct {
+	Type string `json:"type"`
+}
+
+// SetEventFilter asks Asterisk to send the application App only the events of the given
+// types (PUT /ari/applications/{App}/eventFilter with {"allowed": [{"type": …}, …]}, which
+// also clears any disallowed list). Asterisk checks it as each event leaves for the
+// websocket: the others never cross it. An empty list would allow every type, so it is
+// refused here. A read_only ari.conf user gets 403 (ErrForbidden).
+func (c *Client) SetEventFilter(ctx context.Context, types []string) (*Application, error) {
+	if len(types) == 0 {
+		return nil, errors.New("ari: SetEventFilter: no event type (an empty allowed list lets every event through)")
+	}
+	body := struct {
+		Allowed    []EventTypeFilter `json:"allowed"`
+		Disallowed []EventTypeFilter `json:"disallowed"`
+	}{Allowed: make([]EventTypeFilter, len(types)), Disallowed: []EventTypeFilter{}}
+	for i, t := range types {
+		body.Allowed[i].Type = t
+	}
+	raw, err := json.Marshal(body)
+	if err != nil {
+		return nil, fmt.Errorf("ari: SetEventFilter: %w", err)
+	}
+	var app Application
+	path := "/applications/" + url.PathEscape(c.cfg.App) + "/eventFilter"
+	if err := c.do(ctx, http.MethodPut, "/applications/{name}/eventFilter", path, nil, raw, &app); err != nil {
+		return nil, err
+	}
+	return &app, nil
+}
+
 // get performs one REST GET under /ari and decodes a 2xx JSON reply into out. route is the
 // path pattern used as the metrics label.
 func (c *Client) get(ctx context.Context, route, path string, query url.Values, out any) error {
+	return c.do(ctx, http.MethodGet, route, path, query, nil, out)
+}
+
+// do performs one REST request under /ari (body, when non-nil, is sent as JSON) and
+// decodes a 2xx JSON reply into out.
+func (c *Client) do(ctx context.Context, method, route, path string, query url.Values, body []byte, out any) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 
@@ -96,35 +151,45 @@ func (c *Client) get(ctx context.Context, route, path string, query url.Values, 
 		query.Set("api_key", c.cfg.APIKey)
 	}
 	u.RawQuery = query.Encode()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
 	if err != nil {
-		return fmt.Errorf("ari: GET %s: %w", safePath, err)
+		return fmt.Errorf("ari: %s %s: %w", method, safePath, err)
 	}
 	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		// Exactly this: Asterisk reads a body only with Content-Type application/json,
+		// and treats any other as no body at all.
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if c.cfg.Username != "" {
 		req.Header.Set("Authorization", basicAuth(c.cfg.Username, c.cfg.Password))
 	}
 
+	label := method + " " + route
 	start := time.Now()
 	resp, err := c.http.Do(req)
 	if err != nil {
-		c.metrics.restDone("GET "+route, 0, time.Since(start))
-		return fmt.Errorf("ari: GET %s: %w", safePath, scrubURLError(err))
+		c.metrics.restDone(label, 0, time.Since(start))
+		return fmt.Errorf("ari: %s %s: %w", method, safePath, scrubURLError(err))
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(c.cfg.MaxResponse)+1))
-	c.metrics.restDone("GET "+route, resp.StatusCode, time.Since(start))
+	reply, err := io.ReadAll(io.LimitReader(resp.Body, int64(c.cfg.MaxResponse)+1))
+	c.metrics.restDone(label, resp.StatusCode, time.Since(start))
 	if err != nil {
-		return fmt.Errorf("ari: GET %s: reading the reply: %w", safePath, err)
+		return fmt.Errorf("ari: %s %s: reading the reply: %w", method, safePath, err)
 	}
-	if len(body) > c.cfg.MaxResponse {
-		return fmt.Errorf("ari: GET %s: reply larger than %d bytes (MaxResponse)", safePath, c.cfg.MaxResponse)
+	if len(reply) > c.cfg.MaxResponse {
+		return fmt.Errorf("ari: %s %s: reply larger than %d bytes (MaxResponse)", method, safePath, c.cfg.MaxResponse)
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return &HTTPError{Status: resp.StatusCode, Message: asteriskMessage(body), Method: http.MethodGet, Path: safePath}
+		return &HTTPError{Status: resp.StatusCode, Message: asteriskMessage(reply), Method: method, Path: safePath}
 	}
-	if err := json.Unmarshal(body, out); err != nil {
-		return fmt.Errorf("ari: GET %s: decoding the reply: %w", safePath, err)
+	if err := json.Unmarshal(reply, out); err != nil {
+		return fmt.Errorf("ari: %s %s: decoding the reply: %w", method, safePath, err)
 	}
 	return nil
 }

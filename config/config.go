@@ -164,6 +164,13 @@ type ARI struct {
 	App string `mapstructure:"app" json:"app"`
 	// RequestTimeout is asterisk.ari.request_timeout (5s): timeout of each REST call.
 	RequestTimeout time.Duration `mapstructure:"request_timeout" json:"request_timeout"`
+	// ServerFilter is asterisk.ari.server_filter (true): after each events websocket
+	// connect, ask Asterisk (PUT /applications/{app}/eventFilter) to send the application
+	// only the event types the call tracker reads, so the rest (ChannelDialplan, device
+	// states, …, a third of a busy stream) never crosses the websocket. Asterisk allows
+	// it only to an ari.conf user with read_only = no; a refusal is logged once (info) and
+	// the client goes on filtering on its side.
+	ServerFilter bool `mapstructure:"server_filter" json:"server_filter"`
 }
 
 // Calls configures the call tracker.
@@ -358,6 +365,7 @@ func Default() *Config {
 				URL:            "http://127.0.0.1:8088",
 				App:            "omlcrm",
 				RequestTimeout: 5 * time.Second,
+				ServerFilter:   true,
 			},
 			ReceiveBuffer: 4 << 20,
 		},

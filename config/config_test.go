@@ -393,14 +393,14 @@ func TestByteSize(t *testing.T) {
 
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
-	if len(keys) != 78 {
+	if len(keys) != 79 {
 		t.Errorf("only %d keys: %v", len(keys), keys)
 	}
 	for _, k := range []string{"asterisk.ami.secret", "delivery.sites", "agentws.django_secret_key", "cluster.redis_url", "cluster.redis_prefix", "calls.lazy_var_timeout",
 		"delivery.sqlite_synchronous", "delivery.instance_id", "delivery.poll_interval", "delivery.min_backoff",
 		"delivery.max_backoff", "delivery.retention", "delivery.connect_timeout",
 		"asterisk.ami.tls_ca", "asterisk.ami.tls_server_name", "asterisk.ami.tls_insecure_skip_verify", "agentws.frame_probe_interval",
-		"asterisk.ami.max_line", "asterisk.ami.max_message"} {
+		"asterisk.ami.max_line", "asterisk.ami.max_message", "asterisk.ari.server_filter"} {
 		found := false
 		for _, have := range keys {
 			found = found || have == k

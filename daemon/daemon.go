@@ -546,6 +546,7 @@ func (d *Daemon) dialAsterisk(ctx context.Context, src *sourceRef) error {
 		c, err := ari.Dial(ctx, ari.Config{
 			URL: cfg.ARI.URL, Username: cfg.ARI.Username, Password: cfg.ARI.Password.Reveal(),
 			App: cfg.ARI.App, SubscribeAll: true, EventTypes: calls.ARIEventTypes(),
+			ServerFilter:   cfg.ARI.ServerFilter,     // the other types held back on Asterisk's side
 			AcceptVariable: d.tracker.AcceptVariable, // ChannelVarsets of ignored variables: skipped undecoded
 			Handler:        d.tracker.HandleARI,
 			OnState:        func(s ari.State, err error) { d.sourceState(s == ari.StateConnected, err) },

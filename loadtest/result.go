@@ -95,7 +95,7 @@ func (r *Result) Tables() (run, paths, targets *Table) {
 	if r.DaemonEvents >= 0 {
 		ingested = fmt.Sprintf("%.0f of %d sent", r.DaemonEvents, r.EventsSent)
 		if r.EventsHeld > 0 {
-			ingested += fmt.Sprintf(" (%d held back by the daemon's Filter rule)", r.EventsHeld)
+			ingested += fmt.Sprintf(" (%d held back by the daemon's server-side filter)", r.EventsHeld)
 		}
 		if r.DaemonEventRate >= 0 {
 			ingested += fmt.Sprintf("; %.0f/s in the steady window", r.DaemonEventRate)

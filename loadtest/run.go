@@ -162,8 +162,9 @@ type Result struct {
 	Connects   int // connects that must invoke a CRM (pop or request)
 	Skipped    int // connects on campaigns that invoke nothing
 	EventsSent uint64
-	// EventsHeld is how many of them the daemon's Filter rules (asterisk.ami.server_filter)
-	// kept off its AMI socket: the daemon reads EventsSent − EventsHeld.
+	// EventsHeld is how many of them the daemon's server-side filter kept off its socket
+	// (AMI: its Filter rules, asterisk.ami.server_filter; ARI: its application's event
+	// filter, asterisk.ari.server_filter): the daemon reads EventsSent − EventsHeld.
 	EventsHeld uint64
 	SendErrors int
 	SendError  string
@@ -514,7 +515,10 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	st := snd.Stats()
 	res.Calls, res.Connects, res.Skipped = st.Calls, st.Connects-st.Skipped, st.Skipped
 	res.EventsSent, res.SendErrors, res.SendError, res.MaxLag = st.Events, st.SendErrors, st.LastError, st.MaxLag
-	if a, ok := sink.(*amiSink); ok {
+	switch a := sink.(type) {
+	case *amiSink:
+		res.EventsHeld = a.srv.EventsHeld()
+	case *ariSink:
 		res.EventsHeld = a.srv.EventsHeld()
 	}
 	res.GeneratorLag = lag.Summary()

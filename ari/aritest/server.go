@@ -23,6 +23,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -40,6 +41,10 @@ const (
 	BodyVariableRequired = `{"message":"Variable name is required"}`
 	BodyResourceNotFound = `{"message":"Resource not found"}`
 	BodyAppRequired      = `{"message":"Missing required parameter app"}`
+	BodyWriteDenied      = `{"message":"Write access denied"}`
+	BodyAppNotFound      = `{"message":"Application not found"}`
+	BodyInvalidFilter    = `{"message":"Invalid format definition"}`
+	BodyBadRequestBody   = `{"message":"Error parsing request body"}`
 )
 
 // defaultInfo is served by /ari/asterisk/info until SetInfo is called.
@@ -55,6 +60,9 @@ type Options struct {
 	Username, Password string
 	// App, when set, is the only application name accepted on /ari/events (400 otherwise).
 	App string
+	// ReadOnly makes the user an ari.conf read_only one: every request but GET and OPTIONS
+	// is answered 403 Write access denied, before routing, as Asterisk does.
+	ReadOnly bool
 	// Addr to listen on; default "127.0.0.1:0".
 	Addr string
 }
@@ -71,7 +79,10 @@ type Server struct {
 	running  bool
 
 	user, pass string
+	readOnly   bool
 	app        string
+	apps       map[string]*application // registered by their events websockets
+	held       atomic.Uint64           // messages an application's event filter kept back
 	stalled    bool
 	info       []byte
 	channels   []rawChannel
@@ -88,6 +99,7 @@ type rawChannel struct {
 }
 
 type session struct {
+	app    *application
 	conn   *websocket.Conn
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -114,6 +126,8 @@ func New(opts Options) (*Server, error) {
 		user:     opts.Username,
 		pass:     opts.Password,
 		app:      opts.App,
+		readOnly: opts.ReadOnly,
+		apps:     make(map[string]*application),
 		info:     []byte(defaultInfo),
 		vars:     make(map[string]map[string]string),
 		bridges:  make(map[string][]byte),
@@ -379,12 +393,42 @@ func (s *Server) send(ctx context.Context, typ websocket.MessageType, msg []byte
 	if len(sessions) == 0 {
 		return ErrNoClient
 	}
+	var evType []byte
+	typed := false
 	for _, ss := range sessions {
+		if f := ss.app.filter.Load(); f != nil && typ == websocket.MessageText {
+			if !typed {
+				evType, typed = messageType(msg), true
+			}
+			if !f.allows(evType) {
+				s.held.Add(1)
+				continue
+			}
+		}
 		if err := ss.conn.Write(ctx, typ, msg); err != nil {
 			return fmt.Errorf("aritest: send: %w", err)
 		}
 	}
 	return nil
+}
+
+// EventsHeld is how many messages Send did not write to a websocket because its
+// application's event filter (PUT /applications/{name}/eventFilter) kept them back.
+func (s *Server) EventsHeld() uint64 { return s.held.Load() }
+
+// messageType is an event's top-level "type" as Asterisk's filter reads it: nil when it
+// has none (or the message is not JSON).
+func messageType(msg []byte) []byte {
+	if t := ari.PeekType(msg); t != nil {
+		return t
+	}
+	var head struct {
+		Type *string `json:"type"`
+	}
+	if json.Unmarshal(msg, &head) != nil || head.Type == nil {
+		return nil
+	}
+	return []byte(*head.Type)
 }
 
 // SendPartial starts a message, writes its first n bytes (followed by 8 KiB of JSON
@@ -574,6 +618,9 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ari/channels/{id}/variable", s.getVariable)
 	mux.HandleFunc("GET /ari/bridges", s.getBridges)
 	mux.HandleFunc("GET /ari/bridges/{id}", s.getBridge)
+	mux.HandleFunc("GET /ari/applications", s.getApplications)
+	mux.HandleFunc("GET /ari/applications/{name}", s.getApplication)
+	mux.HandleFunc("PUT /ari/applications/{name}/eventFilter", s.putEventFilter)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, []byte(BodyResourceNotFound))
 	})
@@ -582,6 +629,13 @@ func (s *Server) routes() http.Handler {
 		if !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="Asterisk REST Interface"`)
 			writeJSON(w, http.StatusUnauthorized, []byte(BodyAuthRequired))
+			return
+		}
+		s.mu.Lock()
+		readOnly := s.readOnly
+		s.mu.Unlock()
+		if readOnly && r.Method != http.MethodGet && r.Method != http.MethodOptions {
+			writeJSON(w, http.StatusForbidden, []byte(BodyWriteDenied))
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -742,6 +796,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		_ = conn.CloseNow()
 		return
 	}
+	a := s.apps[app]
+	if a == nil {
+		a = &application{name: app}
+		s.apps[app] = a
+	}
+	a.sessions++
+	a.subscribeAll = a.subscribeAll || q.Get("subscribeAll") == "true"
+	ss.app = a
 	s.sessions[ss] = struct{}{}
 	s.notifyLocked()
 	s.mu.Unlock()
@@ -756,6 +818,9 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	_ = conn.CloseNow()
 	s.mu.Lock()
 	delete(s.sessions, ss)
+	if a.sessions--; a.sessions == 0 {
+		delete(s.apps, app)
+	}
 	s.notifyLocked()
 	s.mu.Unlock()
 	close(ss.done)

@@ -28,6 +28,7 @@ import (
 	"github.com/omlcrm/oml-crm/agentws"
 	"github.com/omlcrm/oml-crm/ami/amitest"
 	"github.com/omlcrm/oml-crm/ari/aritest"
+	"github.com/omlcrm/oml-crm/calls"
 	"github.com/omlcrm/oml-crm/callsim"
 	"github.com/omlcrm/oml-crm/catalog"
 	"github.com/omlcrm/oml-crm/crmnotify"
@@ -711,9 +712,21 @@ func TestE2EGracefulStopWithInFlightDeliveries(t *testing.T) {
 }
 
 // The ARI events websocket drops and Asterisk restarts: calls after the reconnect flow.
+// waitEventFilter waits for the daemon to set its application's event filter on the fake
+// Asterisk (asterisk.ari.server_filter, on by default) to the tracker's event types.
+func waitEventFilter(t *testing.T, srv *aritest.Server) {
+	t.Helper()
+	want := strings.Join(calls.ARIEventTypes(), ",")
+	waitFor(t, 10*time.Second, "the ARI event filter "+want, func() bool {
+		allowed, disallowed, ok := srv.EventFilter("omlcrm")
+		return ok && strings.Join(allowed, ",") == want && len(disallowed) == 0
+	})
+}
+
 func TestE2EARIRestart(t *testing.T) {
 	s := newE2E(t, "ari")
 	d := s.start(t)
+	waitEventFilter(t, s.ast.ari)
 	before := simCall(s.ids, 17, catalog.TypeManual, e2eAgent1, "T-ari-before")
 	s.ast.play(t, before)
 	s.waitDelivered(t, before, 1, 5)
@@ -732,6 +745,7 @@ func TestE2EARIRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitReady()
+	waitEventFilter(t, s.ast.ari) // set again: the restarted Asterisk forgot it
 	after := simCall(s.ids, 17, catalog.TypeManual, e2eAgent2, "T-ari-after")
 	s.ast.play(t, after)
 	s.waitDelivered(t, after, 2, 5)

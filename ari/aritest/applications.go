@@ -1,0 +1,227 @@
+package aritest
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync/atomic"
+)
+
+// application is an ARI application as the fake keeps it: registered by its first events
+// websocket and gone, with its event filter, when its last one closes. (Asterisk may keep
+// a deactivated application a while longer; a client that sets its filter after each
+// connect, as oml-crm's does, sees no difference.)
+type application struct {
+	name         string
+	subscribeAll bool
+	sessions     int
+	filter       atomic.Pointer[eventFilter] // read by Send without the server's lock
+}
+
+// eventFilter is an application's filter as PUT /applications/{name}/eventFilter leaves
+// it: the entries as given (objects with a non-empty string "type"); nil: not set.
+type eventFilter struct {
+	allowed, disallowed []json.RawMessage
+	allowedT, disallT   map[string]struct{}
+}
+
+// allows is Asterisk's test (stasis_app_event_allowed): not disallowed, and allowed when
+// an allowed list is set. An event without a type matches no entry.
+func (f *eventFilter) allows(typ []byte) bool {
+	if typ == nil {
+		return len(f.allowed) == 0
+	}
+	if _, ok := f.disallT[string(typ)]; ok {
+		return false
+	}
+	if len(f.allowed) == 0 {
+		return true
+	}
+	_, ok := f.allowedT[string(typ)]
+	return ok
+}
+
+// applicationJSON is ARI's Application model in Asterisk 22's field order.
+type applicationJSON struct {
+	Name             string            `json:"name"`
+	ChannelIDs       []string          `json:"channel_ids"`
+	BridgeIDs        []string          `json:"bridge_ids"`
+	EndpointIDs      []string          `json:"endpoint_ids"`
+	DeviceNames      []string          `json:"device_names"`
+	EventsAllowed    []json.RawMessage `json:"events_allowed"`
+	EventsDisallowed []json.RawMessage `json:"events_disallowed"`
+}
+
+// json is the application as GET /applications/{name} shows it; s.mu is held.
+func (a *application) json() applicationJSON {
+	out := applicationJSON{Name: a.name, ChannelIDs: []string{}, BridgeIDs: []string{}, EndpointIDs: []string{},
+		DeviceNames: []string{}, EventsAllowed: []json.RawMessage{}, EventsDisallowed: []json.RawMessage{}}
+	if a.subscribeAll {
+		// What a subscribeAll application shows on Asterisk 22.
+		out.ChannelIDs = []string{"__AST_CHANNEL_ALL_TOPIC"}
+		out.BridgeIDs = []string{"__AST_BRIDGE_ALL_TOPIC"}
+		out.EndpointIDs = []string{"__AST_ENDPOINT_ALL_TOPIC"}
+		out.DeviceNames = []string{"__AST_DEVICE_STATE_ALL_TOPIC"}
+	}
+	if f := a.filter.Load(); f != nil {
+		if f.allowed != nil {
+			out.EventsAllowed = f.allowed
+		}
+		if f.disallowed != nil {
+			out.EventsDisallowed = f.disallowed
+		}
+	}
+	return out
+}
+
+func (s *Server) getApplications(w http.ResponseWriter, _ *http.Request) {
+	s.mu.Lock()
+	names := make([]string, 0, len(s.apps))
+	for n := range s.apps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	list := make([]applicationJSON, 0, len(names))
+	for _, n := range names {
+		list = append(list, s.apps[n].json())
+	}
+	s.mu.Unlock()
+	body, _ := json.Marshal(list)
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (s *Server) getApplication(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	a := s.apps[r.PathValue("name")]
+	var app applicationJSON
+	if a != nil {
+		app = a.json()
+	}
+	s.mu.Unlock()
+	if a == nil {
+		writeJSON(w, http.StatusNotFound, []byte(BodyAppNotFound))
+		return
+	}
+	body, _ := json.Marshal(app)
+	writeJSON(w, http.StatusOK, body)
+}
+
+// putEventFilter is PUT /applications/{name}/eventFilter as Asterisk 22 handles it: the
+// body is read only with Content-Type application/json (parameters after ";" aside), any
+// other is no body, and no body clears both lists; a form body is JSON null to the
+// handler (400). A JSON object sets "disallowed" then "allowed", each only if present
+// (an empty object clears both), and a list that is not an array of objects with a
+// non-empty string "type" is refused with 400 (the disallowed list set before stays);
+// any other JSON value sets both lists to itself when it is such an array.
+func (s *Server) putEventFilter(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, []byte(BodyBadRequestBody))
+		return
+	}
+	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
+	var body json.RawMessage // nil: no body
+	switch {
+	case strings.EqualFold(ct, "application/x-www-form-urlencoded") && len(raw) > 0:
+		body = json.RawMessage("null")
+	case strings.EqualFold(ct, "application/json") && len(raw) > 0:
+		if !json.Valid(raw) {
+			writeJSON(w, http.StatusBadRequest, []byte(BodyBadRequestBody))
+			return
+		}
+		body = raw
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.apps[name]
+	if a == nil {
+		writeJSON(w, http.StatusNotFound, []byte(BodyAppNotFound))
+		return
+	}
+	f := &eventFilter{}
+	if old := a.filter.Load(); old != nil {
+		*f = *old
+	}
+	ok := setFilterList(&f.disallowed, &f.disallT, body, "disallowed")
+	if ok {
+		ok = setFilterList(&f.allowed, &f.allowedT, body, "allowed")
+	}
+	if f.allowed == nil && f.disallowed == nil {
+		a.filter.Store(nil)
+	} else {
+		a.filter.Store(f)
+	}
+	if !ok {
+		writeJSON(w, http.StatusBadRequest, []byte(BodyInvalidFilter))
+		return
+	}
+	reply, _ := json.Marshal(a.json())
+	writeJSON(w, http.StatusOK, reply)
+}
+
+// setFilterList is one list's update (Asterisk's app_event_filter_set); false: invalid.
+func setFilterList(list *[]json.RawMessage, types *map[string]struct{}, body json.RawMessage, key string) bool {
+	filter := body
+	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(body, &obj) != nil {
+			return false
+		}
+		if len(obj) == 0 {
+			filter = nil // an empty object clears the list
+		} else if filter = obj[key]; filter == nil {
+			return true // the other list only: this one stays
+		}
+	}
+	if filter == nil {
+		*list, *types = nil, nil
+		return true
+	}
+	var entries []json.RawMessage
+	if t := bytes.TrimSpace(filter); len(t) == 0 || t[0] != '[' || json.Unmarshal(filter, &entries) != nil {
+		return false
+	}
+	set := make(map[string]struct{}, len(entries))
+	for _, e := range entries {
+		var obj map[string]json.RawMessage
+		var typ string
+		if json.Unmarshal(e, &obj) != nil || json.Unmarshal(obj["type"], &typ) != nil || typ == "" {
+			return false
+		}
+		set[typ] = struct{}{}
+	}
+	*list, *types = entries, set
+	return true
+}
+
+// EventFilter is the event filter of application app as it stands (the types of its
+// allowed and disallowed lists, in the order given); ok false when no events websocket
+// holds the application.
+func (s *Server) EventFilter(app string) (allowed, disallowed []string, ok bool) {
+	s.mu.Lock()
+	a := s.apps[app]
+	s.mu.Unlock()
+	if a == nil {
+		return nil, nil, false
+	}
+	f := a.filter.Load()
+	if f == nil {
+		return nil, nil, true
+	}
+	types := func(list []json.RawMessage) []string {
+		out := make([]string, 0, len(list))
+		for _, e := range list {
+			var entry struct {
+				Type string `json:"type"`
+			}
+			_ = json.Unmarshal(e, &entry)
+			out = append(out, entry.Type)
+		}
+		return out
+	}
+	return types(f.allowed), types(f.disallowed), true
+}
