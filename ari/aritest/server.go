@@ -773,29 +773,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, []byte(BodyAppRequired))
 		return
 	}
-	// Recorded before the handshake reply, so a client that sees 101 also sees its query here.
+	// Recorded before the handshake reply, so a client that sees 101 also sees its query
+	// here, and the application registered, as Asterisk registers it before it answers
+	// the upgrade (websocket_attempted_cb).
 	s.mu.Lock()
 	s.queries = append(s.queries, q)
-	s.mu.Unlock()
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
-		CompressionMode: websocket.CompressionDisabled,
-		OnPingReceived: func(context.Context, []byte) bool {
-			return !s.isStalled()
-		},
-	})
-	if err != nil {
-		return
-	}
-	conn.SetReadLimit(64 << 10)
-	ctx, cancel := context.WithCancel(context.Background())
-	ss := &session{conn: conn, cancel: cancel, done: make(chan struct{})}
-	s.mu.Lock()
-	if !s.running {
-		s.mu.Unlock()
-		cancel()
-		_ = conn.CloseNow()
-		return
-	}
 	a := s.apps[app]
 	if a == nil {
 		a = &application{name: app}
@@ -803,7 +785,35 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	}
 	a.sessions++
 	a.subscribeAll = a.subscribeAll || q.Get("subscribeAll") == "true"
-	ss.app = a
+	s.mu.Unlock()
+	release := func() { // s.mu held
+		if a.sessions--; a.sessions == 0 && s.apps[app] == a {
+			delete(s.apps, app)
+		}
+	}
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		CompressionMode: websocket.CompressionDisabled,
+		OnPingReceived: func(context.Context, []byte) bool {
+			return !s.isStalled()
+		},
+	})
+	if err != nil {
+		s.mu.Lock()
+		release()
+		s.mu.Unlock()
+		return
+	}
+	conn.SetReadLimit(64 << 10)
+	ctx, cancel := context.WithCancel(context.Background())
+	ss := &session{app: a, conn: conn, cancel: cancel, done: make(chan struct{})}
+	s.mu.Lock()
+	if !s.running {
+		release()
+		s.mu.Unlock()
+		cancel()
+		_ = conn.CloseNow()
+		return
+	}
 	s.sessions[ss] = struct{}{}
 	s.notifyLocked()
 	s.mu.Unlock()
@@ -818,9 +828,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	_ = conn.CloseNow()
 	s.mu.Lock()
 	delete(s.sessions, ss)
-	if a.sessions--; a.sessions == 0 {
-		delete(s.apps, app)
-	}
+	release()
 	s.notifyLocked()
 	s.mu.Unlock()
 	close(ss.done)
