@@ -375,26 +375,70 @@ func (c *Client) read(ctx context.Context, conn *websocket.Conn, act *activity, 
 // sendEventFilter asks Asterisk for Config.EventTypes only (Config.ServerFilter) and logs
 // the outcome. Asterisk keeps the filter on the application, not the websocket; it is
 // sent after every connect all the same, since the application may have been destroyed
-// (and its filter with it) while no websocket held it.
+// (and its filter with it) while no websocket held it. A failure that may pass (no reply,
+// a 5xx, the application not registered yet) is retried with backoff for as long as the
+// session lasts; a refusal (403: read_only user; 400; 404 Resource not found: an Asterisk
+// older than 16.3) is not.
 func (c *Client) sendEventFilter(ctx context.Context) {
-	app, err := c.SetEventFilter(ctx, c.cfg.EventTypes)
-	switch {
-	case err == nil:
-		if n := len(app.EventsAllowed); n != len(c.cfg.EventTypes) {
-			c.log.Warn().Int("allowed", n).Strs("types", c.cfg.EventTypes).
-				Msg("Asterisk answered the ARI event filter with another allowed list; events are still filtered here")
+	retry := backoff.New(backoff.Policy{Min: c.cfg.MinBackoff * 5, Max: 30 * time.Second})
+	for {
+		app, err := c.SetEventFilter(ctx, c.cfg.EventTypes)
+		if ctx.Err() != nil {
+			return // the session ended: whatever happened to the request does not matter
+		}
+		var he *HTTPError
+		switch {
+		case err == nil:
+			c.eventFilterSet(app, retry.Failures())
+			return
+		case errors.Is(err, ErrForbidden):
+			if !c.filterRefused.Swap(true) {
+				c.log.Info().Err(err).
+					Msg("Asterisk refused the ARI event filter (the ari.conf user is read_only): every event crosses the websocket and is filtered here (docs/omnileads.md)")
+			}
+			return
+		case errors.As(err, &he) && (he.Status == http.StatusBadRequest ||
+			he.Status == http.StatusNotFound && he.Message == msgResourceNotFound):
+			if !c.filterRefused.Swap(true) {
+				c.log.Warn().Err(err).Msg("Asterisk does not take the ARI event filter (eventFilter needs Asterisk 16.3 or later): every event crosses the websocket and is filtered here")
+			}
 			return
 		}
-		c.log.Debug().Strs("types", c.cfg.EventTypes).Msg("ARI event filter set: Asterisk sends only these event types")
-	case ctx.Err() != nil:
-	case errors.Is(err, ErrForbidden):
-		if !c.filterRefused.Swap(true) {
-			c.log.Info().Err(err).
-				Msg("Asterisk refused the ARI event filter (the ari.conf user is read_only): every event crosses the websocket and is filtered here (docs/omnileads.md)")
+		wait := retry.Next()
+		// The first failure may be the session ending under the request: quiet until a
+		// second one shows the session alive and the filter still missing.
+		ev := c.log.Debug()
+		if retry.Failures() == 2 {
+			ev = c.log.Warn()
 		}
-	default:
-		c.log.Warn().Err(err).Msg("setting the ARI event filter; every event crosses the websocket and is filtered here")
+		ev.Err(err).Dur("retry_in_ms", wait).Msg("setting the ARI event filter failed; every event crosses the websocket and is filtered here meanwhile")
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
 	}
+}
+
+// eventFilterSet logs Asterisk's reply to the event filter: the allowed list it now holds
+// must be ours.
+func (c *Client) eventFilterSet(app *Application, failures int) {
+	same := len(app.EventsAllowed) == len(c.cfg.EventTypes) && len(app.EventsDisallowed) == 0
+	for i := 0; same && i < len(app.EventsAllowed); i++ {
+		same = app.EventsAllowed[i].Type == c.cfg.EventTypes[i]
+	}
+	if !same {
+		c.log.Warn().Any("events_allowed", app.EventsAllowed).Any("events_disallowed", app.EventsDisallowed).Strs("types", c.cfg.EventTypes).
+			Msg("Asterisk answered the ARI event filter with other lists; events are still filtered here")
+		return
+	}
+	ev := c.log.Debug()
+	if c.filterRefused.Swap(false) || failures >= 2 {
+		ev = c.log.Info() // after a logged refusal or failure: say it is in force now
+	}
+	ev.Strs("types", c.cfg.EventTypes).Int("failed_attempts", failures).Msg("ARI event filter set: Asterisk sends only these event types")
 }
 
 // keepalive pings a silent connection and closes it when the ping goes unanswered while the

@@ -38,6 +38,8 @@ const (
 	msgChannelGetNotFound  = "Channel not found"
 	msgBridgeNotFound      = "Bridge not found"
 	msgProvidedBridgeNotFd = "Provided bridge was not found"
+	// msgResourceNotFound: no such route (e.g. eventFilter on an Asterisk before 16.3).
+	msgResourceNotFound = "Resource not found"
 )
 
 // HTTPError is a non-2xx reply from Asterisk's REST interface (or from the events websocket

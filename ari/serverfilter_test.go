@@ -72,7 +72,8 @@ func TestServerEventFilter(t *testing.T) {
 }
 
 // A read_only ari.conf user is refused the filter (403): logged once at info level however
-// often the client reconnects, and the client filters on its side as before.
+// often the client reconnects, never retried, and the client filters on its side as
+// before.
 func TestServerEventFilterRefused(t *testing.T) {
 	srv := aritest.NewServer(t, aritest.Options{Username: testUser, Password: testPass, App: "omlcrm", ReadOnly: true})
 	rec := newRecorder()
@@ -81,17 +82,10 @@ func TestServerEventFilterRefused(t *testing.T) {
 	cfg.ServerFilter = true
 	var logs logtest.Buffer
 	cfg.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
-	dialRecorder(t, cfg)
-	const refused = "Asterisk refused the ARI event filter"
+	c := dialRecorder(t, cfg)
 	for i := 1; i <= 2; i++ {
 		rec.expectState(t, ari.StateConnected)
-		deadline := time.Now().Add(waitLong)
-		for !strings.Contains(logs.String(), refused) {
-			if time.Now().After(deadline) {
-				t.Fatalf("connect %d: no refusal logged:\n%s", i, logs.String())
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
+		waitRequests(t, srv, uint64(i))
 		send(t, srv, []byte(dialplanEvent))
 		send(t, srv, varset(i, "through"))
 		if seqOf(t, rec.next(t)) != i {
@@ -104,12 +98,86 @@ func TestServerEventFilterRefused(t *testing.T) {
 			rec.expectState(t, ari.StateDisconnected)
 		}
 	}
+	time.Sleep(200 * time.Millisecond) // room for a retry that must not come
+	c.Close()                          // waits for the session's goroutines: every log line is written
+	if n := srv.EventFilterRequests(); n != 2 {
+		t.Errorf("%d filter requests for 2 connects refused, want 2 (no retry)", n)
+	}
 	if held := srv.EventsHeld(); held != 0 {
 		t.Errorf("%d events held with the filter refused", held)
 	}
 	out := logs.String()
-	if n := strings.Count(out, refused); n != 1 || !strings.Contains(out, `"level":"info"`) || !strings.Contains(out, "Write access denied") {
+	if n := strings.Count(out, "Asterisk refused the ARI event filter"); n != 1 || !strings.Contains(out, `"level":"info"`) || !strings.Contains(out, "Write access denied") {
 		t.Errorf("refusal logged %d times (want once, at info, with Asterisk's reason):\n%s", n, out)
+	}
+}
+
+// waitRequests waits until the fake has received n event filter requests.
+func waitRequests(t *testing.T, srv *aritest.Server, n uint64) {
+	t.Helper()
+	deadline := time.Now().Add(waitLong)
+	for srv.EventFilterRequests() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d event filter requests, want %d", srv.EventFilterRequests(), n)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// A failure that may pass (Asterisk answers 500) is retried until the filter is set: one
+// warning (at the second failure: a first one may be the session ending), then one info
+// line saying the filter is in force.
+func TestServerEventFilterRetried(t *testing.T) {
+	srv := aritest.NewServer(t, aritest.Options{Username: testUser, Password: testPass, App: "omlcrm"})
+	srv.FailEventFilter(3)
+	rec := newRecorder()
+	cfg := rec.config(srv, t)
+	cfg.EventTypes = []string{"ChannelVarset", "Dial"}
+	cfg.ServerFilter = true
+	var logs logtest.Buffer
+	cfg.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
+	c := dialRecorder(t, cfg)
+	rec.expectState(t, ari.StateConnected)
+	waitHeld(t, srv)
+	c.Close()
+	if n := srv.EventFilterRequests(); n != 4 {
+		t.Errorf("%d filter requests, want 4 (3 failed, then set)", n)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "setting the ARI event filter failed"); n != 1 || !strings.Contains(out, `"level":"warn"`) {
+		t.Errorf("failures logged %d times above debug, want once as a warning:\n%s", n, out)
+	}
+	if !strings.Contains(out, `"failed_attempts":3,"message":"ARI event filter set`) {
+		t.Errorf("no info line once the filter is set:\n%s", out)
+	}
+}
+
+// An Asterisk older than 16.3 has no eventFilter (404 Resource not found): said once,
+// not retried.
+func TestServerEventFilterUnsupported(t *testing.T) {
+	srv := aritest.NewServer(t, aritest.Options{Username: testUser, Password: testPass, App: "omlcrm", NoEventFilter: true})
+	rec := newRecorder()
+	cfg := rec.config(srv, t)
+	cfg.EventTypes = []string{"ChannelVarset"}
+	cfg.ServerFilter = true
+	var logs logtest.Buffer
+	cfg.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
+	c := dialRecorder(t, cfg)
+	rec.expectState(t, ari.StateConnected)
+	deadline := time.Now().Add(waitLong)
+	for !strings.Contains(logs.String(), "eventFilter needs Asterisk 16.3") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no warning:\n%s", logs.String())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // room for a retry that must not come
+	c.Close()
+	if n := strings.Count(logs.String(), "ARI event filter"); n != 1 {
+		t.Errorf("%d log lines about the filter, want 1:\n%s", n, logs.String())
+	}
+	if n := srv.EventFilterRequests(); n != 1 {
+		t.Errorf("%d filter requests, want 1 (no retry)", n)
 	}
 }
 
@@ -130,10 +198,10 @@ func TestNoServerEventFilter(t *testing.T) {
 		if seqOf(t, rec.next(t)) != 1 {
 			t.Fatal("wrong event")
 		}
-		if app := getApplication(t, srv); !strings.Contains(app, `"events_allowed":[],"events_disallowed":[]`) {
-			t.Errorf("%s: application %s", tc.name, app)
+		c.Close() // a request it made would have been answered or cancelled by now
+		if n := srv.EventFilterRequests(); n != 0 {
+			t.Errorf("%s: %d event filter requests", tc.name, n)
 		}
-		c.Close()
 	}
 }
 

@@ -55,6 +55,21 @@ type applicationJSON struct {
 	EventsDisallowed []json.RawMessage `json:"events_disallowed"`
 }
 
+// maxBody is Asterisk's MAX_CONTENT_LENGTH (main/http.c).
+const maxBody = 40960
+
+// EventFilterRequests is how many PUT /applications/{name}/eventFilter requests reached
+// the server, whatever their answer (refused, no such route, failed or served).
+func (s *Server) EventFilterRequests() uint64 { return s.filterPuts.Load() }
+
+// FailEventFilter makes the next n PUT /applications/{name}/eventFilter requests fail
+// with 500 (an Asterisk in trouble), then serves them again.
+func (s *Server) FailEventFilter(n int) {
+	s.mu.Lock()
+	s.filterFail = n
+	s.mu.Unlock()
+}
+
 // json is the application as GET /applications/{name} shows it; s.mu is held.
 func (a *application) json() applicationJSON {
 	out := applicationJSON{Name: a.name, ChannelIDs: []string{}, BridgeIDs: []string{}, EndpointIDs: []string{},
@@ -112,15 +127,31 @@ func (s *Server) getApplication(w http.ResponseWriter, r *http.Request) {
 // putEventFilter is PUT /applications/{name}/eventFilter as Asterisk 22 handles it: the
 // body is read only with Content-Type application/json (parameters after ";" aside), any
 // other is no body, and no body clears both lists; a form body is JSON null to the
-// handler (400). A JSON object sets "disallowed" then "allowed", each only if present
-// (an empty object clears both), and a list that is not an array of objects with a
-// non-empty string "type" is refused with 400 (the disallowed list set before stays);
-// any other JSON value sets both lists to itself when it is such an array.
+// handler (400 Invalid format definition). The JSON must be an object or an array
+// (jansson's rule: 400 Error parsing request body otherwise), of at most 40,960 bytes
+// (413). An object sets "disallowed" then "allowed", each only if present (an empty
+// object clears both), and a list that is not an array of objects with a non-empty
+// string "type" is refused with 400 (the disallowed list set before stays); an array
+// sets both lists to itself.
 func (s *Server) putEventFilter(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	fail := s.filterFail > 0
+	if fail {
+		s.filterFail--
+	}
+	s.mu.Unlock()
+	if fail {
+		writeJSON(w, http.StatusInternalServerError, []byte(BodyInternalError))
+		return
+	}
 	name := r.PathValue("name")
-	raw, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	raw, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, []byte(BodyBadRequestBody))
+		return
+	}
+	if len(raw) > maxBody {
+		writeJSON(w, http.StatusRequestEntityTooLarge, []byte(BodyBodyTooLarge))
 		return
 	}
 	ct, _, _ := strings.Cut(r.Header.Get("Content-Type"), ";")
@@ -129,7 +160,7 @@ func (s *Server) putEventFilter(w http.ResponseWriter, r *http.Request) {
 	case strings.EqualFold(ct, "application/x-www-form-urlencoded") && len(raw) > 0:
 		body = json.RawMessage("null")
 	case strings.EqualFold(ct, "application/json") && len(raw) > 0:
-		if !json.Valid(raw) {
+		if t := bytes.TrimSpace(raw); !json.Valid(raw) || t[0] != '{' && t[0] != '[' {
 			writeJSON(w, http.StatusBadRequest, []byte(BodyBadRequestBody))
 			return
 		}

@@ -124,7 +124,9 @@ func TestEventFilterAsAsterisk(t *testing.T) {
 		{"list not an array", "application/json", `{"allowed":{"type":"Dial"}}`, 400, aritest.BodyInvalidFilter, all},
 		{"disallowed set before allowed is refused", "application/json", `{"disallowed":[{"type":"Dial"}],"allowed":5}`, 400,
 			aritest.BodyInvalidFilter, []string{"ChannelVarset", "ChannelDialplan", "StasisStart"}},
-		{"null", "application/json", `null`, 400, aritest.BodyInvalidFilter, []string{"ChannelVarset", "ChannelDialplan", "StasisStart"}},
+		{"null: not an object or array", "application/json", `null`, 400, aritest.BodyBadRequestBody, []string{"ChannelVarset", "ChannelDialplan", "StasisStart"}},
+		{"number: not an object or array", "application/json", ` 5`, 400, aritest.BodyBadRequestBody, []string{"ChannelVarset", "ChannelDialplan", "StasisStart"}},
+		{"over 40,960 bytes", "application/json", `{"allowed":[` + strings.Repeat(`{"type":"Dial"},`, 3000) + `{"type":"Dial"}]}`, 413, aritest.BodyBodyTooLarge, []string{"ChannelVarset", "ChannelDialplan", "StasisStart"}},
 		{"form", "application/x-www-form-urlencoded", `allowed=Dial`, 400, aritest.BodyInvalidFilter, []string{"ChannelVarset", "ChannelDialplan", "StasisStart"}},
 		{"bad JSON", "application/json", `{"allowed":[`, 400, aritest.BodyBadRequestBody, []string{"ChannelVarset", "ChannelDialplan", "StasisStart"}},
 	} {
@@ -152,6 +154,16 @@ func TestEventFilterAsAsterisk(t *testing.T) {
 	if held == 0 {
 		t.Error("EventsHeld 0 after filtered sends")
 	}
+	if n := srv.EventFilterRequests(); n != 17 {
+		t.Errorf("%d filter requests counted, want 17", n)
+	}
+	srv.FailEventFilter(1)
+	if code, body := put(t, srv, path, "application/json", `{}`); code != 500 || body != aritest.BodyInternalError {
+		t.Errorf("FailEventFilter: %d %s", code, body)
+	}
+	if code, _ := put(t, srv, path, "application/json", `{}`); code != 200 {
+		t.Errorf("after the failure: %d", code)
+	}
 	conn.CloseNow()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -166,6 +178,23 @@ func TestEventFilterAsAsterisk(t *testing.T) {
 	}
 	if code, body := get(t, srv, "/ari/applications"); code != 200 || body != "[]" {
 		t.Errorf("GET applications: %d %s", code, body)
+	}
+}
+
+// An Asterisk before 16.3 has no eventFilter route; "yes" is as true as "true" for
+// subscribeAll (ast_true).
+func TestNoEventFilterRoute(t *testing.T) {
+	srv := aritest.NewServer(t, aritest.Options{Username: "u", Password: "p", App: "omlcrm", NoEventFilter: true})
+	conn, _, err := dialEvents(t, srv, "?app=omlcrm&subscribeAll=yes", basic("u", "p"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	if code, body := put(t, srv, "/ari/applications/omlcrm/eventFilter", "application/json", `{"allowed":[{"type":"Dial"}]}`); code != 404 || body != aritest.BodyResourceNotFound {
+		t.Errorf("PUT: %d %s", code, body)
+	}
+	if code, body := get(t, srv, "/ari/applications/omlcrm"); code != 200 || !strings.Contains(body, `"channel_ids":["__AST_CHANNEL_ALL_TOPIC"]`) {
+		t.Errorf("GET: %d %s", code, body)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package aritest is an in-process fake Asterisk ARI server on 127.0.0.1 for tests, demos and
 // load tests: the /ari/events websocket (fed by Send or by replaying a recorded .jsonl stream
 // byte for byte), the REST calls the daemon uses (channels, a channel, its variables —
-// case-sensitive names, as Asterisk's —, bridges and a bridge), served from settable state
+// case-sensitive names, as Asterisk's —, bridges and a bridge, applications and their
+// event filter, applied to what Send writes), served from settable state
 // or, with ReplayWith's Track, from the replayed recording as Asterisk holds it at each
 // point, with Asterisk's own error bodies, and misbehaviour on demand (drop the connection mid-stream, garbage,
 // oversize messages, unanswered pings, restart on the same port, changed credentials).
@@ -45,6 +46,8 @@ const (
 	BodyAppNotFound      = `{"message":"Application not found"}`
 	BodyInvalidFilter    = `{"message":"Invalid format definition"}`
 	BodyBadRequestBody   = `{"message":"Error parsing request body"}`
+	BodyBodyTooLarge     = `{"message":"Request body too large"}`
+	BodyInternalError    = `{"message":"Error processing request"}`
 )
 
 // defaultInfo is served by /ari/asterisk/info until SetInfo is called.
@@ -63,6 +66,9 @@ type Options struct {
 	// ReadOnly makes the user an ari.conf read_only one: every request but GET and OPTIONS
 	// is answered 403 Write access denied, before routing, as Asterisk does.
 	ReadOnly bool
+	// NoEventFilter plays an Asterisk older than 16.3: PUT /applications/{name}/eventFilter
+	// is no route (404 Resource not found).
+	NoEventFilter bool
 	// Addr to listen on; default "127.0.0.1:0".
 	Addr string
 }
@@ -83,6 +89,9 @@ type Server struct {
 	app        string
 	apps       map[string]*application // registered by their events websockets
 	held       atomic.Uint64           // messages an application's event filter kept back
+	filterPuts atomic.Uint64           // PUT .../eventFilter requests received
+	filterFail int                     // how many more of them fail with 500 (FailEventFilter)
+	noFilter   bool
 	stalled    bool
 	info       []byte
 	channels   []rawChannel
@@ -127,6 +136,7 @@ func New(opts Options) (*Server, error) {
 		pass:     opts.Password,
 		app:      opts.App,
 		readOnly: opts.ReadOnly,
+		noFilter: opts.NoEventFilter,
 		apps:     make(map[string]*application),
 		info:     []byte(defaultInfo),
 		vars:     make(map[string]map[string]string),
@@ -416,19 +426,37 @@ func (s *Server) send(ctx context.Context, typ websocket.MessageType, msg []byte
 // application's event filter (PUT /applications/{name}/eventFilter) kept them back.
 func (s *Server) EventsHeld() uint64 { return s.held.Load() }
 
-// messageType is an event's top-level "type" as Asterisk's filter reads it: nil when it
-// has none (or the message is not JSON).
+// messageType is an event's top-level "type" as Asterisk's filter reads it (the key
+// spelled exactly so, the last of repeated ones, a string): nil when it has none (or
+// the message is not JSON). ari.PeekType answers the plain cases without decoding
+// (TestMessageTypeLikeDecoding holds it to the decoding below); the others decode.
 func messageType(msg []byte) []byte {
 	if t := ari.PeekType(msg); t != nil {
 		return t
 	}
-	var head struct {
-		Type *string `json:"type"`
-	}
-	if json.Unmarshal(msg, &head) != nil || head.Type == nil {
+	return decodedType(msg)
+}
+
+// decodedType is messageType by decoding the message.
+func decodedType(msg []byte) []byte {
+	var top map[string]json.RawMessage
+	var typ string
+	if json.Unmarshal(msg, &top) != nil || top["type"] == nil || json.Unmarshal(top["type"], &typ) != nil {
 		return nil
 	}
-	return []byte(*head.Type)
+	if string(top["type"]) == "null" {
+		return nil
+	}
+	return []byte(typ)
+}
+
+// astTrue is Asterisk's ast_true: yes, true, y, t, 1, on, in any case.
+func astTrue(v string) bool {
+	switch strings.ToLower(v) {
+	case "yes", "true", "y", "t", "1", "on":
+		return true
+	}
+	return false
 }
 
 // SendPartial starts a message, writes its first n bytes (followed by 8 KiB of JSON
@@ -620,12 +648,17 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /ari/bridges/{id}", s.getBridge)
 	mux.HandleFunc("GET /ari/applications", s.getApplications)
 	mux.HandleFunc("GET /ari/applications/{name}", s.getApplication)
-	mux.HandleFunc("PUT /ari/applications/{name}/eventFilter", s.putEventFilter)
+	if !s.noFilter {
+		mux.HandleFunc("PUT /ari/applications/{name}/eventFilter", s.putEventFilter)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, []byte(BodyResourceNotFound))
 	})
 	// Asterisk checks credentials before routing.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/ari/applications/") && strings.HasSuffix(r.URL.Path, "/eventFilter") {
+			s.filterPuts.Add(1)
+		}
 		if !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="Asterisk REST Interface"`)
 			writeJSON(w, http.StatusUnauthorized, []byte(BodyAuthRequired))
@@ -784,7 +817,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		s.apps[app] = a
 	}
 	a.sessions++
-	a.subscribeAll = a.subscribeAll || q.Get("subscribeAll") == "true"
+	a.subscribeAll = a.subscribeAll || astTrue(q.Get("subscribeAll"))
 	s.mu.Unlock()
 	release := func() { // s.mu held
 		if a.sessions--; a.sessions == 0 && s.apps[app] == a {

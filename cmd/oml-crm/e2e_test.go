@@ -711,7 +711,6 @@ func TestE2EGracefulStopWithInFlightDeliveries(t *testing.T) {
 	}
 }
 
-// The ARI events websocket drops and Asterisk restarts: calls after the reconnect flow.
 // waitEventFilter waits for the daemon to set its application's event filter on the fake
 // Asterisk (asterisk.ari.server_filter, on by default) to the tracker's event types.
 func waitEventFilter(t *testing.T, srv *aritest.Server) {
@@ -723,6 +722,8 @@ func waitEventFilter(t *testing.T, srv *aritest.Server) {
 	})
 }
 
+// The ARI events websocket drops and Asterisk restarts: calls after the reconnect flow,
+// and the daemon sets its event filter again on the restarted Asterisk.
 func TestE2EARIRestart(t *testing.T) {
 	s := newE2E(t, "ari")
 	d := s.start(t)
