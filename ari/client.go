@@ -397,10 +397,14 @@ func (c *Client) sendEventFilter(ctx context.Context) {
 					Msg("Asterisk refused the ARI event filter (the ari.conf user is read_only): every event crosses the websocket and is filtered here (docs/omnileads.md)")
 			}
 			return
-		case errors.As(err, &he) && (he.Status == http.StatusBadRequest ||
-			he.Status == http.StatusNotFound && he.Message == msgResourceNotFound):
+		case errors.As(err, &he) && he.Status == http.StatusNotFound && he.Message == msgResourceNotFound:
 			if !c.filterRefused.Swap(true) {
 				c.log.Warn().Err(err).Msg("Asterisk does not take the ARI event filter (eventFilter needs Asterisk 16.3 or later): every event crosses the websocket and is filtered here")
+			}
+			return
+		case errors.Is(err, ErrBadRequest):
+			if !c.filterRefused.Swap(true) {
+				c.log.Error().Err(err).Strs("types", c.cfg.EventTypes).Msg("Asterisk rejected the ARI event filter as invalid: every event crosses the websocket and is filtered here")
 			}
 			return
 		}

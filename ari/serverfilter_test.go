@@ -129,7 +129,7 @@ func waitRequests(t *testing.T, srv *aritest.Server, n uint64) {
 // line saying the filter is in force.
 func TestServerEventFilterRetried(t *testing.T) {
 	srv := aritest.NewServer(t, aritest.Options{Username: testUser, Password: testPass, App: "omlcrm"})
-	srv.FailEventFilter(3)
+	srv.FailEventFilter(3, http.StatusInternalServerError)
 	rec := newRecorder()
 	cfg := rec.config(srv, t)
 	cfg.EventTypes = []string{"ChannelVarset", "Dial"}
@@ -149,6 +149,31 @@ func TestServerEventFilterRetried(t *testing.T) {
 	}
 	if !strings.Contains(out, `"failed_attempts":3,"message":"ARI event filter set`) {
 		t.Errorf("no info line once the filter is set:\n%s", out)
+	}
+}
+
+// A filter Asterisk finds invalid (400) is a mistake here: logged as an error once, not
+// retried (it would be refused again).
+func TestServerEventFilterInvalid(t *testing.T) {
+	srv := aritest.NewServer(t, aritest.Options{Username: testUser, Password: testPass, App: "omlcrm"})
+	srv.FailEventFilter(5, http.StatusBadRequest)
+	rec := newRecorder()
+	cfg := rec.config(srv, t)
+	cfg.EventTypes = []string{"ChannelVarset"}
+	cfg.ServerFilter = true
+	var logs logtest.Buffer
+	cfg.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
+	c := dialRecorder(t, cfg)
+	rec.expectState(t, ari.StateConnected)
+	waitRequests(t, srv, 1)
+	time.Sleep(200 * time.Millisecond) // room for a retry that must not come
+	c.Close()
+	out := logs.String()
+	if n := srv.EventFilterRequests(); n != 1 {
+		t.Errorf("%d filter requests, want 1 (no retry)", n)
+	}
+	if strings.Count(out, "rejected the ARI event filter as invalid") != 1 || !strings.Contains(out, `"level":"error"`) {
+		t.Errorf("want one error line:\n%s", out)
 	}
 }
 

@@ -63,10 +63,11 @@ const maxBody = 40960
 func (s *Server) EventFilterRequests() uint64 { return s.filterPuts.Load() }
 
 // FailEventFilter makes the next n PUT /applications/{name}/eventFilter requests fail
-// with 500 (an Asterisk in trouble), then serves them again.
-func (s *Server) FailEventFilter(n int) {
+// with status, then serves them again: 500 (Asterisk in trouble) or 400 (the answer to
+// a filter Asterisk finds invalid), with Asterisk's body.
+func (s *Server) FailEventFilter(n, status int) {
 	s.mu.Lock()
-	s.filterFail = n
+	s.filterFail, s.failStatus = n, status
 	s.mu.Unlock()
 }
 
@@ -135,13 +136,17 @@ func (s *Server) getApplication(w http.ResponseWriter, r *http.Request) {
 // sets both lists to itself.
 func (s *Server) putEventFilter(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	fail := s.filterFail > 0
+	fail, status := s.filterFail > 0, s.failStatus
 	if fail {
 		s.filterFail--
 	}
 	s.mu.Unlock()
 	if fail {
-		writeJSON(w, http.StatusInternalServerError, []byte(BodyInternalError))
+		body := BodyInternalError
+		if status == http.StatusBadRequest {
+			body = BodyInvalidFilter
+		}
+		writeJSON(w, status, []byte(body))
 		return
 	}
 	name := r.PathValue("name")

@@ -157,7 +157,7 @@ func TestEventFilterAsAsterisk(t *testing.T) {
 	if n := srv.EventFilterRequests(); n != 17 {
 		t.Errorf("%d filter requests counted, want 17", n)
 	}
-	srv.FailEventFilter(1)
+	srv.FailEventFilter(1, http.StatusInternalServerError)
 	if code, body := put(t, srv, path, "application/json", `{}`); code != 500 || body != aritest.BodyInternalError {
 		t.Errorf("FailEventFilter: %d %s", code, body)
 	}

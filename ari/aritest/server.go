@@ -90,7 +90,8 @@ type Server struct {
 	apps       map[string]*application // registered by their events websockets
 	held       atomic.Uint64           // messages an application's event filter kept back
 	filterPuts atomic.Uint64           // PUT .../eventFilter requests received
-	filterFail int                     // how many more of them fail with 500 (FailEventFilter)
+	filterFail int                     // how many more of them fail (FailEventFilter)
+	failStatus int                     // with this status
 	noFilter   bool
 	stalled    bool
 	info       []byte
