@@ -44,7 +44,8 @@ type Client struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	// filterRefused: a 403 to the server-side event filter was logged (once, at info).
+	// filterRefused: a refusal of the server-side event filter was logged (each kind of
+	// refusal would repeat at every reconnect: logged once until a filter is set).
 	filterRefused atomic.Bool
 
 	mu        sync.Mutex
@@ -386,25 +387,14 @@ func (c *Client) sendEventFilter(ctx context.Context) {
 		if ctx.Err() != nil {
 			return // the session ended: whatever happened to the request does not matter
 		}
-		var he *HTTPError
-		switch {
-		case err == nil:
+		if err == nil {
 			c.eventFilterSet(app, retry.Failures())
 			return
-		case errors.Is(err, ErrForbidden):
+		}
+		if level, why := filterRefusal(err); why != "" {
 			if !c.filterRefused.Swap(true) {
-				c.log.Info().Err(err).
-					Msg("Asterisk refused the ARI event filter (the ari.conf user is read_only): every event crosses the websocket and is filtered here (docs/omnileads.md)")
-			}
-			return
-		case errors.As(err, &he) && he.Status == http.StatusNotFound && he.Message == msgResourceNotFound:
-			if !c.filterRefused.Swap(true) {
-				c.log.Warn().Err(err).Msg("Asterisk does not take the ARI event filter (eventFilter needs Asterisk 16.3 or later): every event crosses the websocket and is filtered here")
-			}
-			return
-		case errors.Is(err, ErrBadRequest):
-			if !c.filterRefused.Swap(true) {
-				c.log.Error().Err(err).Strs("types", c.cfg.EventTypes).Msg("Asterisk rejected the ARI event filter as invalid: every event crosses the websocket and is filtered here")
+				c.log.WithLevel(level).Err(err).Strs("types", c.cfg.EventTypes).
+					Msg(why + ": every event crosses the websocket and is filtered here")
 			}
 			return
 		}
@@ -424,6 +414,21 @@ func (c *Client) sendEventFilter(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// filterRefusal tells a refusal of the event filter, which asking again would not change,
+// and how loudly to log it; why is "" for a failure that may pass.
+func filterRefusal(err error) (zerolog.Level, string) {
+	var he *HTTPError
+	switch {
+	case errors.Is(err, ErrForbidden):
+		return zerolog.InfoLevel, "Asterisk refused the ARI event filter (the ari.conf user is read_only; docs/omnileads.md)"
+	case errors.As(err, &he) && he.Status == http.StatusNotFound && he.Message == msgResourceNotFound:
+		return zerolog.WarnLevel, "Asterisk does not take the ARI event filter (eventFilter needs Asterisk 16.3 or later)"
+	case errors.Is(err, ErrBadRequest):
+		return zerolog.ErrorLevel, "Asterisk rejected the ARI event filter as invalid"
+	}
+	return zerolog.NoLevel, ""
 }
 
 // eventFilterSet logs Asterisk's reply to the event filter: the allowed list it now holds

@@ -53,7 +53,9 @@ type Config struct {
 	// event leaves for the websocket), so the others never cross it. Events that arrive
 	// before the reply are still filtered here. Asterisk refuses it to a read_only
 	// ari.conf user (403 Write access denied): that is logged once at info level and the
-	// client goes on filtering on its side; another refusal is logged as a warning.
+	// client goes on filtering on its side, as after the other refusals (an Asterisk
+	// before 16.3: a warning; a 400: an error). A failure that may pass (no reply, 5xx)
+	// is retried with backoff while the websocket lasts.
 	ServerFilter bool
 	// AcceptVariable, when non-nil, is asked about the variable of each ChannelVarset event
 	// (its raw name, "__" prefix included, valid only during the call) before the event is

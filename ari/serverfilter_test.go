@@ -16,6 +16,18 @@ import (
 
 const dialplanEvent = `{"type":"ChannelDialplan","timestamp":"2026-11-24T01:27:50.334+0000","dialplan_app":"Set","dialplan_app_data":"x=1","channel":{"id":"1795483670.1","name":"Local/7000@oml-inbound-000000e5;1","state":"Up","protocol_id":"","caller":{"name":"","number":""},"connected":{"name":"","number":""},"accountcode":"","dialplan":{"context":"oml-inbound","exten":"7000","priority":2,"app_name":"Set","app_data":"x=1"},"creationtime":"2026-11-24T01:27:50.334+0000","language":"en"},"asterisk_id":"02:fc:00:00:00:01","application":"omlcrm"}`
 
+// dialFiltered dials a client with ServerFilter for types, logging from level on into
+// logs.
+func dialFiltered(t *testing.T, srv *aritest.Server, level zerolog.Level, types ...string) (*ari.Client, *recorder, *logtest.Buffer) {
+	t.Helper()
+	rec := newRecorder()
+	cfg := rec.config(srv, t)
+	cfg.EventTypes, cfg.ServerFilter = types, true
+	logs := &logtest.Buffer{}
+	cfg.Logger = zerolog.New(logs).Level(level)
+	return dialRecorder(t, cfg), rec, logs
+}
+
 // waitHeld sends unwanted events until the fake reports one held back by the
 // application's event filter (the client sets it beside its reader, shortly after the
 // connect), and fails after a while.
@@ -38,13 +50,7 @@ func waitHeld(t *testing.T, srv *aritest.Server) {
 // arrive in order, and after a restart of Asterisk the filter is set again.
 func TestServerEventFilter(t *testing.T) {
 	srv := aritest.NewServer(t, aritest.Options{Username: testUser, Password: testPass, App: "omlcrm"})
-	rec := newRecorder()
-	cfg := rec.config(srv, t)
-	cfg.EventTypes = []string{"ChannelVarset", "Dial"}
-	cfg.ServerFilter = true
-	var logs logtest.Buffer
-	cfg.Logger = zerolog.New(&logs).Level(zerolog.DebugLevel)
-	dialRecorder(t, cfg)
+	_, rec, logs := dialFiltered(t, srv, zerolog.DebugLevel, "ChannelVarset", "Dial")
 	rec.expectState(t, ari.StateConnected)
 	waitHeld(t, srv)
 	send(t, srv, varset(1, "through"))
@@ -76,13 +82,7 @@ func TestServerEventFilter(t *testing.T) {
 // before.
 func TestServerEventFilterRefused(t *testing.T) {
 	srv := aritest.NewServer(t, aritest.Options{Username: testUser, Password: testPass, App: "omlcrm", ReadOnly: true})
-	rec := newRecorder()
-	cfg := rec.config(srv, t)
-	cfg.EventTypes = []string{"ChannelVarset"}
-	cfg.ServerFilter = true
-	var logs logtest.Buffer
-	cfg.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
-	c := dialRecorder(t, cfg)
+	c, rec, logs := dialFiltered(t, srv, zerolog.InfoLevel, "ChannelVarset")
 	for i := 1; i <= 2; i++ {
 		rec.expectState(t, ari.StateConnected)
 		waitRequests(t, srv, uint64(i))
@@ -130,13 +130,7 @@ func waitRequests(t *testing.T, srv *aritest.Server, n uint64) {
 func TestServerEventFilterRetried(t *testing.T) {
 	srv := aritest.NewServer(t, aritest.Options{Username: testUser, Password: testPass, App: "omlcrm"})
 	srv.FailEventFilter(3, http.StatusInternalServerError)
-	rec := newRecorder()
-	cfg := rec.config(srv, t)
-	cfg.EventTypes = []string{"ChannelVarset", "Dial"}
-	cfg.ServerFilter = true
-	var logs logtest.Buffer
-	cfg.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
-	c := dialRecorder(t, cfg)
+	c, rec, logs := dialFiltered(t, srv, zerolog.InfoLevel, "ChannelVarset", "Dial")
 	rec.expectState(t, ari.StateConnected)
 	waitHeld(t, srv)
 	c.Close()
@@ -157,13 +151,7 @@ func TestServerEventFilterRetried(t *testing.T) {
 func TestServerEventFilterInvalid(t *testing.T) {
 	srv := aritest.NewServer(t, aritest.Options{Username: testUser, Password: testPass, App: "omlcrm"})
 	srv.FailEventFilter(5, http.StatusBadRequest)
-	rec := newRecorder()
-	cfg := rec.config(srv, t)
-	cfg.EventTypes = []string{"ChannelVarset"}
-	cfg.ServerFilter = true
-	var logs logtest.Buffer
-	cfg.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
-	c := dialRecorder(t, cfg)
+	c, rec, logs := dialFiltered(t, srv, zerolog.InfoLevel, "ChannelVarset")
 	rec.expectState(t, ari.StateConnected)
 	waitRequests(t, srv, 1)
 	time.Sleep(200 * time.Millisecond) // room for a retry that must not come
@@ -181,13 +169,7 @@ func TestServerEventFilterInvalid(t *testing.T) {
 // not retried.
 func TestServerEventFilterUnsupported(t *testing.T) {
 	srv := aritest.NewServer(t, aritest.Options{Username: testUser, Password: testPass, App: "omlcrm", NoEventFilter: true})
-	rec := newRecorder()
-	cfg := rec.config(srv, t)
-	cfg.EventTypes = []string{"ChannelVarset"}
-	cfg.ServerFilter = true
-	var logs logtest.Buffer
-	cfg.Logger = zerolog.New(&logs).Level(zerolog.InfoLevel)
-	c := dialRecorder(t, cfg)
+	c, rec, logs := dialFiltered(t, srv, zerolog.InfoLevel, "ChannelVarset")
 	rec.expectState(t, ari.StateConnected)
 	deadline := time.Now().Add(waitLong)
 	for !strings.Contains(logs.String(), "eventFilter needs Asterisk 16.3") {

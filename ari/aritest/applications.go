@@ -22,26 +22,48 @@ type application struct {
 }
 
 // eventFilter is an application's filter as PUT /applications/{name}/eventFilter leaves
-// it: the entries as given (objects with a non-empty string "type"); nil: not set.
+// it; a nil list is not set.
 type eventFilter struct {
-	allowed, disallowed []json.RawMessage
-	allowedT, disallT   map[string]struct{}
+	allowed, disallowed []filterEntry
+}
+
+// filterEntry is one entry of a list: the object as given (Asterisk keeps it so) and its
+// "type".
+type filterEntry struct {
+	raw json.RawMessage
+	typ string
 }
 
 // allows is Asterisk's test (stasis_app_event_allowed): not disallowed, and allowed when
 // an allowed list is set. An event without a type matches no entry.
 func (f *eventFilter) allows(typ []byte) bool {
-	if typ == nil {
-		return len(f.allowed) == 0
+	return !listed(f.disallowed, typ) && (len(f.allowed) == 0 || listed(f.allowed, typ))
+}
+
+func listed(list []filterEntry, typ []byte) bool {
+	for _, e := range list {
+		if typ != nil && e.typ == string(typ) {
+			return true
+		}
 	}
-	if _, ok := f.disallT[string(typ)]; ok {
-		return false
+	return false
+}
+
+// raws and types are a list's objects and types, in the order given ([] when not set).
+func raws(list []filterEntry) []json.RawMessage {
+	out := make([]json.RawMessage, len(list))
+	for i, e := range list {
+		out[i] = e.raw
 	}
-	if len(f.allowed) == 0 {
-		return true
+	return out
+}
+
+func types(list []filterEntry) []string {
+	out := make([]string, len(list))
+	for i, e := range list {
+		out[i] = e.typ
 	}
-	_, ok := f.allowedT[string(typ)]
-	return ok
+	return out
 }
 
 // applicationJSON is ARI's Application model in Asterisk 22's field order.
@@ -83,12 +105,7 @@ func (a *application) json() applicationJSON {
 		out.DeviceNames = []string{"__AST_DEVICE_STATE_ALL_TOPIC"}
 	}
 	if f := a.filter.Load(); f != nil {
-		if f.allowed != nil {
-			out.EventsAllowed = f.allowed
-		}
-		if f.disallowed != nil {
-			out.EventsDisallowed = f.disallowed
-		}
+		out.EventsAllowed, out.EventsDisallowed = raws(f.allowed), raws(f.disallowed)
 	}
 	return out
 }
@@ -182,9 +199,9 @@ func (s *Server) putEventFilter(w http.ResponseWriter, r *http.Request) {
 	if old := a.filter.Load(); old != nil {
 		*f = *old
 	}
-	ok := setFilterList(&f.disallowed, &f.disallT, body, "disallowed")
+	ok := setFilterList(&f.disallowed, body, "disallowed")
 	if ok {
-		ok = setFilterList(&f.allowed, &f.allowedT, body, "allowed")
+		ok = setFilterList(&f.allowed, body, "allowed")
 	}
 	if f.allowed == nil && f.disallowed == nil {
 		a.filter.Store(nil)
@@ -200,7 +217,7 @@ func (s *Server) putEventFilter(w http.ResponseWriter, r *http.Request) {
 }
 
 // setFilterList is one list's update (Asterisk's app_event_filter_set); false: invalid.
-func setFilterList(list *[]json.RawMessage, types *map[string]struct{}, body json.RawMessage, key string) bool {
+func setFilterList(list *[]filterEntry, body json.RawMessage, key string) bool {
 	filter := body
 	if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
 		var obj map[string]json.RawMessage
@@ -214,23 +231,22 @@ func setFilterList(list *[]json.RawMessage, types *map[string]struct{}, body jso
 		}
 	}
 	if filter == nil {
-		*list, *types = nil, nil
+		*list = nil
 		return true
 	}
-	var entries []json.RawMessage
-	if t := bytes.TrimSpace(filter); len(t) == 0 || t[0] != '[' || json.Unmarshal(filter, &entries) != nil {
+	var raw []json.RawMessage
+	if t := bytes.TrimSpace(filter); len(t) == 0 || t[0] != '[' || json.Unmarshal(filter, &raw) != nil {
 		return false
 	}
-	set := make(map[string]struct{}, len(entries))
-	for _, e := range entries {
+	entries := make([]filterEntry, len(raw))
+	for i, e := range raw {
 		var obj map[string]json.RawMessage
-		var typ string
-		if json.Unmarshal(e, &obj) != nil || json.Unmarshal(obj["type"], &typ) != nil || typ == "" {
+		if json.Unmarshal(e, &obj) != nil || json.Unmarshal(obj["type"], &entries[i].typ) != nil || entries[i].typ == "" {
 			return false
 		}
-		set[typ] = struct{}{}
+		entries[i].raw = e
 	}
-	*list, *types = entries, set
+	*list = entries
 	return true
 }
 
@@ -247,17 +263,6 @@ func (s *Server) EventFilter(app string) (allowed, disallowed []string, ok bool)
 	f := a.filter.Load()
 	if f == nil {
 		return nil, nil, true
-	}
-	types := func(list []json.RawMessage) []string {
-		out := make([]string, 0, len(list))
-		for _, e := range list {
-			var entry struct {
-				Type string `json:"type"`
-			}
-			_ = json.Unmarshal(e, &entry)
-			out = append(out, entry.Type)
-		}
-		return out
 	}
 	return types(f.allowed), types(f.disallowed), true
 }

@@ -85,7 +85,7 @@ type Server struct {
 	running  bool
 
 	user, pass string
-	readOnly   bool
+	readOnly   bool // set by New only, as noFilter
 	app        string
 	apps       map[string]*application // registered by their events websockets
 	held       atomic.Uint64           // messages an application's event filter kept back
@@ -441,14 +441,11 @@ func messageType(msg []byte) []byte {
 // decodedType is messageType by decoding the message.
 func decodedType(msg []byte) []byte {
 	var top map[string]json.RawMessage
-	var typ string
-	if json.Unmarshal(msg, &top) != nil || top["type"] == nil || json.Unmarshal(top["type"], &typ) != nil {
+	var typ *string // nil: absent, or null
+	if json.Unmarshal(msg, &top) != nil || json.Unmarshal(top["type"], &typ) != nil || typ == nil {
 		return nil
 	}
-	if string(top["type"]) == "null" {
-		return nil
-	}
-	return []byte(typ)
+	return []byte(*typ)
 }
 
 // astTrue is Asterisk's ast_true: yes, true, y, t, 1, on, in any case.
@@ -665,10 +662,7 @@ func (s *Server) routes() http.Handler {
 			writeJSON(w, http.StatusUnauthorized, []byte(BodyAuthRequired))
 			return
 		}
-		s.mu.Lock()
-		readOnly := s.readOnly
-		s.mu.Unlock()
-		if readOnly && r.Method != http.MethodGet && r.Method != http.MethodOptions {
+		if s.readOnly && r.Method != http.MethodGet && r.Method != http.MethodOptions {
 			writeJSON(w, http.StatusForbidden, []byte(BodyWriteDenied))
 			return
 		}
