@@ -32,6 +32,17 @@ func (t *Tracker) HandleAMI(m *ami.Message) {
 	t.mu.Unlock()
 }
 
+// AMIEvents are the AMI event names HandleAMI uses (asterisk.ami.events defaults to
+// them: the client drops the rest before parsing, and the server-side Filter keeps them
+// off the wire). It returns a new slice each time. Keep it in step with the switch in
+// eventFromAMI: TestAMIEventsCoverAdapter checks it.
+func AMIEvents() []string {
+	return []string{
+		"Newchannel", "VarSet", "DialEnd", "AgentCalled", "AgentConnect",
+		"BridgeEnter", "BridgeLeave", "Hangup",
+	}
+}
+
 // eventFromAMI is the AMI adapter: it fills ev from m and reports whether m matters.
 func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 	var kind Kind
@@ -152,8 +163,8 @@ func (t *Tracker) eventFromAMI(m *ami.Message, ev *Event) bool {
 // variable could not be read is not droppable. It is safe for concurrent use.
 func (t *Tracker) SkipOversizedAMI(event, variable string) bool {
 	switch event {
-	case "Newchannel", "DialEnd", "AgentConnect", "BridgeEnter", "BridgeLeave", "Hangup":
-		return false
+	case "Newchannel", "DialEnd", "AgentCalled", "AgentConnect", "BridgeEnter", "BridgeLeave", "Hangup":
+		return false // AgentCalled: the Ringing fact
 	case "VarSet":
 		name, _ := stripInherit(variable)
 		return name != "" && !t.interesting(name)
