@@ -64,6 +64,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/internal/backoff"
+	"github.com/omlcrm/oml-crm/internal/rawsock"
 	"github.com/omlcrm/oml-crm/internal/sockbuf"
 )
 
@@ -505,6 +506,7 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 		return nil, fmt.Errorf("ami: connecting to %s: %w", c.cfg.Address, err)
 	}
 	sockbuf.Apply(conn, c.cfg.ReceiveBuffer, c.log)
+	conn = rawsock.Wrap(conn) // reads without waking the runtime's sysmon on every burst
 	if c.cfg.TLS != nil {
 		tc := c.cfg.TLS.Clone()
 		if tc.ServerName == "" {

@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/omlcrm/oml-crm/internal/backoff"
+	"github.com/omlcrm/oml-crm/internal/rawsock"
 	"github.com/omlcrm/oml-crm/internal/sockbuf"
 )
 
@@ -86,9 +87,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	if c.http == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.MaxIdleConnsPerHost = 8
-		if cfg.ReceiveBuffer > 0 {
-			tr.DialContext = c.dialSized(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second})
-		}
+		tr.DialContext = c.dialer(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second})
 		c.http = &http.Client{Transport: tr}
 		c.ownHTTP = true
 	}
@@ -98,15 +97,19 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	return c, nil
 }
 
-// dialSized dials with d and applies Config.ReceiveBuffer to the connection.
-func (c *Client) dialSized(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
+// dialer dials with d, applies Config.ReceiveBuffer to the connection and reads it with
+// raw system calls (internal/rawsock: the events websocket's reads no longer wake the
+// runtime's sysmon on every burst).
+func (c *Client) dialer(d *net.Dialer) func(ctx context.Context, network, addr string) (net.Conn, error) {
 	return func(ctx context.Context, network, addr string) (net.Conn, error) {
 		conn, err := d.DialContext(ctx, network, addr)
 		if err != nil {
 			return nil, err
 		}
-		sockbuf.Apply(conn, c.cfg.ReceiveBuffer, c.log)
-		return conn, nil
+		if c.cfg.ReceiveBuffer > 0 {
+			sockbuf.Apply(conn, c.cfg.ReceiveBuffer, c.log)
+		}
+		return rawsock.Wrap(conn), nil
 	}
 }
 

@@ -1,6 +1,11 @@
 package ari
 
-import "encoding/json"
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+)
 
 // FastDecode is fastDecode, then finishBase as DecodeEvent does, for the differential tests.
 func FastDecode(data []byte, eventType string) (Event, bool) {
@@ -25,3 +30,9 @@ func DecodeEventJSON(data []byte) (Event, error) { return decodeJSON(data, peekT
 
 // PlainValid is plainValid (true: certainly valid JSON).
 func PlainValid(data []byte) bool { return plainValid(data) }
+
+// DialOwn dials addr as the client's own HTTP transport does (nil error: the
+// connection).
+func DialOwn(ctx context.Context, c *Client, addr string) (net.Conn, error) {
+	return c.http.Transport.(*http.Transport).DialContext(ctx, "tcp", addr)
+}
