@@ -13,6 +13,7 @@
 package rawsock
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -61,7 +62,12 @@ func (c *Conn) Read(p []byte) (int, error) {
 	err := c.rc.Read(c.readFD)
 	c.buf = nil
 	if err != nil {
-		// Deadline, closed connection: net's own error (errors.Is works as for Read).
+		// Deadline, closed connection: net's own error (errors.Is works as for Read),
+		// named as a read's would be in logs.
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "raw-read" {
+			oe.Op = "read"
+		}
 		return 0, err
 	}
 	if c.errno != 0 {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,6 +101,9 @@ func TestReadDeadline(t *testing.T) {
 	var ne net.Error
 	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
 		t.Fatalf("Read past the deadline: %v, want a timeout with os.ErrDeadlineExceeded", err)
+	}
+	if !strings.HasPrefix(err.Error(), "read tcp ") {
+		t.Errorf("error %q, want it named as a read's (\"read tcp …\")", err)
 	}
 	if waited := time.Since(start); waited < 40*time.Millisecond {
 		t.Fatalf("Read returned after %s, before its deadline", waited)
