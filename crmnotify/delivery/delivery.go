@@ -652,16 +652,13 @@ func (q *Queue) Run(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}()
-	// Claims that expire before opened+Lease were made before this process opened the
-	// queue: by this instance's previous, killed run.
-	if n, err := q.store.releaseAll(ctx, q.opts.InstanceID, q.opened.Add(q.opts.Lease)); err != nil {
+	if err := q.takeBack(ctx); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("delivery queue: take back deliveries claimed before a restart: %w", err)
-	} else if n > 0 {
-		q.log.Info().Int("deliveries", n).Msg("taking back deliveries claimed before a restart")
+		return err
 	}
+	tookBack := q.clock.Now()
 	q.refreshStats(ctx)
 	statsEvery := time.NewTicker(max(5*time.Second, q.opts.PollInterval))
 	defer statsEvery.Stop()
@@ -685,9 +682,34 @@ func (q *Queue) Run(ctx context.Context) error {
 		if q.heldCount() > 0 {
 			q.flushHeld(ctx)
 		}
+		if now := q.clock.Now(); now.Before(q.opened.Add(q.opts.Lease)) && now.Sub(tookBack) >= time.Second {
+			tookBack = now
+			if err := q.takeBack(ctx); err != nil && ctx.Err() == nil {
+				q.log.Warn().Err(err).Msg("taking back deliveries claimed before a restart (tried again within a second)")
+			}
+		}
 		q.sweep(ctx)
 		timer.Reset(q.nextSweepIn())
 	}
+}
+
+// takeBack releases the claims this instance's previous run left (it was killed), so
+// that their deliveries are due at once instead of after their lease: claims that
+// expire before opened+Lease were made before this process opened the queue. Run does
+// it at start and again, at most once a second, until opened+Lease: a claim the killed
+// run's PostgreSQL session was still committing when this run started (the server
+// finishes a statement whose client died) lands after the first pass, and would
+// otherwise wait out its lease.
+func (q *Queue) takeBack(ctx context.Context) error {
+	n, err := q.store.releaseAll(ctx, q.opts.InstanceID, q.opened.Add(q.opts.Lease))
+	if err != nil {
+		return fmt.Errorf("delivery queue: take back deliveries claimed before a restart: %w", err)
+	}
+	if n > 0 {
+		q.log.Info().Int("deliveries", n).Msg("taking back deliveries claimed before a restart")
+		q.nudge()
+	}
+	return nil
 }
 
 // nextSweepIn is the poll interval, or less when this process scheduled a retry sooner.

@@ -947,9 +947,13 @@ func TestCloseStopsRunFirst(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			sweeps := &sweepCounter{store: q.store}
+			q.store = sweeps
 			done := make(chan error, 1)
 			go func() { done <- q.Run(context.Background()) }()
-			time.Sleep(50 * time.Millisecond) // let it sweep a few times
+			// Let it sweep a few times (counted: on a loaded machine a sleep was not
+			// always enough for Run to have started, and Close then came first).
+			waitFor(t, "three sweeps", func() bool { return sweeps.n.Load() >= 3 })
 			if err := q.Close(); err != nil {
 				t.Fatalf("close: %v", err)
 			}
@@ -958,7 +962,9 @@ func TestCloseStopsRunFirst(t *testing.T) {
 				if err != nil {
 					t.Errorf("run: %v", err)
 				}
-			default:
+			case <-time.After(5 * time.Second):
+				// Close waited for Run (its deferred Done), whose result may still be on
+				// its way to done: a bound, not a timing.
 				t.Fatal("Run still running after Close returned")
 			}
 			if strings.Contains(logs.String(), "closed") {
@@ -969,4 +975,15 @@ func TestCloseStopsRunFirst(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sweepCounter counts the sweeper's claims.
+type sweepCounter struct {
+	store
+	n atomic.Int64
+}
+
+func (c *sweepCounter) claimDue(ctx context.Context, now time.Time, limit int, owner string, lease time.Duration, exclude []int) ([]*Delivery, error) {
+	c.n.Add(1)
+	return c.store.claimDue(ctx, now, limit, owner, lease, exclude)
 }
