@@ -682,7 +682,7 @@ func (q *Queue) Run(ctx context.Context) error {
 		if q.heldCount() > 0 {
 			q.flushHeld(ctx)
 		}
-		if now := q.clock.Now(); now.Before(q.opened.Add(q.opts.Lease)) && now.Sub(tookBack) >= time.Second {
+		if now := q.clock.Now(); now.Before(q.opened.Add(min(q.opts.Lease, takeBackFor))) && now.Sub(tookBack) >= time.Second {
 			tookBack = now
 			if err := q.takeBack(ctx); err != nil && ctx.Err() == nil {
 				q.log.Warn().Err(err).Msg("taking back deliveries claimed before a restart (tried again within a second)")
@@ -693,13 +693,18 @@ func (q *Queue) Run(ctx context.Context) error {
 	}
 }
 
+// takeBackFor is how long after opening the queue Run keeps taking back its killed run's
+// claims (see takeBack); a statement of the dead process still running in its database
+// session ends well within it.
+const takeBackFor = 15 * time.Second
+
 // takeBack releases the claims this instance's previous run left (it was killed), so
 // that their deliveries are due at once instead of after their lease: claims that
 // expire before opened+Lease were made before this process opened the queue. Run does
-// it at start and again, at most once a second, until opened+Lease: a claim the killed
-// run's PostgreSQL session was still committing when this run started (the server
-// finishes a statement whose client died) lands after the first pass, and would
-// otherwise wait out its lease.
+// it at start and again, at most once a second, for takeBackFor (or the lease if
+// shorter): a claim the killed run's PostgreSQL session was still committing when this
+// run started (the server finishes a statement whose client died) lands after the
+// first pass, and would otherwise wait out its lease.
 func (q *Queue) takeBack(ctx context.Context) error {
 	n, err := q.store.releaseAll(ctx, q.opts.InstanceID, q.opened.Add(q.opts.Lease))
 	if err != nil {

@@ -565,11 +565,9 @@ func (s *sqlStore) release(ctx context.Context, id, owner string) error {
 // its deliveries are due again at once instead of after the lease. Only claims whose
 // lease ends before cut are dropped: later ones were made by this run.
 func (s *sqlStore) releaseAll(ctx context.Context, owner string, cut time.Time) (int, error) {
-	q := `UPDATE {D} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ? AND lease_until < ?`
-	args := []any{owner, s.d.ts(cut)}
+	q, args := releaseAllQuery(s.d.pg), []any{owner, s.d.ts(cut)}
 	if !s.d.pg {
-		// SQLite is single-node: every earlier claim in the file is a dead process's.
-		q, args = `UPDATE {D} SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL AND lease_until < ?`, args[1:]
+		args = args[1:]
 	}
 	res, err := s.w.ExecContext(ctx, s.d.sql(q), args...)
 	if err != nil {
@@ -578,6 +576,20 @@ func (s *sqlStore) releaseAll(ctx context.Context, owner string, cut time.Time) 
 	s.wrote()
 	n, _ := res.RowsAffected()
 	return int(n), nil
+}
+
+// releaseAllQuery is releaseAll's statement. Only pending and failed deliveries hold
+// claims (finish clears the claim with the status), and saying so lets the statement
+// read the small deliveries_due index instead of every delivery kept: Run repeats it
+// for a few seconds after a start.
+func releaseAllQuery(pg bool) string {
+	if !pg {
+		// SQLite is single-node: every earlier claim in the file is a dead process's.
+		return `UPDATE {D} SET lease_owner = NULL, lease_until = NULL
+		WHERE id IN (SELECT id FROM {D}{DUE_INDEX} WHERE status IN ('pending','failed') AND lease_owner IS NOT NULL AND lease_until < ?)`
+	}
+	return `UPDATE {D} SET lease_owner = NULL, lease_until = NULL
+		WHERE status IN ('pending','failed') AND lease_owner = ? AND lease_until < ?`
 }
 
 // claimDueQuery is claimDue's statement; notIn excludes sites.

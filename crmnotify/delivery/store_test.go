@@ -34,6 +34,7 @@ func TestSQLiteQueriesUseIndexes(t *testing.T) {
 		"backlog by site":           backlogQuery,
 		"claim due":                 claimDueQuery(""),
 		"claim due, sites excluded": claimDueQuery(" AND site_id NOT IN (?,?)"),
+		"release all":               releaseAllQuery(false),
 		"prune attempts":            pruneAttempts,
 		"prune":                     pruneDeliveries,
 	}
