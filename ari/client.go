@@ -234,13 +234,21 @@ func (c *Client) run(ctx context.Context) {
 			ev.Err(err).Dur("retry_in_ms", wait).Msg("ARI events websocket connect failed")
 		}
 		c.metrics.reconnect()
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
+	}
+}
+
+// sleep waits d, or less if ctx ends first (false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -409,12 +417,8 @@ func (c *Client) sendEventFilter(ctx context.Context) {
 			ev = c.log.Warn()
 		}
 		ev.Err(err).Dur("retry_in_ms", wait).Msg("setting the ARI event filter failed; every event crosses the websocket and is filtered here meanwhile")
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !sleep(ctx, wait) {
 			return
-		case <-t.C:
 		}
 	}
 }

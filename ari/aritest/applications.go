@@ -4,8 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
-	"sort"
+	"slices"
 	"strings"
 	"sync/atomic"
 )
@@ -112,13 +113,8 @@ func (a *application) json() applicationJSON {
 
 func (s *Server) getApplications(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
-	names := make([]string, 0, len(s.apps))
-	for n := range s.apps {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	list := make([]applicationJSON, 0, len(names))
-	for _, n := range names {
+	list := make([]applicationJSON, 0, len(s.apps))
+	for _, n := range slices.Sorted(maps.Keys(s.apps)) {
 		list = append(list, s.apps[n].json())
 	}
 	s.mu.Unlock()
