@@ -55,6 +55,7 @@ type conn struct {
 	metric    string
 
 	lastSeen atomic.Int64 // unix nanoseconds of the last message or pong
+	lastSent atomic.Int64 // unix nanoseconds of the last message written (not pings)
 
 	mu       sync.Mutex // guards the writer's state below
 	queue    []outMsg   // waiting messages; nil when empty, so an idle page holds no array
@@ -146,16 +147,36 @@ func (c *conn) start() {
 	}
 }
 
-// pingTick runs on the ping timer every PingInterval: the writer pings.
+// pingTick runs on the ping timer every PingInterval: the writer pings, unless a
+// message went each way within the interval (the console's own ping and its pong, a pop
+// and its ack). The page has then shown it is alive, and every proxy on the way has
+// seen traffic both ways: a ping would prove nothing, and 2,000 consoles' pings were
+// two thirds of an idle daemon's CPU. The timer still fires every interval, so no
+// direction stays silent past two intervals, and a ping is skipped only while the
+// next tick is still within IdleTimeout of the last message read.
 func (c *conn) pingTick() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closing {
 		return
 	}
+	c.pinger.Reset(c.hub.opts.PingInterval)
+	if c.busyBothWays(time.Now()) {
+		c.hub.metrics.pingsSkipped.Inc()
+		return
+	}
+	c.hub.metrics.pingsSent.Inc()
 	c.pingDue = true
 	c.wakeLocked()
-	c.pinger.Reset(c.hub.opts.PingInterval)
+}
+
+// busyBothWays reports whether a message was read and one written within the last
+// PingInterval, with the next tick still within IdleTimeout of the last read.
+func (c *conn) busyBothWays(now time.Time) bool {
+	o := &c.hub.opts
+	in := now.Sub(time.Unix(0, c.lastSeen.Load()))
+	out := now.Sub(time.Unix(0, c.lastSent.Load()))
+	return in < o.PingInterval && out < o.PingInterval && in+o.PingInterval < o.IdleTimeout
 }
 
 // wakeLocked starts the writer unless one runs. c.mu is held. The writer is owned by
@@ -292,6 +313,7 @@ func (c *conn) write(m outMsg) bool {
 		}
 		return false
 	}
+	c.lastSent.Store(time.Now().UnixNano())
 	switch m.kind {
 	case msgPop:
 		c.hub.metrics.popsSent.Inc()

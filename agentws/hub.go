@@ -77,7 +77,7 @@ type Options struct {
 	PopTTL       time.Duration // a pop is replayable until ConnectedAt+PopTTL (default 2m)
 	SendQueue    int           // per-connection outgoing queue; full = client closed (default 64)
 	MaxFrame     int64         // largest client frame in bytes (default 4096)
-	PingInterval time.Duration // websocket ping period (default 20s)
+	PingInterval time.Duration // websocket ping period, skipped after a message each way (default 20s)
 	// IdleTimeout closes a connection that neither sent a message nor answered a ping for
 	// this long (default 60s; must exceed PingInterval).
 	IdleTimeout        time.Duration

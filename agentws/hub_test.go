@@ -8,6 +8,7 @@ import (
 	runtimemetrics "runtime/metrics"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -523,4 +524,73 @@ func goroutinesCreated() uint64 {
 	s := []runtimemetrics.Sample{{Name: "/sched/goroutines-created:goroutines"}}
 	runtimemetrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// A connection that carried a message each way within the ping interval (here the
+// console's own ping and the hub's pong) is not pinged: it is alive and every proxy saw
+// traffic both ways. A quiet one is pinged every interval, and both stay open.
+func TestPingsOnlyQuietConnections(t *testing.T) {
+	const interval = 150 * time.Millisecond
+	th := newTestHub(t, Options{PingInterval: interval, IdleTimeout: 2 * time.Second})
+	var busyPings, quietPings atomic.Int32
+	dial := func(agent int, pings *atomic.Int32) *websocket.Conn {
+		ws, _, err := websocket.Dial(context.Background(), th.wsURL(), &websocket.DialOptions{
+			Subprotocols: []string{Subprotocol, tokenSubprotocolPrefix + mustToken(t, agent)},
+			OnPingReceived: func(context.Context, []byte) bool {
+				pings.Add(1)
+				return true // answered with a pong by the library
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ws.CloseNow() })
+		return ws
+	}
+	busy, quiet := dial(1, &busyPings), dial(2, &quietPings)
+	// The quiet page only reads (so it answers pings).
+	go func() {
+		for {
+			if _, _, err := quiet.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	read := func() string {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, b, err := busy.Read(ctx)
+		if err != nil {
+			t.Fatalf("busy page: %v", err)
+		}
+		return string(b)
+	}
+	if m := read(); !strings.Contains(m, `"type":"hello"`) {
+		t.Fatalf("first message %s", m)
+	}
+	for end := time.Now().Add(10 * interval); time.Now().Before(end); {
+		if err := busy.Write(context.Background(), websocket.MessageText, []byte(`{"type":"ping"}`)); err != nil {
+			t.Fatal(err)
+		}
+		if m := read(); !strings.Contains(m, `"type":"pong"`) {
+			t.Fatalf("answer to the console's ping: %s", m)
+		}
+		time.Sleep(interval / 5)
+	}
+	sent := testutil.ToFloat64(th.metrics.pings.WithLabelValues("sent"))
+	skipped := testutil.ToFloat64(th.metrics.pings.WithLabelValues("skipped"))
+	if q := quietPings.Load(); q < 5 {
+		t.Errorf("the quiet page got %d pings in 10 intervals, want one per interval", q)
+	}
+	// Scheduling on a loaded machine may leave one period without the exchange.
+	if b := busyPings.Load(); b > 1 {
+		t.Errorf("the busy page got %d pings in 10 intervals, want none", b)
+	}
+	if sent < float64(quietPings.Load()) || skipped < 5 {
+		t.Errorf("omlcrm_agentws_pings_total sent %v, skipped %v; want the quiet page's %d pings sent and the busy page's skipped",
+			sent, skipped, quietPings.Load())
+	}
+	if n := th.Connections(); n != 2 {
+		t.Errorf("%d connections open, want both", n)
+	}
 }

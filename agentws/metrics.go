@@ -13,6 +13,9 @@ type metrics struct {
 	popsDropped  *prometheus.CounterVec // reason: expired | duplicate
 	disconnects  *prometheus.CounterVec // reason: one of disconnectReasons
 	refused      *prometheus.CounterVec // reason: origin | credentials | limit | unavailable
+	pings        *prometheus.CounterVec // outcome: sent | skipped
+	pingsSent    prometheus.Counter     // pings{outcome="sent"}, resolved once
+	pingsSkipped prometheus.Counter     // pings{outcome="skipped"}
 }
 
 // disconnectReasons are the reason labels of omlcrm_agentws_disconnects_total (conn.closeWith).
@@ -41,6 +44,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "disconnects_total", Help: "Agent connections closed, by reason."}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "refused_total", Help: "Websocket upgrades refused, by reason."}, []string{"reason"}),
+		pings: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "pings_total", Help: "Websocket ping periods of agent connections: sent a ping, or skipped it (a message went each way within the period)."},
+			[]string{"outcome"}),
 	}
 	// Known label values start at zero, so that rate() and alerts see a series from the start.
 	for _, r := range []string{"expired", "duplicate"} {
@@ -52,11 +58,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, r := range []string{"origin", "credentials", "limit", "unavailable"} {
 		m.refused.WithLabelValues(r)
 	}
+	m.pingsSent, m.pingsSkipped = m.pings.WithLabelValues("sent"), m.pings.WithLabelValues("skipped")
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.connections, m.agents, m.popsSent, m.popsReplayed,
-		m.popsAcked, m.popsOpened, m.popsDropped, m.disconnects, m.refused} {
+		m.popsAcked, m.popsOpened, m.popsDropped, m.disconnects, m.refused, m.pings} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

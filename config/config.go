@@ -312,7 +312,8 @@ type AgentWS struct {
 	// MaxFrame is agentws.max_frame (64KiB): largest frame accepted from a client
 	// (a byte count or a size such as 64KiB, 1MiB).
 	MaxFrame ByteSize `mapstructure:"max_frame" json:"max_frame"`
-	// PingInterval is agentws.ping_interval (20s): websocket ping period.
+	// PingInterval is agentws.ping_interval (20s): websocket ping period; a period in
+	// which a message went each way needs no ping and is skipped.
 	PingInterval time.Duration `mapstructure:"ping_interval" json:"ping_interval"`
 	// IdleTimeout is agentws.idle_timeout (60s): a connection silent for this long is
 	// closed; must exceed agentws.ping_interval.

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -315,7 +316,7 @@ func Start(ctx context.Context, o Options) (_ *Daemon, err error) {
 	}
 	d.log.Info().Str("version", d.version).Str("listen", d.addr).Str("asterisk", cfg.Asterisk.Source+" "+d.asteriskAddress()).
 		Str("catalog", cfg.Catalog.Source).Str("delivery_store", cfg.Delivery.Store).
-		Str("agent_auth", cfg.AgentWS.Auth).Msg("oml-crm started")
+		Str("agent_auth", cfg.AgentWS.Auth).Int("max_procs", runtime.GOMAXPROCS(0)).Msg("oml-crm started")
 	return d, nil
 }
 

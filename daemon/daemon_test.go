@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -27,6 +28,7 @@ import (
 	"github.com/omlcrm/oml-crm/catalog/file"
 	"github.com/omlcrm/oml-crm/config"
 	"github.com/omlcrm/oml-crm/health"
+	"github.com/omlcrm/oml-crm/internal/logtest"
 	"github.com/omlcrm/oml-crm/internal/pgtest"
 	"github.com/omlcrm/oml-crm/internal/redistest"
 )
@@ -92,11 +94,38 @@ func readiness(t *testing.T, d *Daemon) (int, health.Status) {
 	return resp.StatusCode, s
 }
 
+// The start line says how many threads run Go code (GOMAXPROCS: Go's default, the
+// cgroup's CPU limit, or the environment's), which decides the CPU per connect and the
+// latency under contention (docs/operations.md).
+func TestDaemonStartLineNamesMaxProcs(t *testing.T) {
+	var logs logtest.Buffer
+	cfg := testDaemonConfig(t)
+	d, err := Start(context.Background(), Options{Config: cfg, Logger: zerolog.New(&logs)})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	d.Shutdown(cfg.HTTP.ShutdownTimeout)
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var l struct {
+			Message  string `json:"message"`
+			MaxProcs *int   `json:"max_procs"`
+		}
+		if json.Unmarshal([]byte(line), &l) != nil || l.Message != "oml-crm started" {
+			continue
+		}
+		if l.MaxProcs == nil || *l.MaxProcs != runtime.GOMAXPROCS(0) {
+			t.Errorf("start line %s: want max_procs %d", line, runtime.GOMAXPROCS(0))
+		}
+		return
+	}
+	t.Fatalf("no start line in:\n%s", logs.String())
+}
+
 // Every part's metrics register on the one registry without a name clash (a clash fails
 // start-up), and /metrics serves them all.
 func TestDaemonMetricsRegistry(t *testing.T) {
 	common := []string{
-		"go_goroutines", "go_sched_goroutines_created_goroutines_total", "process_open_fds", "omlcrm_dependency_up",
+		"go_goroutines", "go_sched_goroutines_created_goroutines_total", "go_sched_gomaxprocs_threads", "process_open_fds", "omlcrm_dependency_up",
 		"omlcrm_connects_total", "omlcrm_dispatch_calls_ended_total", // dispatcher
 		"omlcrm_calls_ended_total", "omlcrm_calls_channels", // tracker
 		"omlcrm_delivery_queue_depth", "omlcrm_agentws_connections",
