@@ -27,6 +27,8 @@ type agentFleet struct {
 	received  atomic.Uint64 // crm.pop messages
 	replayed  atomic.Uint64 // of which marked replay
 	misrouted atomic.Uint64 // pops that reached an agent they were not for
+	pings     atomic.Uint64 // console pings sent
+	pongs     atomic.Uint64 // and answered
 	ended     atomic.Uint64 // call.ended messages
 	dropped   atomic.Uint64 // connections lost during the run
 	errMu     sync.Mutex
@@ -42,8 +44,8 @@ type agentMessage struct {
 
 // connectAgents opens n agent websockets (agents 1…n) to wsURL, at most parallel at a
 // time, each authenticated with a token minted from secret, and waits for each hello.
-// The fleet's readers run until close.
-func connectAgents(ctx context.Context, wsURL string, secret []byte, n, parallel int, pops *Ledger, owners *popOwners, worst *worstArrivals) (*agentFleet, error) {
+// The fleet's readers, and its console pinger when ping > 0, run until close.
+func connectAgents(ctx context.Context, wsURL string, secret []byte, n, parallel int, ping time.Duration, pops *Ledger, owners *popOwners, worst *worstArrivals) (*agentFleet, error) {
 	rctx, cancel := context.WithCancel(context.Background())
 	f := &agentFleet{pops: pops, owners: owners, worst: worst, conns: make([]*websocket.Conn, n), cancel: cancel}
 	sem := make(chan struct{}, parallel)
@@ -74,7 +76,33 @@ func connectAgents(ctx context.Context, wsURL string, secret []byte, n, parallel
 		agent := i + 1
 		f.wg.Go(func() { f.read(rctx, agent, c) })
 	}
+	if ping > 0 {
+		f.wg.Go(func() { f.consolePings(rctx, ping) })
+	}
 	return f, nil
+}
+
+// consolePings sends each agent the console's application ping every period, as
+// oml-crm.js does, one agent at a time, evenly spread over the period: one goroutine
+// rather than a timer per agent, so that the instrument stays light.
+func (f *agentFleet) consolePings(ctx context.Context, period time.Duration) {
+	ping, _ := json.Marshal(agentMessage{Type: agentws.TypePing})
+	t := time.NewTicker(max(period/time.Duration(len(f.conns)), time.Microsecond))
+	defer t.Stop()
+	for next := 0; ; next = (next + 1) % len(f.conns) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := f.conns[next].Write(ctx, websocket.MessageText, ping); err != nil {
+			if ctx.Err() == nil {
+				f.noteErr(fmt.Errorf("agent %d: console ping: %w", next+1, err))
+			}
+			continue
+		}
+		f.pings.Add(1)
+	}
 }
 
 func dialAgent(ctx context.Context, wsURL string, secret []byte, agent int) (*websocket.Conn, error) {
@@ -141,6 +169,8 @@ func (f *agentFleet) read(ctx context.Context, agent int, c *websocket.Conn) {
 			}
 		case agentws.TypeCallEnded:
 			f.ended.Add(1)
+		case agentws.TypePong:
+			f.pongs.Add(1)
 		case agentws.TypeError:
 			f.noteErr(fmt.Errorf("agent %d: the hub refused a message: %.200s", agent, data))
 		}

@@ -115,6 +115,9 @@ func (r *Result) Tables() (run, paths, targets *Table) {
 		FormatDuration(r.Options.MaxLag), FormatDuration(r.MaxSend)))
 	run.Add("load-test process GC", fmt.Sprintf("%d collections, longest pause %s", r.SelfGCs, FormatDuration(r.SelfGCMax)))
 	run.Add("pops received", fmt.Sprintf("%d (%d replayed)", r.PopsReceived, r.PopsReplayed))
+	if r.Options.ConsolePing > 0 {
+		run.Add("console pings", fmt.Sprintf("%d sent (one per agent every %s), %d answered", r.ConsolePings, r.Options.ConsolePing, r.ConsolePongs))
+	}
 	run.Add("CRM requests", fmt.Sprintf("%d (%d accepted)", r.CRM.Requests, r.CRM.Accepted))
 	run.Add("daemon RSS max / last", FormatBytes(r.Report.Process.RSSMax)+" / "+FormatBytes(r.Report.Process.RSSLast))
 	run.Add("daemon goroutines max / last", fmt.Sprintf("%d / %d", r.Report.Process.GoroutinesMax, r.Report.Process.GoroutinesLast))

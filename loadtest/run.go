@@ -40,6 +40,10 @@ type Options struct {
 	Source string
 	// Talk is how long a connected call lasts (default 6s).
 	Talk time.Duration
+	// ConsolePing is how often each agent sends the console's application ping
+	// ({"type":"ping"}, which oml-crm.js sends every 25 s), spread evenly over the
+	// agents; 0: never.
+	ConsolePing time.Duration
 	// Drain is how long to wait, after the last event, for pops and CRM requests still
 	// due (default 10s).
 	Drain time.Duration
@@ -118,6 +122,9 @@ func (o *Options) Check() error {
 	}
 	if o.Agents < 1 {
 		errs = append(errs, fmt.Errorf("--agents %d: need at least one agent", o.Agents))
+	}
+	if o.ConsolePing < 0 {
+		errs = append(errs, fmt.Errorf("--console-ping %s: must not be negative (0: never)", o.ConsolePing))
 	}
 	if o.Source != "ami" && o.Source != "ari" {
 		errs = append(errs, fmt.Errorf("--source %q: want ami or ari", o.Source))
@@ -220,6 +227,8 @@ type Result struct {
 	PopsReceived      uint64
 	PopsReplayed      uint64
 	PopsMisrouted     uint64
+	ConsolePings      uint64 // application pings the agents sent (Options.ConsolePing)
+	ConsolePongs      uint64 // and the hub's answers
 	AgentsDropped     uint64
 	AgentError        string
 	// Slowest are the slowest arrivals (pops and CRM requests), slowest first.
@@ -378,7 +387,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 
 	// The agents.
 	dialStart := time.Now()
-	fleet, err := connectAgents(ctx, "ws://"+httpAddr+"/ws", []byte(secret), opts.Agents, 64, pops, owners, worst)
+	fleet, err := connectAgents(ctx, "ws://"+httpAddr+"/ws", []byte(secret), opts.Agents, 64, opts.ConsolePing, pops, owners, worst)
 	res.AgentsConnectTime = time.Since(dialStart)
 	if err != nil {
 		return nil, fmt.Errorf("%w (daemon log: %s)", err, res.DaemonLog)
@@ -566,6 +575,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.LoadTestCPU = selfCPU.rate(st.T0.Add(from), st.T0.Add(to))
 	res.PopsReceived, res.PopsReplayed = fleet.received.Load(), fleet.replayed.Load()
 	res.PopsMisrouted, res.AgentsDropped, res.AgentError = fleet.misrouted.Load(), fleet.dropped.Load(), fleet.lastError()
+	res.ConsolePings, res.ConsolePongs = fleet.pings.Load(), fleet.pongs.Load()
 	res.CRM = receiver.Stats()
 	for _, w := range worst.list() {
 		res.Slowest = append(res.Slowest, SlowArrival{Path: w.Path, After: w.At.Sub(st.T0), Latency: w.Latency})

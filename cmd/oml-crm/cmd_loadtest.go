@@ -40,6 +40,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	jsonOut := fs.String("json", "", "also write the full result as JSON to this file")
 	grace := fs.Duration("grace", 90*time.Second, "hard timeout beyond --duration (start-up, the last calls' end, drain)")
 	talk := fs.Duration("talk", 6*time.Second, "how long each connected call lasts")
+	consolePing := fs.Duration("console-ping", 25*time.Second, "how often each agent sends the console's application ping, as oml-crm.js does (0: never)")
 	drain := fs.Duration("drain", 10*time.Second, "after the last event, how long to wait for pops and CRM requests still due")
 	daemonBin := fs.String("daemon", "", "oml-crm binary to test (default: this executable)")
 	logLevel := fs.String("daemon-log-level", "info", "log.level of the daemon under test")
@@ -105,7 +106,7 @@ func runLoadtest(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	}
 	opts := loadtest.Options{
 		Rate: *rate, Duration: *duration, Calls: *calls, Agents: *agents, Source: *source,
-		Talk: *talk, Drain: *drain, Daemon: []string{bin}, DaemonLogLevel: *logLevel,
+		Talk: *talk, ConsolePing: *consolePing, Drain: *drain, Daemon: []string{bin}, DaemonLogLevel: *logLevel,
 		Targets: loadtest.Targets{ConnectRate: *targetRate, PopP99: *popP99, CRMP99: *crmP99},
 		MaxLag:  *maxLag, Pprof: *pprofAddr, CPUProfile: *cpuProfile,
 		GCBudget: *gcBudget << 20,

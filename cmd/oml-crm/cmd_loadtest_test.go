@@ -28,6 +28,7 @@ func TestLoadtestSmallRun(t *testing.T) {
 				"--talk", "2s", "--grace", "60s", "--work-dir", filepath.Join(dir, "work"), "--quiet",
 				"--report", reportPath, "--json", jsonPath, "--self-cpuprofile", filepath.Join(dir, "self.pprof"),
 				"--max-lag", "1m", // the generator's lag depends on the machine's load, not on the code tested here
+				"--console-ping", "500ms", // each of the 20 agents pings as a console does, one every 25 ms in all
 			}, &stdout, &stderr)
 			t.Logf("stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
 			if code != loadtestCompleted {
@@ -74,6 +75,10 @@ func TestLoadtestSmallRun(t *testing.T) {
 			}
 			if res.PopsMisrouted != 0 || res.CRM.DuplicateDeliveries != 0 {
 				t.Errorf("%d pops reached the wrong agent; the CRM saw %d duplicate deliveries", res.PopsMisrouted, res.CRM.DuplicateDeliveries)
+			}
+			// The run lasts well over 20 pings; a ping in flight when the agents close goes unanswered.
+			if res.ConsolePings < 20 || res.ConsolePongs+2 < res.ConsolePings || res.ConsolePongs > res.ConsolePings {
+				t.Errorf("console pings: %d sent, %d answered; want 20 or more, each answered", res.ConsolePings, res.ConsolePongs)
 			}
 			if res.PopsReceived != pop.Delivered {
 				t.Errorf("agents received %d pops, %d distinct expected ones", res.PopsReceived, pop.Delivered)
