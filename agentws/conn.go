@@ -21,6 +21,13 @@ const (
 	statusTryAgainLater   = websocket.StatusTryAgainLater
 )
 
+// consolePing is the application ping exactly as oml-crm.js (JSON.stringify) and Go's
+// encoding/json write it; pongMessage answers any ping.
+const (
+	consolePing = `{"type":"` + TypePing + `"}`
+	pongMessage = `{"type":"` + TypePong + `"}`
+)
+
 // sentMemory is how many recent pop ids a connection remembers, so that a pop arriving
 // live while the same pop is being replayed is written once.
 const sentMemory = 16
@@ -384,6 +391,12 @@ func (c *conn) readLoop() {
 			return
 		}
 		c.touch()
+		if typ == websocket.MessageText && string(data) == consolePing {
+			// The console's ping, every 25 s from every page: answered here, without
+			// a hand-off to the pool and a JSON decode, which cost more than the rest.
+			c.send(outMsg{data: []byte(pongMessage)})
+			continue
+		}
 		if problem := c.handleAside(typ, data); problem != "" {
 			bad++
 			if bad >= c.hub.opts.MaxBadMessages {
@@ -419,8 +432,7 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) string {
 	}
 	switch m.Type {
 	case TypePing:
-		b, _ := json.Marshal(map[string]string{"type": TypePong})
-		c.send(outMsg{data: b})
+		c.send(outMsg{data: []byte(pongMessage)})
 		return ""
 	case TypeAck, TypeOpened:
 		if m.ID == "" || len(m.ID) > 128 {
