@@ -5,6 +5,7 @@ import (
 	"net"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/omlcrm/oml-crm/ari"
 	"github.com/omlcrm/oml-crm/ari/aritest"
@@ -46,6 +47,14 @@ func TestOwnTransportReadsRaw(t *testing.T) {
 		conn.Close()
 		if _, ok := conn.(*rawsock.Conn); !ok {
 			t.Errorf("receive buffer %d: the transport's connection is %T, want *rawsock.Conn", size, conn)
+		}
+		// The client is connected once its upgrade is answered; the fake counts the
+		// websocket a moment later.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = srv.WaitClients(ctx, 1)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
 		}
 		if err := srv.Send(context.Background(), varset(1, "raw")); err != nil {
 			t.Fatal(err)
