@@ -106,9 +106,7 @@ func (c *Client) dialer(d *net.Dialer) func(ctx context.Context, network, addr s
 		if err != nil {
 			return nil, err
 		}
-		if c.cfg.ReceiveBuffer > 0 {
-			sockbuf.Apply(conn, c.cfg.ReceiveBuffer, c.log)
-		}
+		sockbuf.Apply(conn, c.cfg.ReceiveBuffer, c.log) // 0: the kernel's autotuning, untouched
 		return rawsock.Wrap(conn), nil
 	}
 }
