@@ -28,6 +28,37 @@ const (
 	pongMessage = `{"type":"` + TypePong + `"}`
 )
 
+// consoleAckPrefix and consoleAckSuffix frame an ack exactly as oml-crm.js and Go's
+// encoding/json write it: {"type":"ack","id":"<pop id>"}.
+const (
+	consoleAckPrefix = `{"type":"` + TypeAck + `","id":"`
+	consoleAckSuffix = `"}`
+)
+
+// consoleAck returns the pop id of an ack written exactly as the console writes it,
+// with an id of printable ASCII that JSON would not unescape or alter (no quote, no
+// backslash); anything else (another spelling, another type) is not one: ok is false
+// and the message takes the decoding path, whose answer is the same.
+func consoleAck(data []byte) (id string, ok bool) {
+	if len(data) <= len(consoleAckPrefix)+len(consoleAckSuffix) || string(data[:len(consoleAckPrefix)]) != consoleAckPrefix ||
+		string(data[len(data)-len(consoleAckSuffix):]) != consoleAckSuffix {
+		return "", false
+	}
+	raw := data[len(consoleAckPrefix) : len(data)-len(consoleAckSuffix)]
+	if len(raw) > maxPopIDLen {
+		return "", false
+	}
+	for _, b := range raw {
+		if b < 0x20 || b > 0x7e || b == '"' || b == '\\' {
+			return "", false
+		}
+	}
+	return string(raw), true
+}
+
+// maxPopIDLen bounds the pop id a client may name in an ack or opened message.
+const maxPopIDLen = 128
+
 // sentMemory is how many recent pop ids a connection remembers, so that a pop arriving
 // live while the same pop is being replayed is written once.
 const sentMemory = 16
@@ -397,6 +428,9 @@ func (c *conn) readLoop() {
 			c.send(outMsg{data: []byte(pongMessage)})
 			continue
 		}
+		if typ == websocket.MessageText && c.ackInReader(data) {
+			continue
+		}
 		if problem := c.handleAside(typ, data); problem != "" {
 			bad++
 			if bad >= c.hub.opts.MaxBadMessages {
@@ -408,6 +442,27 @@ func (c *conn) readLoop() {
 			c.send(outMsg{data: msg})
 		}
 	}
+}
+
+// ackInReader records the console's ack of a pop in the reader when the pops are kept
+// in this process: a map update under a lock, so the hand-off to the pool and back (two
+// goroutine wake-ups, one ack per pop) costs more than the work. It reports whether it
+// did; a Redis store, whose round trip would grow the reader's stack, is left to the
+// pool, as is any other spelling of an ack.
+func (c *conn) ackInReader(data []byte) bool {
+	ms, local := c.hub.store.(*memoryStore)
+	if !local {
+		return false
+	}
+	id, ok := consoleAck(data)
+	if !ok {
+		return false
+	}
+	res, _ := ms.mark(c.hub.ctx, c.agentID, id, false) // the memory store never fails
+	if res == markFirst {
+		c.hub.metrics.popsAcked.Inc()
+	}
+	return true
 }
 
 // handleAside runs handle on another goroutine (a worker of the hub's pool, shared by
@@ -435,7 +490,7 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) string {
 		c.send(outMsg{data: []byte(pongMessage)})
 		return ""
 	case TypeAck, TypeOpened:
-		if m.ID == "" || len(m.ID) > 128 {
+		if m.ID == "" || len(m.ID) > maxPopIDLen {
 			return m.Type + " needs the pop id"
 		}
 		opened := m.Type == TypeOpened

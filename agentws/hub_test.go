@@ -610,6 +610,129 @@ func TestConsolePingForms(t *testing.T) {
 	}
 }
 
+// TestConsoleAckForms acks pops with the console's exact bytes (recorded in the
+// reader) and with other spellings (the decoding path): each counts once, a repeat or an
+// unknown id counts nothing, an escaped id names the same pop, a too-long one is refused.
+func TestConsoleAckForms(t *testing.T) {
+	th := newTestHub(t, Options{})
+	c := dialAgent(t, th, 1)
+	acked := func() float64 { return testutil.ToFloat64(th.metrics.popsAcked) }
+	pop := func(call string) string {
+		n := notification(call, 1, catalog.TriggerAutomatic, catalog.TargetEmbedded)
+		mustPop(t, th.Hub, n)
+		if m := c.next(); m["type"] != TypePop || m["id"] != n.ID {
+			t.Fatalf("pop %v", m)
+		}
+		return n.ID
+	}
+	write := func(msg string) {
+		if err := c.ws.Write(context.Background(), websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, form := range []string{
+		`{"type":"ack","id":"%s"}`,           // the console's bytes
+		`{ "type": "ack", "id": "%s" }`,      // spaces
+		`{"id":"%s","type":"ack"}`,           // keys swapped
+		`{"type":"ack","id":"%s","extra":1}`, // another field
+	} {
+		id := pop(fmt.Sprintf("call-form-%d", i))
+		before := acked()
+		write(fmt.Sprintf(form, id))
+		write(fmt.Sprintf(form, id)) // a repeat counts nothing
+		if got := c.sync(); len(got) != 0 {
+			t.Errorf("%s: answered %v", form, got)
+		}
+		if got := acked() - before; got != 1 {
+			t.Errorf("%s: pops acked +%v, want +1", form, got)
+		}
+	}
+	// An id the decoding path unescapes names the same pop as its plain spelling.
+	id := pop("call-escaped")
+	before := acked()
+	write(fmt.Sprintf(`{"type":"ack","id":"\u%04x%s"}`, id[0], id[1:]))
+	c.sync()
+	if got := acked() - before; got != 1 {
+		t.Errorf("escaped id: pops acked +%v, want +1", got)
+	}
+	write(`{"type":"ack","id":"` + id + `"}`)
+	c.sync()
+	if got := acked() - before; got != 1 {
+		t.Errorf("escaped then plain id: pops acked +%v, want +1", got)
+	}
+	// Unknown ids are not errors (a page may ack a pop whose call just ended).
+	before = acked()
+	write(`{"type":"ack","id":"no-such-pop"}`)
+	if got := c.sync(); len(got) != 0 || acked() != before {
+		t.Errorf("unknown id: answered %v, pops acked +%v", got, acked()-before)
+	}
+	// Too long an id is refused whichever the spelling.
+	write(`{"type":"ack","id":"` + strings.Repeat("x", maxPopIDLen+1) + `"}`)
+	if got := c.sync(); len(got) != 1 || got[0]["type"] != TypeError || got[0]["error"] != "ack needs the pop id" {
+		t.Errorf("too long an id: answered %v", got)
+	}
+}
+
+// TestConsoleAckInReader: the console's exact ack is recorded by the connection's
+// reader, with no hand-off (with no pool, each hand-off would start a goroutine; before
+// this change 30 acks started at least 30).
+func TestConsoleAckInReader(t *testing.T) {
+	th := newTestHub(t, Options{}) // no Goroutines pool: a hand-off is a new goroutine
+	c := dialAgent(t, th, 1)
+	var ids []string
+	for i := range 30 { // within the pops kept per agent
+		n := notification(fmt.Sprintf("call-%d", i), 1, catalog.TriggerAutomatic, catalog.TargetEmbedded)
+		mustPop(t, th.Hub, n)
+		if m := c.next(); m["id"] != n.ID {
+			t.Fatalf("pop %v", m)
+		}
+		ids = append(ids, n.ID)
+	}
+	c.sync()
+	started := goroutinesCreated()
+	for _, id := range ids {
+		if err := c.ws.Write(context.Background(), websocket.MessageText, []byte(`{"type":"ack","id":"`+id+`"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.sync() // the reader handles messages in order: every ack is recorded now
+	if n := goroutinesCreated() - started; n >= 10 {
+		t.Errorf("30 acks started %d goroutines, want < 10 (the reader records them)", n)
+	}
+	if got := testutil.ToFloat64(th.metrics.popsAcked); got != 30 {
+		t.Errorf("pops acked %v, want 30", got)
+	}
+}
+
+// BenchmarkConsoleAck is one pop to a loopback websocket and the console's ack of it,
+// both ends in this process (allocations per pop and ack).
+func BenchmarkConsoleAck(b *testing.B) {
+	// Every pop is kept until acked: the acks trail the pops by a few.
+	th := newTestHub(b, Options{Goroutines: workpool.New(0), MaxPendingPerAgent: b.N + 1})
+	c := dialAgent(b, th, 1)
+	ctx := context.Background()
+	ns := make([]crmnotify.Notification, b.N)
+	for i := range ns {
+		ns[i] = notification(fmt.Sprintf("call-%d", i), 1, catalog.TriggerAutomatic, catalog.TargetEmbedded)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		mustPop(b, th.Hub, ns[i])
+		if m := c.next(); m["id"] != ns[i].ID {
+			b.Fatalf("pop %v", m)
+		}
+		if err := c.ws.Write(ctx, websocket.MessageText, []byte(`{"type":"ack","id":"`+ns[i].ID+`"}`)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	c.sync()
+	if got := testutil.ToFloat64(th.metrics.popsAcked); got != float64(b.N) {
+		b.Fatalf("pops acked %v, want %d", got, b.N)
+	}
+}
+
 // BenchmarkConsolePing is one exchange of the console's ping and the hub's pong over a
 // loopback websocket, both ends in this process (allocations per exchange).
 func BenchmarkConsolePing(b *testing.B) {
