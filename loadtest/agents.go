@@ -42,6 +42,14 @@ type agentMessage struct {
 	Replay bool   `json:"replay"`
 }
 
+// consoleMessage is what an agent sends, spelled as oml-crm.js writes it
+// (JSON.stringify({type: "ack", id: …}), {type: "ping"}): the hub answers the console's
+// exact bytes in the connection's reader, so other bytes would measure another path.
+type consoleMessage struct {
+	Type string `json:"type"`
+	ID   string `json:"id,omitempty"`
+}
+
 // connectAgents opens n agent websockets (agents 1…n) to wsURL, at most parallel at a
 // time, each authenticated with a token minted from secret, and waits for each hello.
 // The fleet's readers, and its console pinger when ping > 0, run until close.
@@ -86,7 +94,7 @@ func connectAgents(ctx context.Context, wsURL string, secret []byte, n, parallel
 // oml-crm.js does, one agent at a time, evenly spread over the period: one goroutine
 // rather than a timer per agent, so that the instrument stays light.
 func (f *agentFleet) consolePings(ctx context.Context, period time.Duration) {
-	ping, _ := json.Marshal(agentMessage{Type: agentws.TypePing})
+	ping, _ := json.Marshal(consoleMessage{Type: agentws.TypePing})
 	t := time.NewTicker(max(period/time.Duration(len(f.conns)), time.Microsecond))
 	defer t.Stop()
 	for next := 0; ; next = (next + 1) % len(f.conns) {
@@ -163,7 +171,7 @@ func (f *agentFleet) read(ctx context.Context, agent int, c *websocket.Conn) {
 			if d, first := f.pops.Observe(m.ID, at); first {
 				f.worst.note("pop", at, d)
 			}
-			ack, _ := json.Marshal(agentMessage{Type: agentws.TypeAck, ID: m.ID})
+			ack, _ := json.Marshal(consoleMessage{Type: agentws.TypeAck, ID: m.ID})
 			if err := c.Write(ctx, websocket.MessageText, ack); err != nil && ctx.Err() == nil {
 				f.noteErr(fmt.Errorf("agent %d: acking pop %s: %w", agent, m.ID, err))
 			}

@@ -139,6 +139,12 @@ func (r *Result) Tables() (run, paths, targets *Table) {
 	}
 	run.Add("daemon per connect: goroutines started / context switches",
 		fmt.Sprintf("%s / %s", perConnect(r.DaemonGoroutinesPerConnect), perConnect(r.DaemonContextSwitchesPerConnect)))
+	if r.PeerWritesPerConnect >= 0 && r.Connects+r.Skipped > 0 {
+		n := float64(r.Connects + r.Skipped) // every connect written, as the CPU per connect
+		run.Add("peer writes to the daemon per connect (each can wake it)",
+			fmt.Sprintf("%.2f: event bursts %.2f, acks %.2f, console pings %.2f, CRM answers %.2f", r.PeerWritesPerConnect,
+				float64(r.EventBursts)/n, float64(r.PopsReceived)/n, float64(r.ConsolePings)/n, float64(r.CRM.Requests)/n))
+	}
 	if r.CPUProfile != "" {
 		run.Add("daemon CPU profile (steady window)", r.CPUProfile)
 	} else if r.CPUProfileError != "" {

@@ -213,6 +213,15 @@ type Result struct {
 	// which CPU time shows only through its run-to-run noise (-1 unknown).
 	DaemonGoroutinesPerConnect      float64 `json:"daemon_goroutines_per_connect"`
 	DaemonContextSwitchesPerConnect float64 `json:"daemon_context_switches_per_connect"`
+	// EventBursts is how many times the fake Asterisk wrote events (the events due at
+	// one instant go in one write over AMI, one websocket message each over ARI).
+	EventBursts int
+	// PeerWritesPerConnect is, per connect, how many times a peer wrote to the daemon:
+	// event bursts, the agents' acks and console pings, the CRM's answers. Each can find
+	// the daemon asleep and wake it, so this times the machine's cost of a wake-up
+	// (BenchmarkWakeUp) is the least CPU per connect any daemon would use here (-1
+	// unknown).
+	PeerWritesPerConnect float64 `json:"peer_writes_per_connect"`
 	// CPUProfile is the file the daemon's CPU profile was written to ("" none) and
 	// CPUProfileError why it could not be taken.
 	CPUProfile      string `json:",omitempty"`
@@ -264,7 +273,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	res := &Result{Options: opts, DaemonEvents: -1, DaemonEventRate: -1, DaemonCPU: -1, LoadTestCPU: -1,
 		DaemonCPUTime: -1, DaemonCPUPerConnectUS: -1, DaemonCPUPerEventUS: -1, DaemonSystemCPUTime: -1,
-		DaemonGoroutinesPerConnect: -1, DaemonContextSwitchesPerConnect: -1}
+		DaemonGoroutinesPerConnect: -1, DaemonContextSwitchesPerConnect: -1, PeerWritesPerConnect: -1}
 	pops, crm := NewLedger(), NewLedger()
 	owners := newPopOwners()
 	worst := newWorstArrivals(10)
@@ -577,6 +586,11 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	res.PopsMisrouted, res.AgentsDropped, res.AgentError = fleet.misrouted.Load(), fleet.dropped.Load(), fleet.lastError()
 	res.ConsolePings, res.ConsolePongs = fleet.pings.Load(), fleet.pongs.Load()
 	res.CRM = receiver.Stats()
+	res.EventBursts = st.Bursts
+	if st.Connects > 0 {
+		// Each ack answers one pop received; every CRM request is answered.
+		res.PeerWritesPerConnect = float64(uint64(st.Bursts)+res.PopsReceived+res.ConsolePings+res.CRM.Requests) / float64(st.Connects)
+	}
 	for _, w := range worst.list() {
 		res.Slowest = append(res.Slowest, SlowArrival{Path: w.Path, After: w.At.Sub(st.T0), Latency: w.Latency})
 	}

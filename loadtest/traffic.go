@@ -229,6 +229,7 @@ type trafficStats struct {
 	Connects   int // connects written (agent and customer bridged)
 	Skipped    int // of which invoke nothing (no site, form only, other triggers)
 	Events     uint64
+	Bursts     int // sends with at least one event: the instants the daemon was offered events
 	SendErrors int
 	LastError  string
 	MaxLag     time.Duration // longest a step was written after its scheduled time (generator lag)
@@ -374,6 +375,9 @@ func (s *sender) run(ctx context.Context) error {
 			s.mu.Lock()
 			s.stats.MaxSend = max(s.stats.MaxSend, time.Since(begin))
 			s.stats.Events += uint64(n)
+			if n > 0 {
+				s.stats.Bursts++
+			}
 			s.stats.EventsAt = count(s.stats.EventsAt, s.stats.T0, begin, n)
 			if err != nil {
 				s.stats.SendErrors++
