@@ -95,6 +95,13 @@ func TestLoadtestSmallRun(t *testing.T) {
 			if res.DaemonCPUTime < 0 || res.DaemonCPUPerConnectUS < 0 || res.DaemonCPUPerEventUS < 0 {
 				t.Errorf("daemon CPU unknown: %v, %v µs per connect, %v µs per event", res.DaemonCPUTime, res.DaemonCPUPerConnectUS, res.DaemonCPUPerEventUS)
 			}
+			// The peers' writes: one or more event bursts per connect, an ack per pop,
+			// every console ping, an answer per CRM request.
+			written := float64(res.Connects + res.Skipped)
+			wantWrites := (float64(res.EventBursts) + float64(res.PopsReceived+res.ConsolePings+res.CRM.Requests)) / written
+			if res.EventBursts < res.Connects+res.Skipped || res.PeerWritesPerConnect != wantWrites {
+				t.Errorf("peer writes per connect %v (event bursts %d for %.0f connects), want %v", res.PeerWritesPerConnect, res.EventBursts, written, wantWrites)
+			}
 			if res.GeneratorLag.Count != uint64(res.Connects+res.Skipped) || res.MaxLag < res.GeneratorLag.Max {
 				t.Errorf("generator lag recorded for %d of %d connects, max %v (all events %v)",
 					res.GeneratorLag.Count, res.Connects+res.Skipped, res.GeneratorLag.Max, res.MaxLag)
