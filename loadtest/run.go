@@ -218,9 +218,9 @@ type Result struct {
 	EventBursts int
 	// PeerWritesPerConnect is, per connect, how many times a peer wrote to the daemon:
 	// event bursts, the agents' acks and console pings, the CRM's answers. Each can find
-	// the daemon asleep and wake it, so this times the machine's cost of a wake-up
-	// (BenchmarkWakeUp) is the least CPU per connect any daemon would use here (-1
-	// unknown).
+	// the daemon asleep and wake it: with the machine's cost of a wake-up
+	// (BenchmarkWakeUp) it gives the CPU per connect the daemon spends being woken,
+	// before any work (-1 unknown).
 	PeerWritesPerConnect float64 `json:"peer_writes_per_connect"`
 	// CPUProfile is the file the daemon's CPU profile was written to ("" none) and
 	// CPUProfileError why it could not be taken.

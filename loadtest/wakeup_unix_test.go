@@ -11,10 +11,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/omlcrm/oml-crm/internal/rawsock"
 )
 
-// wakeChildEnv names the address BenchmarkWakeUp's child dials.
-const wakeChildEnv = "OMLCRM_WAKE_CHILD"
+// wakeChildEnv names the address BenchmarkWakeUp's child dials; wakeRawEnv, when set,
+// makes it read as the daemon reads Asterisk (internal/rawsock).
+const (
+	wakeChildEnv = "OMLCRM_WAKE_CHILD"
+	wakeRawEnv   = "OMLCRM_WAKE_RAW"
+)
 
 // wakeChildMain is the child of BenchmarkWakeUp: it reads the connection until EOF and
 // prints how many reads it made after the first and the CPU time (user + system) it
@@ -24,6 +30,9 @@ func wakeChildMain(addr string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if os.Getenv(wakeRawEnv) != "" {
+		c = rawsock.Wrap(c)
 	}
 	buf := make([]byte, 4096)
 	var first, last syscall.Rusage
@@ -47,12 +56,21 @@ func wakeChildMain(addr string) int {
 // child (this test binary, with the runtime's defaults, as the daemon runs) sleeps in
 // a read of a loopback TCP connection, is woken by a small message a millisecond after
 // the last, reads it and sleeps again. cpu-µs/wake is the child's CPU time (user +
-// system) per read: the least the daemon pays each time a peer's write finds it asleep, before
-// it does any work. The load test reports how many such writes reach the daemon per
-// connect (peer writes per connect); their product is the daemon's floor per connect.
+// system) per read: what the daemon pays each time a peer's write finds it asleep,
+// before it does any work. The load test reports how many such writes reach the daemon
+// per connect (peer writes per connect): each times the wake-up of the read that takes
+// it is the daemon's floor per connect (docs/benchmarks.md, round 9).
 //
 //	go test ./loadtest -run '^$' -bench BenchmarkWakeUp -benchtime 5000x -count 5
 func BenchmarkWakeUp(b *testing.B) {
+	// conn: the net.Conn read the daemon does on agents' websockets and the CRM's
+	// answers; raw: the read(2) it does on the Asterisk socket, which does not wake the
+	// runtime's monitor thread (internal/rawsock).
+	b.Run("conn", func(b *testing.B) { benchWakeUp(b, false) })
+	b.Run("raw", func(b *testing.B) { benchWakeUp(b, true) })
+}
+
+func benchWakeUp(b *testing.B, raw bool) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
@@ -60,6 +78,9 @@ func BenchmarkWakeUp(b *testing.B) {
 	defer ln.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), wakeChildEnv+"="+ln.Addr().String())
+	if raw {
+		cmd.Env = append(cmd.Env, wakeRawEnv+"=1")
+	}
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {
