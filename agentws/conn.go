@@ -459,9 +459,7 @@ func (c *conn) ackInReader(data []byte) bool {
 		return false
 	}
 	res, _ := ms.mark(c.hub.ctx, c.agentID, id, false) // the memory store never fails
-	if res == markFirst {
-		c.hub.metrics.popsAcked.Inc()
-	}
+	c.hub.metrics.marked(res, false)
 	return true
 }
 
@@ -501,16 +499,12 @@ func (c *conn) handle(typ websocket.MessageType, data []byte) string {
 			c.hub.log.Error().Err(err).Int("agent_id", c.agentID).Msg("cannot record " + m.Type)
 			return ""
 		}
-		switch {
-		case res == markUnknown:
+		if res == markUnknown {
 			// A page may ack a pop whose call just ended; that is not abuse. Nothing is
 			// said either way, so another agent's pop ids cannot be probed.
 			return ""
-		case res == markFirst && opened:
-			c.hub.metrics.popsOpened.Inc()
-		case res == markFirst:
-			c.hub.metrics.popsAcked.Inc()
 		}
+		c.hub.metrics.marked(res, opened)
 		if opened {
 			if err := c.hub.publish(ctx, event{Kind: eventOpened, Agent: c.agentID, ID: m.ID, Origin: c.id}); err != nil {
 				c.hub.log.Error().Err(err).Msg("cannot tell the agent's other pages a pop was opened")

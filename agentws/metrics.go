@@ -92,3 +92,14 @@ func (m *metrics) registerStoreSizes(reg prometheus.Registerer, s *memoryStore) 
 	}
 	return nil
 }
+
+// marked counts a pop acked (opened=false) or opened the first time a page says so.
+func (m *metrics) marked(res markResult, opened bool) {
+	switch {
+	case res != markFirst:
+	case opened:
+		m.popsOpened.Inc()
+	default:
+		m.popsAcked.Inc()
+	}
+}

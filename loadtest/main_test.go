@@ -5,6 +5,9 @@ import (
 	"testing"
 )
 
+// wakeChildEnv names the address BenchmarkWakeUp's child dials.
+const wakeChildEnv = "OMLCRM_WAKE_CHILD"
+
 // TestMain lets the test binary be BenchmarkWakeUp's sleeping child process.
 func TestMain(m *testing.M) {
 	if addr := os.Getenv(wakeChildEnv); addr != "" {

@@ -2,6 +2,4 @@
 
 package loadtest
 
-const wakeChildEnv = "OMLCRM_WAKE_CHILD"
-
 func wakeChildMain(string) int { return 2 }

@@ -15,12 +15,9 @@ import (
 	"github.com/omlcrm/oml-crm/internal/rawsock"
 )
 
-// wakeChildEnv names the address BenchmarkWakeUp's child dials; wakeRawEnv, when set,
-// makes it read as the daemon reads Asterisk (internal/rawsock).
-const (
-	wakeChildEnv = "OMLCRM_WAKE_CHILD"
-	wakeRawEnv   = "OMLCRM_WAKE_RAW"
-)
+// wakeRawEnv, when set, makes BenchmarkWakeUp's child read as the daemon reads
+// Asterisk (internal/rawsock).
+const wakeRawEnv = "OMLCRM_WAKE_RAW"
 
 // wakeChildMain is the child of BenchmarkWakeUp: it reads the connection until EOF and
 // prints how many reads it made after the first and the CPU time (user + system) it
